@@ -1,0 +1,3 @@
+"""GTE perpetual-futures market maker."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The wire: signing, REST and WebSocket clients, live tables, typed errors."""
