@@ -191,6 +191,10 @@ def _number(name: str, value: Any) -> Decimal:
     return result
 
 
+def _seconds(name: str, value: Any) -> float:
+    return float(_number(name, value))  # a duration, not money: float is what time.sleep and Event.wait take
+
+
 def _bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError
@@ -235,6 +239,8 @@ _STRATEGY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 _FRACTION = Rule(_number, "a number from 0 to 1", _between(Decimal(0), Decimal(1)))
 _POSITIVE = Rule(_number, "a number greater than 0", lambda v: v > 0)
 _NON_NEGATIVE = Rule(_number, "a number of 0 or more", lambda v: v >= 0)
+_SECONDS = Rule(_seconds, "a number of seconds greater than 0", lambda v: v > 0)
+_SECONDS_OR_ZERO = Rule(_seconds, "a number of seconds, 0 or more", lambda v: v >= 0)
 
 RULES: Dict[str, Rule] = {
     "BASE_URL": Rule(_optional_str, 'None or a URL starting with "http://" or "https://"',
@@ -243,9 +249,9 @@ RULES: Dict[str, Rule] = {
                    lambda v: v is None or v.startswith(("ws://", "wss://"))),
     "API_KEY": Rule(_optional_str, "None or a string"),
     "API_SECRET": Rule(_optional_str, "None or a string"),
-    "TIMEOUT": _POSITIVE,
-    "WS_PING_INTERVAL": _POSITIVE,
-    "WS_SILENCE_TIMEOUT": _POSITIVE,
+    "TIMEOUT": _SECONDS,
+    "WS_PING_INTERVAL": _SECONDS,
+    "WS_SILENCE_TIMEOUT": _SECONDS,
     "INSTRUMENTTYPE": Rule(_str, '"pc" (perpetual contracts)', lambda v: v == "pc"),
     "SETTLECURRENCY": Rule(_str, 'an upper-case currency code such as "BTC"', lambda v: v.isalnum() and v.isupper()),
     "SYMBOL": Rule(_str, 'a symbol such as "BTC_USD"', lambda v: bool(_SYMBOL.fullmatch(v))),
@@ -268,13 +274,13 @@ RULES: Dict[str, Rule] = {
     "MIN_POSITION": Rule(_int, "a whole number of contracts"),
     "MAX_POSITION": Rule(_int, "a whole number of contracts"),
     "MAX_DRAWDOWN": _NON_NEGATIVE,
-    "STALE_DATA_SECONDS": _POSITIVE,
+    "STALE_DATA_SECONDS": _SECONDS,
     "DRY_RUN": Rule(_bool, "True or False"),
     "DRY_BTC": _POSITIVE,
-    "LOOP_INTERVAL": _POSITIVE,
+    "LOOP_INTERVAL": _SECONDS,
     "REQUOTE_DEBOUNCE_MS": Rule(_int, "a whole number of milliseconds, 0 or more", lambda v: v >= 0),
-    "API_REST_INTERVAL": _NON_NEGATIVE,
-    "API_ERROR_INTERVAL": _NON_NEGATIVE,
+    "API_REST_INTERVAL": _SECONDS_OR_ZERO,
+    "API_ERROR_INTERVAL": _SECONDS_OR_ZERO,
     "ORDERID_PREFIX": Rule(_str, "1 to 13 characters of A-Z a-z 0-9 _ -", lambda v: bool(_PREFIX.fullmatch(v))),
     "WATCHED_FILES": Rule(_files, "None, a path, or a list of paths"),
     "STRATEGY": Rule(_optional_str, '"" or "module:Class"', lambda v: v is None or bool(_STRATEGY.fullmatch(v))),
@@ -285,8 +291,8 @@ RULES: Dict[str, Rule] = {
     "SIM_BALANCE": _POSITIVE,
     "SIM_FLOW": Rule(_bool, "True or False"),
     "SIM_SPEED": _POSITIVE,
-    "SIM_FUNDING_INTERVAL": _POSITIVE,
-    "SIM_FAULT_WS_DISCONNECT_EVERY_S": _NON_NEGATIVE,
+    "SIM_FUNDING_INTERVAL": _SECONDS,
+    "SIM_FAULT_WS_DISCONNECT_EVERY_S": _SECONDS_OR_ZERO,
     "SIM_FAULT_DROP_RATE": _FRACTION,
     "SIM_FAULT_DUP_RATE": _FRACTION,
     "SIM_FAULT_5XX_RATE": _FRACTION,

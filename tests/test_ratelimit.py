@@ -1,0 +1,112 @@
+"""Client rate limiter with a fake clock: never more than the documented count in any window."""
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from market_maker.gte.ratelimit import GTE_LIMITS, Limit, RateLimiter
+
+
+class FakeClock:
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def max_in_window(times, window):
+    """Largest number of calls in any half-open window [t, t + window), as the simulator counts."""
+    times = sorted(times)
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while times[j] <= t - window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+def test_documented_limits():
+    assert GTE_LIMITS["pc/order/create"] == Limit(20, 1.0)
+    assert GTE_LIMITS["pc/order/cancel"] == Limit(20, 1.0)
+    assert GTE_LIMITS["pc/order/cancel_batch"] == Limit(1, 10.0)
+    assert GTE_LIMITS["pc/order/query"] == Limit(10, 1.0)
+    assert GTE_LIMITS["pc/instrument/query"] == Limit(20, 1.0)
+    assert GTE_LIMITS["pc/setting/query"] == Limit(2, 1.0)
+    assert GTE_LIMITS["pc/candle/query"] == Limit(2, 1.0)
+    assert GTE_LIMITS["account/transfer"] == Limit(1, 1.0)
+
+
+def test_burst_of_100_creates_spread_over_5_seconds():
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    start = clock()
+    times = []
+    for _ in range(100):
+        limiter.acquire("order/create")
+        times.append(clock())
+    assert times[:20] == [start] * 20  # initial burst of at most the per-second limit
+    assert times[20] > start
+    assert max_in_window(times, 1.0) <= 20
+    # the 100 creates use up five full seconds of quota: the next one may not go before start + 5 s
+    assert times[-1] + limiter.time_until_available("order/create") - start >= 5.0
+    assert times[-1] - start >= 4.0
+
+
+def test_cancel_batch_one_per_ten_seconds():
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    assert limiter.time_until_available("/v1/api/pc/order/cancel_batch") == 0
+    assert limiter.try_acquire("pc/order/cancel_batch")
+    assert not limiter.try_acquire("cancel_batch")
+    assert limiter.time_until_available("cancel_batch") >= 10.0
+    clock.now += 9.9
+    assert not limiter.try_acquire("cancel_batch")
+    assert 0 < limiter.time_until_available("cancel_batch") <= 0.2
+    waited = limiter.acquire("cancel_batch")
+    assert 0 < waited <= 0.2
+    assert not limiter.try_acquire("cancel_batch")
+    # other endpoints are independent
+    assert limiter.try_acquire("order/cancel")
+
+
+def test_try_acquire_refusal_does_not_consume():
+    clock = FakeClock()
+    limiter = RateLimiter({"x": Limit(2, 1.0)}, clock=clock, sleep=clock.sleep, margin=0)
+    assert limiter.try_acquire("x") and limiter.try_acquire("x")
+    for _ in range(5):
+        assert not limiter.try_acquire("x")
+    clock.now += 1.0
+    assert limiter.try_acquire("x") and limiter.try_acquire("x")
+    assert not limiter.try_acquire("x")
+
+
+def test_unknown_endpoint_and_bad_limits():
+    limiter = RateLimiter()
+    with pytest.raises(KeyError):
+        limiter.acquire("pc/nope")
+    with pytest.raises(ValueError):
+        RateLimiter({"x": Limit(0, 1.0)})
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=0.5), min_size=1, max_size=120),
+       st.sampled_from(["order/create", "order/query", "setting/query", "cancel_batch"]))
+def test_never_more_than_limit_in_any_window(gaps, endpoint):
+    clock = FakeClock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    limit = limiter.limit(endpoint)
+    times = []
+    for gap in gaps:
+        clock.now += gap
+        if gap < 0.25:
+            limiter.acquire(endpoint)
+            times.append(clock())
+        elif limiter.try_acquire(endpoint):
+            times.append(clock())
+    assert max_in_window(times, limit.period) <= limit.count
