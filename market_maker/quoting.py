@@ -1,0 +1,372 @@
+"""Pure quoting math: from a book, our orders and our positions to a ladder.
+
+Everything here is a pure function of its arguments (no I/O, no clock, no
+logging). Prices are ``Decimal`` values on the ``tick_size`` grid, quantities
+are ``int`` contracts. Intermediate level prices are computed with
+``fractions.Fraction`` so that snapping to the grid is exact.
+
+Pipeline used by :func:`build_ladder` (each step is public and reusable):
+
+1. :func:`start_positions` -- where the innermost quotes start.
+2. :func:`level_prices` / :func:`level_sizes` / :func:`make_levels` -- the
+   geometric ladder, buys rounded down and sells rounded up to the grid,
+   duplicate prices dropped.
+3. :func:`apply_position_limits` -- no buys at/above the max position, no
+   sells at/below the min position.
+4. :func:`clamp_post_only` -- client-side post-only (GTE has no such flag).
+5. :func:`split_close_open` with :func:`close_capacity` -- two-way positions:
+   the innermost quantity closes the opposite leg (``close_flag=1``), the rest
+   opens. A level straddling the boundary becomes two orders at the same price
+   and side (close part first, then open part); this is the only case where a
+   ladder holds two orders at one (side, price).
+"""
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal, localcontext
+from fractions import Fraction
+from typing import Any
+
+from .models import BUY, SELL, Book, DesiredOrder, Order, Positions
+
+__all__ = [
+    "Ladder",
+    "NoMarket",
+    "QuoteParams",
+    "apply_position_limits",
+    "build_ladder",
+    "clamp_post_only",
+    "close_capacity",
+    "level_prices",
+    "level_sizes",
+    "make_levels",
+    "snap_price",
+    "split_close_open",
+    "start_positions",
+]
+
+
+class NoMarket(Exception):
+    """The book has no bid or no ask (or is crossed): nothing to quote around.
+
+    The caller should pause quoting (and usually cancel) until the book is sane.
+    """
+
+
+def _dec(value: Any) -> Decimal:
+    """Exact Decimal from a setting (ints, strings, Decimals; floats via ``str``)."""
+    if isinstance(value, Decimal):
+        return value
+    return Decimal(str(value))
+
+
+@dataclass(frozen=True)
+class QuoteParams:
+    """Settings of the grid strategy, already converted to exact types."""
+
+    order_pairs: int
+    order_start_size: int
+    order_step_size: int
+    random_order_size: bool
+    min_order_size: int
+    max_order_size: int
+    interval: Decimal
+    min_spread: Decimal
+    maintain_spreads: bool
+    post_only: bool
+    check_position_limits: bool
+    min_position: int
+    max_position: int
+    tick_size: Decimal
+
+    def __post_init__(self) -> None:
+        for name in ("interval", "min_spread", "tick_size"):
+            if not isinstance(getattr(self, name), Decimal):
+                raise TypeError(f"QuoteParams.{name} must be a Decimal")
+        if self.tick_size <= 0:
+            raise ValueError("tick_size must be > 0")
+        if self.order_pairs < 0:
+            raise ValueError("order_pairs must be >= 0")
+        if self.interval < 0 or self.min_spread < 0:
+            raise ValueError("interval and min_spread must be >= 0")
+        if self.min_spread >= 2:
+            raise ValueError("min_spread must be < 2 (buy start would be <= 0)")
+        if self.random_order_size and self.min_order_size > self.max_order_size:
+            raise ValueError("min_order_size must be <= max_order_size")
+        if self.check_position_limits and self.min_position > self.max_position:
+            raise ValueError("min_position must be <= max_position")
+
+    @classmethod
+    def from_settings(cls, settings: Any, tick_size: Decimal | str | int) -> QuoteParams:
+        """Build from a settings object with upper-case attributes (or a mapping).
+
+        Reads ORDER_PAIRS, ORDER_START_SIZE, ORDER_STEP_SIZE, RANDOM_ORDER_SIZE,
+        MIN_ORDER_SIZE, MAX_ORDER_SIZE, INTERVAL, MIN_SPREAD, MAINTAIN_SPREADS,
+        POST_ONLY, CHECK_POSITION_LIMITS, MIN_POSITION, MAX_POSITION. Numbers
+        given as floats are converted through ``str`` so 0.005 stays 0.005.
+        """
+
+        def get(name: str) -> Any:
+            if isinstance(settings, dict):
+                return settings[name]
+            return getattr(settings, name)
+
+        return cls(
+            order_pairs=int(get("ORDER_PAIRS")),
+            order_start_size=int(get("ORDER_START_SIZE")),
+            order_step_size=int(get("ORDER_STEP_SIZE")),
+            random_order_size=bool(get("RANDOM_ORDER_SIZE")),
+            min_order_size=int(get("MIN_ORDER_SIZE")),
+            max_order_size=int(get("MAX_ORDER_SIZE")),
+            interval=_dec(get("INTERVAL")),
+            min_spread=_dec(get("MIN_SPREAD")),
+            maintain_spreads=bool(get("MAINTAIN_SPREADS")),
+            post_only=bool(get("POST_ONLY")),
+            check_position_limits=bool(get("CHECK_POSITION_LIMITS")),
+            min_position=int(get("MIN_POSITION")),
+            max_position=int(get("MAX_POSITION")),
+            tick_size=_dec(tick_size),
+        )
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """The desired quotes: buys best (highest) first, sells best (lowest) first.
+
+    ``start_buy``/``start_sell`` are the (unsnapped) start positions the levels
+    were computed from, for logging.
+    """
+
+    buys: tuple[DesiredOrder, ...]
+    sells: tuple[DesiredOrder, ...]
+    start_buy: Decimal
+    start_sell: Decimal
+
+    @property
+    def orders(self) -> tuple[DesiredOrder, ...]:
+        """All desired orders, buys then sells."""
+        return self.buys + self.sells
+
+
+def snap_price(price: Decimal | Fraction, tick_size: Decimal, side: str) -> Decimal:
+    """Snap ``price`` to the tick grid: buys round down, sells round up (exact)."""
+    steps = Fraction(price) / Fraction(tick_size)
+    n = math.floor(steps) if side == BUY else math.ceil(steps)
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return Decimal(n) * tick_size
+
+
+def start_positions(
+    book: Book, own_orders: Sequence[Order], params: QuoteParams
+) -> tuple[Decimal, Decimal]:
+    """Return ``(start_buy, start_sell)``, the innermost quoting positions.
+
+    One tick inside the touch; with ``maintain_spreads``, at the touch when the
+    best price on that side is one of our own open orders. If the two starts
+    are closer than ``min_spread`` (relative), both are widened by half of it.
+    If that is still not enough for the snapped starts not to cross each other
+    (e.g. ``min_spread`` 0 on a one-tick market), they fall back to not
+    improving on the touch. Raises :class:`NoMarket` on a missing side or a
+    crossed book.
+    """
+    bid, ask = book.best_bid, book.best_ask
+    if bid is None or ask is None:
+        missing = "bid" if bid is None else "ask"
+        raise NoMarket(f"order book has no {missing}")
+    if bid >= ask:
+        raise NoMarket(f"order book is crossed (bid {bid} >= ask {ask})")
+    tick = params.tick_size
+    start_buy = bid + tick
+    start_sell = ask - tick
+    if params.maintain_spreads:
+        if any(o.side == BUY and o.is_open and o.price == bid for o in own_orders):
+            start_buy = bid
+        if any(o.side == SELL and o.is_open and o.price == ask for o in own_orders):
+            start_sell = ask
+    with localcontext() as ctx:
+        ctx.prec = 60
+        ms = params.min_spread
+        if start_buy * (1 + ms) > start_sell:
+            start_buy = start_buy * (1 - ms / 2)
+            start_sell = start_sell * (1 + ms / 2)
+    if snap_price(start_buy, tick, BUY) >= snap_price(start_sell, tick, SELL):
+        start_buy = min(start_buy, bid)
+        start_sell = max(start_sell, ask)
+    return start_buy, start_sell
+
+
+def level_prices(start: Decimal, side: str, params: QuoteParams) -> tuple[Decimal, ...]:
+    """Snapped prices of levels 1..order_pairs on one side (duplicates kept).
+
+    ``price_i = start * (1 + interval) ** k``, ``k = -(i-1)`` / ``+(i-1)`` with
+    ``maintain_spreads`` (first level at the start), else ``-i`` / ``+i``;
+    buys rounded down, sells rounded up to the tick grid.
+    """
+    offset = 0 if params.maintain_spreads else 1
+    sign = -1 if side == BUY else 1
+    factor = 1 + Fraction(params.interval)
+    base = Fraction(start)
+    return tuple(
+        snap_price(base * factor ** (sign * (i - 1 + offset)), params.tick_size, side)
+        for i in range(1, params.order_pairs + 1)
+    )
+
+
+def level_sizes(params: QuoteParams, rng: random.Random | None = None) -> tuple[int, ...]:
+    """Sizes of levels 1..order_pairs on one side.
+
+    ``order_start_size + (i-1) * order_step_size``, or with
+    ``random_order_size`` one ``rng.randint(min_order_size, max_order_size)``
+    per level (``rng`` is then required, which keeps this pure).
+    """
+    if params.random_order_size:
+        if rng is None:
+            raise ValueError("random_order_size needs an rng (random.Random)")
+        return tuple(
+            rng.randint(params.min_order_size, params.max_order_size)
+            for _ in range(params.order_pairs)
+        )
+    return tuple(
+        params.order_start_size + i * params.order_step_size for i in range(params.order_pairs)
+    )
+
+
+def make_levels(
+    side: str, prices: Sequence[Decimal], sizes: Sequence[int]
+) -> tuple[DesiredOrder, ...]:
+    """Pair prices with sizes (level by level) into open orders of one side.
+
+    A level whose price repeats an earlier level's is dropped (the first one
+    wins), as is a level with a price <= 0 or a size <= 0.
+    """
+    seen: set = set()
+    out = []
+    for price, qty in zip(prices, sizes):
+        if price <= 0 or qty <= 0 or price in seen:
+            continue
+        seen.add(price)
+        out.append(DesiredOrder(side=side, price=price, qty=int(qty), close_flag=0))
+    return tuple(out)
+
+
+def apply_position_limits(
+    buys: Sequence[DesiredOrder],
+    sells: Sequence[DesiredOrder],
+    positions: Positions,
+    params: QuoteParams,
+) -> tuple[tuple[DesiredOrder, ...], tuple[DesiredOrder, ...]]:
+    """Drop all buys when net >= max_position, all sells when net <= min_position.
+
+    Only with ``check_position_limits``; net is long - short contracts.
+    """
+    buys, sells = tuple(buys), tuple(sells)
+    if not params.check_position_limits:
+        return buys, sells
+    net = positions.net
+    if net >= params.max_position:
+        buys = ()
+    if net <= params.min_position:
+        sells = ()
+    return buys, sells
+
+
+def _best_first(orders: Sequence[DesiredOrder]) -> tuple[DesiredOrder, ...]:
+    """Stable sort: buys highest first, then sells lowest first."""
+    buys = sorted((o for o in orders if o.side == BUY), key=lambda o: -o.price)
+    sells = sorted((o for o in orders if o.side == SELL), key=lambda o: o.price)
+    return tuple(buys + sells)
+
+
+def clamp_post_only(
+    orders: Sequence[DesiredOrder], book: Book, tick_size: Decimal
+) -> tuple[DesiredOrder, ...]:
+    """Client-side post-only: never a buy at/above the best ask nor a sell at/below the best bid.
+
+    Such an order is moved one tick behind the opposite best (buy to
+    ``best_ask - tick``, sell to ``best_bid + tick``); it is dropped if that
+    price is already used by another order of the same side (or is <= 0).
+    Result is sorted best first per side (buys, then sells).
+    """
+    bid, ask = book.best_bid, book.best_ask
+
+    def crosses(o: DesiredOrder) -> bool:
+        if o.side == BUY:
+            return ask is not None and o.price >= ask
+        return bid is not None and o.price <= bid
+
+    taken = {(o.side, o.price) for o in orders if not crosses(o)}
+    out = []
+    for o in orders:
+        if not crosses(o):
+            out.append(o)
+            continue
+        new_price = ask - tick_size if o.side == BUY else bid + tick_size  # type: ignore[operator]
+        if new_price <= 0 or (o.side, new_price) in taken:
+            continue
+        taken.add((o.side, new_price))
+        out.append(replace(o, price=new_price))
+    return _best_first(out)
+
+
+def close_capacity(side: str, positions: Positions, own_orders: Sequence[Order]) -> int:
+    """Contracts that orders of ``side`` may close: sells close the long, buys the short.
+
+    ``avail_qty`` excludes what our resting close orders lock, so their
+    remaining quantity is added back (the ladder re-plans them); capped at the
+    leg's ``qty`` in case the snapshot is momentarily inconsistent.
+    """
+    leg = positions.long if side == SELL else positions.short
+    resting = sum(
+        o.remaining for o in own_orders if o.side == side and o.close_flag == 1 and o.is_open
+    )
+    return max(0, min(leg.qty, leg.avail_qty + resting))
+
+
+def split_close_open(orders: Sequence[DesiredOrder], capacity: int) -> tuple[DesiredOrder, ...]:
+    """Give ``close_flag=1`` to the innermost quantity up to ``capacity``, 0 to the rest.
+
+    ``orders`` is one side, innermost first. A level straddling the boundary
+    is split into a close part followed by an open part at the same price.
+    """
+    left = max(0, capacity)
+    out = []
+    for o in orders:
+        close_qty = min(o.qty, left)
+        left -= close_qty
+        if close_qty:
+            out.append(replace(o, qty=close_qty, close_flag=1))
+        if o.qty - close_qty:
+            out.append(replace(o, qty=o.qty - close_qty, close_flag=0))
+    return tuple(out)
+
+
+def build_ladder(
+    book: Book,
+    own_orders: Sequence[Order],
+    positions: Positions,
+    params: QuoteParams,
+    rng: random.Random | None = None,
+) -> Ladder:
+    """Compute the full desired ladder (see the module docstring for the steps).
+
+    With ``random_order_size``, sizes are drawn from ``rng``: first all buy
+    levels, then all sell levels (always ``2 * order_pairs`` draws, whatever is
+    dropped later, so a seeded rng gives reproducible ladders).
+    Raises :class:`NoMarket` when the book has no bid/ask or is crossed.
+    """
+    start_buy, start_sell = start_positions(book, own_orders, params)
+    buy_sizes = level_sizes(params, rng)
+    sell_sizes = level_sizes(params, rng)
+    buys = make_levels(BUY, level_prices(start_buy, BUY, params), buy_sizes)
+    sells = make_levels(SELL, level_prices(start_sell, SELL, params), sell_sizes)
+    buys, sells = apply_position_limits(buys, sells, positions, params)
+    if params.post_only:
+        buys = clamp_post_only(buys, book, params.tick_size)
+        sells = clamp_post_only(sells, book, params.tick_size)
+    buys = split_close_open(buys, close_capacity(BUY, positions, own_orders))
+    sells = split_close_open(sells, close_capacity(SELL, positions, own_orders))
+    return Ladder(buys=buys, sells=sells, start_buy=start_buy, start_sell=start_sell)

@@ -1,0 +1,395 @@
+"""Tests for market_maker.quoting (pure ladder math)."""
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from decimal import Decimal as D
+from itertools import pairwise
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from market_maker.models import (
+    BUY,
+    LONG,
+    SELL,
+    SHORT,
+    Book,
+    DesiredOrder,
+    Order,
+    Position,
+    Positions,
+)
+from market_maker.quoting import (
+    Ladder,
+    NoMarket,
+    QuoteParams,
+    apply_position_limits,
+    build_ladder,
+    clamp_post_only,
+    close_capacity,
+    level_prices,
+    level_sizes,
+    make_levels,
+    snap_price,
+    split_close_open,
+    start_positions,
+)
+
+
+def params(**kw) -> QuoteParams:
+    base = dict(
+        order_pairs=3, order_start_size=100, order_step_size=100,
+        random_order_size=False, min_order_size=50, max_order_size=500,
+        interval=D("0.005"), min_spread=D("0"), maintain_spreads=False,
+        post_only=False, check_position_limits=False, min_position=-1000,
+        max_position=1000, tick_size=D("0.5"),
+    )
+    base.update(kw)
+    return QuoteParams(**base)
+
+
+def book(bid, ask) -> Book:
+    bids = ((D(str(bid)), 10),) if bid is not None else ()
+    asks = ((D(str(ask)), 10),) if ask is not None else ()
+    return Book(bids=bids, asks=asks)
+
+
+def order(side, price, qty=100, close_flag=0, filled=0, status=2, oid="o") -> Order:
+    return Order(order_id=oid, client_oid="c" + oid, side=side, close_flag=close_flag,
+                 price=D(str(price)), qty=qty, filled_qty=filled, status=status)
+
+
+def pos(long_qty=0, long_avail=None, short_qty=0, short_avail=None) -> Positions:
+    return Positions(
+        long=Position(LONG, qty=long_qty, avail_qty=long_qty if long_avail is None else long_avail),
+        short=Position(SHORT, qty=short_qty,
+                       avail_qty=short_qty if short_avail is None else short_avail),
+    )
+
+
+def px(orders):
+    return [o.price for o in orders]
+
+
+def do(side, price, qty, close_flag=0):
+    return DesiredOrder(side=side, price=D(str(price)), qty=qty, close_flag=close_flag)
+
+
+# ---------------------------------------------------------------- params
+
+def test_from_settings_reads_uppercase_and_converts_exactly():
+    s = SimpleNamespace(
+        ORDER_PAIRS=6, ORDER_START_SIZE=100, ORDER_STEP_SIZE=50, RANDOM_ORDER_SIZE=False,
+        MIN_ORDER_SIZE=10, MAX_ORDER_SIZE=20, INTERVAL=0.005, MIN_SPREAD="0.01",
+        MAINTAIN_SPREADS=True, POST_ONLY=True, CHECK_POSITION_LIMITS=True,
+        MIN_POSITION=-500, MAX_POSITION=500,
+    )
+    p = QuoteParams.from_settings(s, D("0.5"))
+    assert p.order_pairs == 6 and p.order_step_size == 50
+    assert p.interval == D("0.005") and isinstance(p.interval, D)
+    assert p.min_spread == D("0.01") and p.tick_size == D("0.5")
+    assert p.maintain_spreads and p.post_only and p.check_position_limits
+    assert (p.min_position, p.max_position) == (-500, 500)
+
+
+def test_params_validation():
+    with pytest.raises(ValueError):
+        params(tick_size=D(0))
+    with pytest.raises(TypeError):
+        params(interval=0.005)
+    with pytest.raises(ValueError):
+        params(random_order_size=True, min_order_size=10, max_order_size=5)
+
+
+# ---------------------------------------------------------------- start positions
+
+def test_start_one_tick_inside():
+    assert start_positions(book(10000, 10002), (), params()) == (D("10000.5"), D("10001.5"))
+
+
+def test_start_maintain_spreads_joins_own_best():
+    own = [order(BUY, 10000), order(SELL, "10002.5")]
+    p = params(maintain_spreads=True)
+    assert start_positions(book(10000, 10002), own, p) == (D("10000"), D("10001.5"))
+    # Own sell at the best ask: start at it.
+    own = [order(SELL, 10002)]
+    assert start_positions(book(10000, 10002), own, p) == (D("10000.5"), D("10002"))
+    # Without maintain_spreads our own orders do not matter.
+    assert start_positions(book(10000, 10002), own, params()) == (D("10000.5"), D("10001.5"))
+
+
+def test_start_min_spread_widening():
+    # 1-tick market: bid+tick = 100.5 = ask-tick, too close for 2%: widen by 1% each.
+    p = params(min_spread=D("0.02"))
+    assert start_positions(book(100, 101), (), p) == (D("99.495"), D("101.505"))
+    # Wide market: no widening.
+    assert start_positions(book(100, 110), (), p) == (D("100.5"), D("109.5"))
+
+
+def test_start_zero_min_spread_on_tight_market_does_not_improve_touch():
+    assert start_positions(book(100, 101), (), params()) == (D("100"), D("101"))
+    assert start_positions(book(100, "100.5"), (), params()) == (D("100"), D("100.5"))
+
+
+@pytest.mark.parametrize("bid,ask", [(None, 101), (100, None), (None, None), (101, 100), (100, 100)])
+def test_start_no_market(bid, ask):
+    with pytest.raises(NoMarket):
+        start_positions(book(bid, ask), (), params())
+    with pytest.raises(NoMarket):
+        build_ladder(book(bid, ask), (), pos(), params())
+
+
+# ---------------------------------------------------------------- levels
+
+def test_snap_rounding_direction():
+    t = D("0.5")
+    assert snap_price(D("100.2"), t, BUY) == D("100")
+    assert snap_price(D("100.2"), t, SELL) == D("100.5")
+    assert snap_price(D("100.5"), t, BUY) == D("100.5") == snap_price(D("100.5"), t, SELL)
+
+
+def test_level_prices_rounding_from_10000_5():
+    p = params()
+    # 10000.5/1.005 = 9950.746 -> 9950.5 ; /1.005^2 = 9901.240 -> 9901 ; /1.005^3 = 9851.980 -> 9851.5
+    assert level_prices(D("10000.5"), BUY, p) == (D("9950.5"), D("9901"), D("9851.5"))
+    # 10000.5*1.005 = 10050.5025 -> 10051 ; *1.005^2 = 10100.75 -> 10101 ; ...^3 = 10151.258 -> 10151.5
+    assert level_prices(D("10000.5"), SELL, p) == (D("10051"), D("10101"), D("10151.5"))
+
+
+def test_level_prices_exact_grid_values_are_not_rounded_away():
+    p = params(order_pairs=1)
+    # 100.5 / 1.005 == 100 exactly; must not become 99.5 by a rounding error.
+    assert level_prices(D("100.5"), BUY, p) == (D("100"),)
+    # 100 * 1.005 == 100.5 exactly; must not become 101.
+    assert level_prices(D("100"), SELL, p) == (D("100.5"),)
+
+
+def test_level_prices_maintain_spreads_starts_at_start():
+    p = params(maintain_spreads=True)
+    assert level_prices(D("10000"), BUY, p) == (D("10000"), D("9950"), D("9900.5"))
+    assert level_prices(D("10001.5"), SELL, p) == (D("10001.5"), D("10052"), D("10102"))
+
+
+def test_level_sizes_linear_and_random():
+    assert level_sizes(params(order_pairs=4, order_start_size=10, order_step_size=5)) == (10, 15, 20, 25)
+    p = params(order_pairs=20, random_order_size=True, min_order_size=7, max_order_size=9)
+    sizes = level_sizes(p, random.Random(42))
+    assert len(sizes) == 20 and all(7 <= s <= 9 for s in sizes) and len(set(sizes)) > 1
+    assert sizes == level_sizes(p, random.Random(42))
+    with pytest.raises(ValueError):
+        level_sizes(p)
+
+
+def test_make_levels_drops_duplicate_prices_keeping_first():
+    p = params(tick_size=D("1"), interval=D("0.001"), maintain_spreads=True,
+               order_start_size=100, order_step_size=10)
+    prices = level_prices(D("100"), BUY, p)
+    assert prices == (D("100"), D("99"), D("99"))  # 99.9 -> 99, 99.8 -> 99
+    levels = make_levels(BUY, prices, level_sizes(p))
+    assert levels == (do(BUY, 100, 100), do(BUY, 99, 110))
+    sells = make_levels(SELL, level_prices(D("100"), SELL, p), level_sizes(p))
+    assert sells == (do(SELL, 100, 100), do(SELL, 101, 110))
+
+
+def test_make_levels_drops_nonpositive():
+    assert make_levels(BUY, [D(1), D(0), D(-1)], [5, 5, 5]) == (do(BUY, 1, 5),)
+    assert make_levels(SELL, [D(1), D(2)], [0, 3]) == (do(SELL, 2, 3),)
+
+
+# ---------------------------------------------------------------- full ladders
+
+def test_ladder_no_maintain_spreads():
+    lad = build_ladder(book(10000, 10002), (), pos(), params())
+    assert isinstance(lad, Ladder)
+    assert (lad.start_buy, lad.start_sell) == (D("10000.5"), D("10001.5"))
+    assert lad.buys == (do(BUY, "9950.5", 100), do(BUY, 9901, 200), do(BUY, "9851.5", 300))
+    # 10001.5*1.005 = 10051.5075 -> 10052 ; *1.010025 = 10101.765 -> 10102 ; 10152.27 -> 10152.5
+    assert lad.sells == (do(SELL, 10052, 100), do(SELL, 10102, 200), do(SELL, "10152.5", 300))
+    assert lad.orders == lad.buys + lad.sells
+
+
+def test_ladder_maintain_spreads_with_own_best_bid():
+    lad = build_ladder(book(10000, 10002), [order(BUY, 10000)], pos(),
+                       params(maintain_spreads=True))
+    assert px(lad.buys) == [D("10000"), D("9950"), D("9900.5")]
+    assert px(lad.sells) == [D("10001.5"), D("10052"), D("10102")]
+
+
+def test_ladder_min_spread_widening():
+    p = params(min_spread=D("0.02"), maintain_spreads=True, tick_size=D("0.5"), order_pairs=2)
+    lad = build_ladder(book(100, 101), (), pos(), p)
+    # starts 99.495 / 101.505 -> 99 / 102 ; next 99.495/1.005 = 99.0 -> 99 (dup, dropped)
+    assert px(lad.buys) == [D("99")]
+    # 101.505*1.005 = 102.0125 -> 102.5
+    assert px(lad.sells) == [D("102"), D("102.5")]
+
+
+def test_ladder_random_sizes_reproducible():
+    p = params(order_pairs=5, random_order_size=True, min_order_size=10, max_order_size=99)
+    a = build_ladder(book(10000, 10002), (), pos(), p, random.Random(7))
+    b = build_ladder(book(10000, 10002), (), pos(), p, random.Random(7))
+    assert a == b
+    assert all(10 <= o.qty <= 99 for o in a.orders)
+
+
+def test_ladder_zero_pairs():
+    lad = build_ladder(book(100, 101), (), pos(), params(order_pairs=0))
+    assert lad.buys == () and lad.sells == ()
+
+
+# ---------------------------------------------------------------- position limits
+
+def test_position_limits():
+    buys, sells = (do(BUY, 99, 1),), (do(SELL, 101, 1),)
+    p = params(check_position_limits=True, min_position=-10, max_position=10)
+    assert apply_position_limits(buys, sells, pos(long_qty=10), p) == ((), sells)
+    assert apply_position_limits(buys, sells, pos(long_qty=15, short_qty=10), p) == (buys, sells)
+    assert apply_position_limits(buys, sells, pos(short_qty=10), p) == (buys, ())
+    assert apply_position_limits(buys, sells, pos(long_qty=9), p) == (buys, sells)
+    off = replace(p, check_position_limits=False)
+    assert apply_position_limits(buys, sells, pos(long_qty=50), off) == (buys, sells)
+
+
+def test_ladder_position_limit_no_buys():
+    p = params(check_position_limits=True, min_position=-100, max_position=100)
+    lad = build_ladder(book(10000, 10002), (), pos(long_qty=100), p)
+    assert lad.buys == ()
+    assert len(lad.sells) == 3
+
+
+# ---------------------------------------------------------------- post-only
+
+def test_clamp_post_only_moves_and_drops():
+    b = book(100, 101)
+    t = D("0.5")
+    # 101.5 crosses -> 100.5 (free)
+    assert clamp_post_only([do(BUY, "101.5", 1), do(BUY, 100, 2)], b, t) == (
+        do(BUY, "100.5", 1), do(BUY, 100, 2))
+    # 101.5 and 101 cross; first moves to 100.5, the second collides and is dropped
+    assert clamp_post_only([do(BUY, "101.5", 1), do(BUY, 101, 2), do(BUY, 100, 3)], b, t) == (
+        do(BUY, "100.5", 1), do(BUY, 100, 3))
+    # collision with an existing non-crossing level: dropped
+    assert clamp_post_only([do(BUY, 101, 1), do(BUY, "100.5", 2)], b, t) == (do(BUY, "100.5", 2),)
+    # sells: at/below the best bid -> bid + tick
+    assert clamp_post_only([do(SELL, 100, 1), do(SELL, 102, 2)], b, t) == (
+        do(SELL, "100.5", 1), do(SELL, 102, 2))
+    assert clamp_post_only([do(SELL, 99, 1), do(SELL, "100.5", 2)], b, t) == (do(SELL, "100.5", 2),)
+    # nothing crossing: unchanged
+    assert clamp_post_only([do(BUY, "100.5", 1)], b, t) == (do(BUY, "100.5", 1),)
+
+
+# ---------------------------------------------------------------- close / open split
+
+def test_close_capacity_counts_own_resting_close_orders():
+    own = [order(SELL, 101, qty=100, close_flag=1, filled=40),  # 60 remaining
+           order(SELL, 102, qty=100, close_flag=0),              # open: ignored
+           order(BUY, 99, qty=30, close_flag=1),                 # other side
+           order(SELL, 103, qty=50, close_flag=1, status=8)]     # final: ignored
+    assert close_capacity(SELL, pos(long_qty=300, long_avail=50), own) == 110
+    assert close_capacity(BUY, pos(short_qty=100, short_avail=70), own) == 100
+    assert close_capacity(SELL, pos(long_qty=80, long_avail=50), own) == 80  # capped at qty
+    assert close_capacity(SELL, pos(), ()) == 0
+
+
+def test_split_close_open():
+    levels = (do(SELL, 101, 100), do(SELL, 102, 100), do(SELL, 103, 100))
+    assert split_close_open(levels, 0) == levels
+    assert split_close_open(levels, 150) == (
+        do(SELL, 101, 100, 1), do(SELL, 102, 50, 1), do(SELL, 102, 50, 0), do(SELL, 103, 100, 0))
+    assert split_close_open(levels, 200) == (
+        do(SELL, 101, 100, 1), do(SELL, 102, 100, 1), do(SELL, 103, 100, 0))
+    assert split_close_open(levels, 1000) == tuple(replace(o, close_flag=1) for o in levels)
+
+
+def test_ladder_no_position_all_open():
+    lad = build_ladder(book(10000, 10002), (), pos(), params())
+    assert all(o.close_flag == 0 for o in lad.orders)
+
+
+def test_ladder_partial_long_avail_and_own_close_orders():
+    own = [order(SELL, 10052, qty=100, close_flag=1, filled=30)]  # 70 remaining, locked
+    positions = pos(long_qty=500, long_avail=80, short_qty=120, short_avail=120)
+    lad = build_ladder(book(10000, 10002), own, positions, params())
+    # sell capacity 80 + 70 = 150: level 1 (100) close, level 2 split 50/150
+    assert lad.sells == (do(SELL, 10052, 100, 1), do(SELL, 10102, 50, 1),
+                         do(SELL, 10102, 150, 0), do(SELL, "10152.5", 300, 0))
+    # buy capacity 120: level 1 close, level 2 split 20/180
+    assert lad.buys == (do(BUY, "9950.5", 100, 1), do(BUY, 9901, 20, 1),
+                        do(BUY, 9901, 180, 0), do(BUY, "9851.5", 300, 0))
+
+
+# ---------------------------------------------------------------- properties
+
+TICKS = [D("0.5"), D("1"), D("0.01"), D("5")]
+
+
+@st.composite
+def scenarios(draw):
+    tick = draw(st.sampled_from(TICKS))
+    bid_ticks = draw(st.integers(1, 2_000_000))
+    spread = draw(st.integers(1, 40))
+    bid = bid_ticks * tick
+    ask = (bid_ticks + spread) * tick
+    p = params(
+        order_pairs=draw(st.integers(0, 8)),
+        order_start_size=draw(st.integers(1, 200)),
+        order_step_size=draw(st.integers(-20, 200)),
+        random_order_size=draw(st.booleans()),
+        min_order_size=1, max_order_size=draw(st.integers(1, 300)),
+        interval=draw(st.sampled_from([D(0), D("0.0001"), D("0.001"), D("0.005"), D("0.02")])),
+        min_spread=draw(st.sampled_from([D(0), D("0.0001"), D("0.001"), D("0.01"), D("0.1")])),
+        maintain_spreads=draw(st.booleans()),
+        post_only=draw(st.booleans()),
+        check_position_limits=draw(st.booleans()),
+        min_position=-draw(st.integers(0, 500)), max_position=draw(st.integers(0, 500)),
+        tick_size=tick,
+    )
+    own = []
+    if draw(st.booleans()):
+        own.append(order(BUY, bid, qty=draw(st.integers(1, 50)), close_flag=draw(st.sampled_from([0, 1]))))
+    if draw(st.booleans()):
+        own.append(order(SELL, ask, qty=draw(st.integers(1, 50)), close_flag=draw(st.sampled_from([0, 1]))))
+    lq, sq = draw(st.integers(0, 600)), draw(st.integers(0, 600))
+    positions = pos(lq, draw(st.integers(0, lq)), sq, draw(st.integers(0, sq)))
+    b = Book(bids=((bid, 1),), asks=((ask, 1),))
+    return b, own, positions, p, draw(st.integers(0, 10**6))
+
+
+def _check_side(orders, side):
+    better = (lambda a, b: a > b) if side == BUY else (lambda a, b: a < b)
+    for a, b in pairwise(orders):
+        assert a.side == side
+        if a.price == b.price:  # only a close/open split pair, close part first
+            assert (a.close_flag, b.close_flag) == (1, 0)
+        else:
+            assert better(a.price, b.price)
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios())
+def test_ladder_properties(sc):
+    b, own, positions, p, seed = sc
+    lad = build_ladder(b, own, positions, p, random.Random(seed))
+    for o in lad.orders:
+        assert o.price > 0 and o.qty > 0 and isinstance(o.qty, int)
+        assert (o.price / p.tick_size) % 1 == 0, o
+    _check_side(lad.buys, BUY)
+    _check_side(lad.sells, SELL)
+    assert all(o.side == BUY for o in lad.buys) and all(o.side == SELL for o in lad.sells)
+    if lad.buys and lad.sells:
+        assert max(px(lad.buys)) < min(px(lad.sells))
+    # never improve on the intended price: buys below the opposite touch when post-only
+    if p.post_only:
+        assert all(o.price < b.best_ask for o in lad.buys)
+        assert all(o.price > b.best_bid for o in lad.sells)
+    keys = [(o.side, o.price, o.close_flag) for o in lad.orders]
+    assert len(keys) == len(set(keys))
+    assert sum(o.qty for o in lad.sells if o.close_flag) <= close_capacity(SELL, positions, own)
+    assert sum(o.qty for o in lad.buys if o.close_flag) <= close_capacity(BUY, positions, own)
+    if p.check_position_limits and positions.net >= p.max_position:
+        assert lad.buys == ()
+    if p.check_position_limits and positions.net <= p.min_position:
+        assert lad.sells == ()
