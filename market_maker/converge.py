@@ -39,6 +39,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import List, Tuple, Union
 
 from .models import BUY, SELL, DesiredOrder, Order
 
@@ -58,7 +59,7 @@ CREATE = "create"
 CANCEL_PENDING = 4  # order status: cancel requested, not yet final
 
 #: ``("cancel", [orders])`` or ``("create", DesiredOrder)``.
-Step = tuple[str, list[Order] | DesiredOrder]
+Step = Tuple[str, Union[List[Order], DesiredOrder]]
 
 
 def group_cancels(

@@ -1,0 +1,618 @@
+"""The market maker: ExchangeInterface (the hands), OrderManager (the decisions), run() (the launcher).
+
+Data flows one way: WebSocket tables -> snapshot -> quoting -> converge -> REST.
+The OrderManager decides in its own thread; the WebSocket thread only records
+what happened and wakes it up.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import importlib
+import itertools
+import logging
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, Type
+
+from . import converge, quoting
+from .gte import errors
+from .gte.rest import GteRest
+from .gte.signing import Credentials
+from .gte.ws import GteWebSocket
+from .log import register_secret, setup_logging
+from .models import BUY, SELL, DesiredOrder, MarketSnapshot, Order
+from .settings import Settings, SettingsError, load_settings
+from .tracker import OrderTracker
+
+log = logging.getLogger("market_maker.manager")
+
+EXIT_OK, EXIT_ERROR, EXIT_SETTINGS, EXIT_KILL_SWITCH = 0, 1, 2, 3
+RESTART_REQUIRED = ("BASE_URL", "WS_URL", "API_KEY", "API_SECRET", "SYMBOL", "SETTLECURRENCY", "INSTRUMENTTYPE",
+                    "DRY_RUN", "ORDERID_PREFIX", "TIMEOUT", "WS_PING_INTERVAL", "WS_SILENCE_TIMEOUT")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def fmt(value: Optional[Decimal]) -> str:
+    return "-" if value is None else format(value, "f")
+
+
+class KillSwitch(Exception):
+    """Equity fell by MAX_DRAWDOWN: stop trading."""
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# ExchangeInterface
+
+
+class ExchangeInterface:
+    """Everything the manager does to the exchange, and the one view it reads.
+
+    In DRY_RUN no secret is held, the REST transport refuses order requests, and
+    orders live only in a local paper book so the converge logs read the same.
+    """
+
+    def __init__(self, settings: Settings, base_url: str, ws_url: str, api_key: Optional[str],
+                 api_secret: Optional[str], *, rest: Optional[GteRest] = None, ws: Optional[GteWebSocket] = None):
+        self.settings = settings
+        self.dry_run = bool(settings.DRY_RUN)
+        self.prefix = settings.ORDERID_PREFIX
+        credentials = None
+        if not self.dry_run and api_key and api_secret:
+            credentials = Credentials(api_key, api_secret)
+        self.rest = rest or GteRest(base_url, credentials, timeout=settings.TIMEOUT,
+                                    order_id_prefix=self.prefix, asset=settings.SETTLECURRENCY,
+                                    symbol=settings.SYMBOL, read_only=self.dry_run)
+        self.ws = ws or GteWebSocket(ws_url, settings.SYMBOL, settings.SETTLECURRENCY, credentials,
+                                     rest=self.rest if credentials else None,
+                                     ping_interval=settings.WS_PING_INTERVAL,
+                                     silence_timeout=settings.WS_SILENCE_TIMEOUT,
+                                     on_event=self._on_event)
+        self.tracker = OrderTracker()
+        self.counters: Counter = Counter()
+        self._paper: Dict[str, Order] = {}
+        self._paper_ids = itertools.count(1)
+        self._wake = threading.Event()
+        self._kinds: Set[str] = set()
+        self._kinds_lock = threading.Lock()
+
+    # -- events (called in the WebSocket thread: record and wake, nothing else)
+    def _on_event(self, kind: str) -> None:
+        with self._kinds_lock:
+            self._kinds.add(kind)
+        self._wake.set()
+
+    def wait_for_events(self, timeout: float) -> Set[str]:
+        """Block until the WebSocket reports something or the timeout passes; returns the event kinds."""
+        self._wake.wait(timeout)
+        self._wake.clear()
+        with self._kinds_lock:
+            kinds, self._kinds = self._kinds, set()
+        if kinds & {"resync", "synced"}:
+            self.tracker.forget_all()
+        return kinds
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- lifecycle
+    def connect(self) -> None:
+        self.ws.start()
+
+    def close(self) -> None:
+        self.ws.stop()
+
+    @property
+    def connected(self) -> bool:
+        return self.ws.connected
+
+    # -- the view
+    def snapshot(self) -> MarketSnapshot:
+        return self.ws.snapshot()
+
+    def is_own(self, order: Order) -> bool:
+        return order.client_oid.startswith(self.prefix)
+
+    def own_open_orders(self, snap: MarketSnapshot) -> List[Order]:
+        if self.dry_run:
+            return list(self._paper.values())
+        ws_own = [o for o in snap.orders if self.is_own(o)]
+        return [o for o in self.tracker.merge(ws_own, self.ws.seen_order_ids(), now_ms()) if o.is_open]
+
+    # -- actions
+    def create_order(self, desired: DesiredOrder) -> Optional[Order]:
+        """Send one order; returns it, or None when the exchange refused it (logged)."""
+        kind = "close" if desired.close_flag else "open"
+        if self.dry_run:
+            order = Order(order_id=f"dry-{next(self._paper_ids)}", client_oid=f"{self.prefix}dry", side=desired.side,
+                          close_flag=desired.close_flag, price=desired.price, qty=desired.qty, filled_qty=0, status=2)
+            self._paper[order.order_id] = order
+            log.info("Would create %s order (%s): %d @ %s (dry run)", desired.side, kind, desired.qty, fmt(desired.price))
+            return order
+        log.info("Creating %s order (%s): %d @ %s", desired.side, kind, desired.qty, fmt(desired.price))
+        self.counters["orders_sent"] += 1
+        try:
+            order = self.rest.create_order(desired.side, desired.price, desired.qty, close_flag=desired.close_flag)
+        except (errors.InsufficientMargin, errors.PositionExceeded, errors.BadParameter) as exc:
+            self.counters["orders_rejected"] += 1
+            log.warning("Order %s %d @ %s refused: %s", desired.side, desired.qty, fmt(desired.price), exc)
+            return None
+        self.tracker.created(order, now_ms())
+        return order
+
+    def cancel_batch_ready(self) -> bool:
+        return self.rest.rate_limiter.time_until_available("cancel_batch") <= 0
+
+    def cancel_orders(self, orders: Sequence[Order], allow_batch: bool = True) -> None:
+        """Cancel ours: two or more through cancel_batch when its window allows, else one by one."""
+        orders = [o for o in orders if self.is_own(o)]
+        if not orders:
+            return
+        for order in orders:
+            log.info("%s %s order (%s): %d @ %s", "Would cancel" if self.dry_run else "Cancelling", order.side,
+                     "close" if order.close_flag else "open", order.remaining, fmt(order.price))
+        if self.dry_run:
+            for order in orders:
+                self._paper.pop(order.order_id, None)
+            return
+        ids = [o.order_id for o in orders]
+        singles = ids
+        if allow_batch and len(ids) >= 2 and self.cancel_batch_ready():
+            try:
+                self.rest.cancel_batch(ids)
+                self.counters["cancel_batches"] += 1
+                singles = []
+            except (errors.RateLimited, errors.ServerError, errors.TransportError) as exc:
+                log.warning("cancel_batch failed (%s); cancelling one by one", exc)
+        if singles:
+            for order_id in singles:
+                try:
+                    self.rest.cancel_order(order_id)
+                except errors.OrderNotFound:
+                    pass  # already filled or cancelled: gone either way
+        self.counters["orders_cancelled"] += len(ids)
+        self.tracker.cancelled(ids, now_ms())
+
+    def cancel_all_own(self, reason: str) -> int:
+        """Cancel every open order carrying our prefix, read from REST (works with the socket down)."""
+        if self.dry_run:
+            orders = list(self._paper.values())
+        else:
+            orders = [o for o in self.rest.open_orders() if self.is_own(o)]
+        if orders:
+            log.info("Cancelling all %d own orders: %s", len(orders), reason)
+            self.cancel_orders(orders)
+        return len(orders)
+
+    def set_leverage(self, leverage: Decimal, margin_mode: str) -> None:
+        if self.dry_run:
+            return
+        mode = 1 if margin_mode == "cross" else 2
+        if mode == 1:
+            self.rest.change_leverage(leverage, mode)
+        else:
+            for long_flag in (1, 0):
+                self.rest.change_leverage(leverage, mode, long_flag)
+        log.info("Leverage set to %s (%s margin)", fmt(leverage), margin_mode)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# OrderManager
+
+
+class OrderManager:
+    """A BitMEX-style grid: ORDER_PAIRS buys and sells laddered around the market.
+
+    Subclass and override ``place_orders()`` for your own strategy; call
+    ``converge_orders(buy_orders, sell_orders)`` with the orders you want resting.
+    """
+
+    def __init__(self, settings: Settings, exchange: ExchangeInterface, rng: Optional[random.Random] = None):
+        self.settings = settings
+        self.exchange = exchange
+        self.rng = rng or random.Random()
+        self.snap: Optional[MarketSnapshot] = None
+        self.start_time = time.time()
+        self.start_equity: Optional[Decimal] = None
+        self.start_realised: Optional[Decimal] = None
+        self.start_traded = 0
+        self.start_positions: Tuple[Optional[Decimal], Optional[Decimal]] = (None, None)
+        self.paused: Optional[str] = None
+        self._last_send = 0.0
+        self._params: Optional[quoting.QuoteParams] = None
+
+    # -- lifecycle
+    def start(self, fresh: bool = True) -> None:
+        """First start: cancel orders left by a previous run and set leverage. Reload: just adopt the state."""
+        self.snap = self.exchange.snapshot()
+        if fresh:
+            count = self.exchange.cancel_all_own("left over from a previous run")
+            if not count:
+                log.info("No own orders left over from a previous run")
+            self.exchange.set_leverage(self.settings.LEVERAGE, self.settings.MARGIN_MODE)
+        self.snap = self.exchange.snapshot()
+        self.start_equity = self.equity()
+        self.start_realised = self.realised_pnl()
+        self.start_traded = self.snap.contracts_traded
+        self.print_status()
+
+    def exit(self) -> None:
+        """Cancel our orders and print the run's summary."""
+        try:
+            self.exchange.cancel_all_own("shutting down")
+        except errors.GteError as exc:
+            log.error("Could not cancel all orders on exit: %s", exc)
+        self.print_summary()
+
+    # -- one decision
+    def step(self) -> None:
+        """Sanity checks, then requote."""
+        self.snap = self.exchange.snapshot()
+        if not self.sanity_check():
+            return
+        self.place_orders()
+
+    @property
+    def params(self) -> quoting.QuoteParams:
+        if self._params is None:
+            self._params = quoting.QuoteParams.from_settings(self.settings, self.tick_size)
+        return self._params
+
+    @property
+    def tick_size(self) -> Decimal:
+        instrument = self.snap.instrument if self.snap else None
+        return instrument.tick_size if instrument else Decimal(self.settings.SIM_TICK_SIZE)
+
+    def own_orders(self) -> List[Order]:
+        return self.exchange.own_open_orders(self.snap)
+
+    def place_orders(self) -> None:
+        """Build the ladder and converge to it. Override for a custom strategy."""
+        ladder = quoting.build_ladder(self.snap.book, self.own_orders(), self.snap.positions, self.params, self.rng)
+        self.start_positions = (ladder.start_buy, ladder.start_sell)
+        self.converge_orders(list(ladder.buys), list(ladder.sells))
+
+    def converge_orders(self, buy_orders: Sequence[DesiredOrder], sell_orders: Sequence[DesiredOrder]) -> None:
+        """Make the live orders equal the given ones with as few calls as possible."""
+        if buy_orders and sell_orders and max(o.price for o in buy_orders) >= min(o.price for o in sell_orders):
+            log.error("Refusing to quote: our own buy %s would cross our sell %s",
+                      fmt(max(o.price for o in buy_orders)), fmt(min(o.price for o in sell_orders)))
+            return
+        since = time.monotonic() - self._last_send
+        if since < self.settings.API_REST_INTERVAL:
+            time.sleep(self.settings.API_REST_INTERVAL - since)
+        live = self.own_orders()
+        max_open = 2 * self.settings.ORDER_PAIRS + 2  # a close/open split adds at most one order per side
+        plan = converge.plan_converge(buy_orders, sell_orders, live, self.settings.RELIST_INTERVAL, max_open)
+        if plan.reason:
+            log.warning("Rebuilding all orders: %s", plan.reason)
+        if not plan.to_cancel and not plan.to_create:
+            return
+        self._last_send = time.monotonic()
+        allow_batch = True
+        for action, payload in converge.ordered_steps(plan, self.snap.book.best_bid, self.snap.book.best_ask):
+            if action == "cancel":
+                self.exchange.cancel_orders(payload, allow_batch)
+                allow_batch = False  # one batch per round: the endpoint allows one per 10 s
+            else:
+                self.exchange.create_order(payload)
+
+    # -- checks
+    def sanity_check(self) -> bool:
+        """False means: do not quote this cycle (the reason is logged once)."""
+        snap = self.snap
+        if not snap.connected:
+            return self._pause("WebSocket down", cancel=True)
+        if not snap.synced:
+            return self._pause("waiting for the WebSocket tables to resync", cancel=False)
+        age = time.time() - snap.last_update_ms / 1000
+        if age > self.settings.STALE_DATA_SECONDS:
+            return self._pause(f"market data is {age:.0f}s old", cancel=True)
+        if snap.book.best_bid is None or snap.book.best_ask is None:
+            return self._pause("the order book has an empty side", cancel=False)
+        if snap.book.crossed:
+            return self._pause(f"the order book is crossed ({fmt(snap.book.best_bid)} >= {fmt(snap.book.best_ask)})",
+                               cancel=False)
+        self.check_drawdown()
+        if self.paused:
+            log.info("Resuming: %s is over", self.paused)
+            self.paused = None
+        return True
+
+    def _pause(self, reason: str, cancel: bool) -> bool:
+        if self.paused != reason:
+            log.warning("Pausing: %s", reason)
+            self.paused = reason
+            if cancel:
+                try:
+                    self.exchange.cancel_all_own(reason)
+                except errors.GteError as exc:
+                    log.error("Could not cancel orders while pausing: %s", exc)
+        return False
+
+    def check_drawdown(self) -> None:
+        limit = self.settings.MAX_DRAWDOWN
+        equity = self.equity()
+        if not limit or self.start_equity is None or equity is None:
+            return
+        if self.start_equity - equity >= limit:
+            raise KillSwitch(f"equity {fmt(equity)} fell {fmt(self.start_equity - equity)} "
+                             f"{self.settings.SETTLECURRENCY} from {fmt(self.start_equity)} (MAX_DRAWDOWN {fmt(limit)})")
+
+    # -- figures
+    def balance(self) -> Optional[Decimal]:
+        if self.settings.DRY_RUN:
+            return Decimal(self.settings.DRY_BTC)
+        margin = self.snap.margin if self.snap else None
+        return margin.total if margin else None
+
+    def equity(self) -> Optional[Decimal]:
+        balance = self.balance()
+        if balance is None:
+            return None
+        positions = self.snap.positions
+        return balance + positions.long.unrealised_pnl + positions.short.unrealised_pnl
+
+    def realised_pnl(self) -> Decimal:
+        positions = self.snap.positions
+        return positions.long.realised_pnl + positions.short.realised_pnl
+
+    def print_status(self) -> None:
+        snap = self.snap or self.exchange.snapshot()
+        pos = snap.positions
+        book = snap.book
+        mid = (book.best_bid + book.best_ask) / 2 if book.best_bid and book.best_ask else None
+        currency = self.settings.SETTLECURRENCY
+        log.info("Ticker %s: bid %s ask %s mid %s; start positions buy %s sell %s", self.settings.SYMBOL,
+                 fmt(book.best_bid), fmt(book.best_ask), fmt(mid), fmt(self.start_positions[0]),
+                 fmt(self.start_positions[1]))
+        log.info("Balance: %s %s", fmt(self.balance()), currency)
+        log.info("Positions: long %d @ %s, short %d @ %s, net %+d", pos.long.qty, fmt(pos.long.entry_price),
+                 pos.short.qty, fmt(pos.short.entry_price), pos.net)
+        log.info("Contracts traded this run: %d; realised PnL %s %s; unrealised PnL %s %s",
+                 snap.contracts_traded - self.start_traded, fmt(self.realised_pnl() - (self.start_realised or 0)),
+                 currency, fmt(pos.long.unrealised_pnl + pos.short.unrealised_pnl), currency)
+
+    def print_summary(self) -> None:
+        snap = self.exchange.snapshot()
+        self.snap = snap
+        counters = self.exchange.counters
+        fills = self.exchange.ws.stats.get("fills", 0) if hasattr(self.exchange.ws, "stats") else 0
+        fees = getattr(self.exchange.ws, "fees_paid", Decimal(0))
+        log.info("Summary: ran %.0fs; %d orders sent, %d cancelled, %d fills, %d contracts traded; "
+                 "realised PnL %s %s; fees %s %s",
+                 time.time() - self.start_time, counters["orders_sent"], counters["orders_cancelled"], fills,
+                 snap.contracts_traded - self.start_traded, fmt(self.realised_pnl() - (self.start_realised or 0)),
+                 self.settings.SETTLECURRENCY, fmt(fees), self.settings.SETTLECURRENCY)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Running: the loop, hot reload, signals
+
+
+def load_strategy(spec: Optional[str]) -> Type[OrderManager]:
+    """'module:Class' -> the class; empty -> OrderManager."""
+    if not spec:
+        return OrderManager
+    module_name, _, class_name = spec.partition(":")
+    module = importlib.import_module(module_name)
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, OrderManager)):
+        raise SettingsError(f"STRATEGY = {spec!r}: {class_name} is not an OrderManager subclass in {module_name}")
+    return cls
+
+
+class FileWatcher:
+    """Notices a change of modification time of any watched file (polled; cheap stat calls)."""
+
+    def __init__(self, paths: Sequence[str]):
+        self.paths = [Path(p) for p in paths]
+        self.stamps = {p: self._stamp(p) for p in self.paths}
+
+    @staticmethod
+    def _stamp(path: Path) -> Optional[Tuple[int, int]]:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def changed(self) -> List[Path]:
+        changed = []
+        for path in self.paths:
+            stamp = self._stamp(path)
+            if stamp != self.stamps[path]:
+                self.stamps[path] = stamp
+                changed.append(path)
+        return changed
+
+
+class Runner:
+    """Owns the exchange connection across reloads and drives the manager's loop."""
+
+    def __init__(self, settings: Settings, exchange: ExchangeInterface, manager_cls: Type[OrderManager],
+                 duration: Optional[float] = None, settings_path: Optional[str] = None,
+                 strategy_override: Optional[str] = None):
+        self.settings = settings
+        self.exchange = exchange
+        self.manager = manager_cls(settings, exchange)
+        self.duration = duration
+        self.settings_path = settings_path
+        self.strategy_override = strategy_override
+        self.stop_event = threading.Event()
+        self.exit_code = EXIT_OK
+        self.watcher = FileWatcher(self.watched_files(settings, manager_cls))
+
+    @staticmethod
+    def watched_files(settings: Settings, manager_cls: Type[OrderManager]) -> List[str]:
+        if settings.WATCHED_FILES is not None:
+            return list(settings.WATCHED_FILES)
+        files = [str(settings.source)] if settings.source else []
+        module_file = getattr(sys.modules.get(manager_cls.__module__), "__file__", None)
+        if manager_cls is not OrderManager and module_file:
+            files.append(module_file)
+        return files
+
+    def stop(self, *_: object) -> None:
+        self.stop_event.set()
+        self.exchange.wake()
+
+    def run(self) -> int:
+        started = time.monotonic()
+        self.exchange.connect()
+        self.manager.start(fresh=True)
+        next_status = time.monotonic() + self.settings.LOOP_INTERVAL
+        try:
+            while not self.stop_event.is_set():
+                if self.duration is not None and time.monotonic() - started >= self.duration:
+                    log.info("Duration of %.0fs elapsed", self.duration)
+                    break
+                timeout = max(0.0, next_status - time.monotonic())
+                if self.duration is not None:
+                    timeout = min(timeout, max(0.0, self.duration - (time.monotonic() - started)))
+                kinds = self.exchange.wait_for_events(timeout)
+                if kinds and self.settings.REQUOTE_DEBOUNCE_MS:
+                    self.stop_event.wait(self.settings.REQUOTE_DEBOUNCE_MS / 1000)
+                if self.stop_event.is_set():
+                    break
+                self.check_reload()
+                self.cycle()
+                if time.monotonic() >= next_status:
+                    self.manager.print_status()
+                    next_status = time.monotonic() + self.settings.LOOP_INTERVAL
+        except KillSwitch as exc:
+            log.error("Kill switch: %s. Cancelling all orders and exiting.", exc)
+            self.exit_code = EXIT_KILL_SWITCH
+        except errors.AuthenticationError as exc:
+            log.error("Authentication failed: %s", exc)
+            self.exit_code = EXIT_ERROR
+        finally:
+            self.manager.exit()
+            self.exchange.close()
+        return self.exit_code
+
+    def cycle(self) -> None:
+        try:
+            self.manager.step()
+        except (KillSwitch, errors.AuthenticationError):
+            raise
+        except errors.GteError as exc:
+            log.warning("Exchange error, retrying in %ss: %s", self.settings.API_ERROR_INTERVAL, exc)
+            self.stop_event.wait(self.settings.API_ERROR_INTERVAL)
+        except quoting.NoMarket as exc:
+            log.warning("Not quoting: %s", exc)
+        except ValueError as exc:  # the strategy asked for orders converge cannot honour
+            log.error("Strategy produced invalid orders, not quoting this cycle: %s", exc)
+            self.stop_event.wait(self.settings.API_ERROR_INTERVAL)
+
+    def check_reload(self) -> None:
+        changed = self.watcher.changed()
+        if not changed:
+            return
+        log.info("Change detected in %s; reloading", ", ".join(str(p) for p in changed))
+        self.reload()
+
+    def reload(self) -> bool:
+        """Validate the new settings and strategy; swap the manager in-process, keeping tables and orders."""
+        try:
+            settings = load_settings(self.settings_path, overrides=self._overrides())
+            for name in RESTART_REQUIRED:
+                if settings[name] != self.settings[name]:
+                    raise SettingsError(f"changing {name} needs a restart")
+            spec = self.strategy_override or settings.STRATEGY
+            if spec:
+                module = sys.modules.get(spec.partition(":")[0])
+                if module is not None:
+                    importlib.reload(module)
+            manager_cls = load_strategy(spec)
+            manager = manager_cls(settings, self.exchange)
+        except Exception as exc:  # a broken reload must never stop a running bot
+            log.error("Reload rejected, keeping the running settings: %s", exc)
+            return False
+        old = self.manager
+        manager.start_time, manager.start_equity = old.start_time, old.start_equity
+        manager.start_realised, manager.start_traded = old.start_realised, old.start_traded
+        self.settings, self.manager = settings, manager
+        self.watcher = FileWatcher(self.watched_files(settings, manager_cls))
+        log.info("Reloaded: %s with the new settings", manager_cls.__name__)
+        return True
+
+    def _overrides(self) -> Dict[str, object]:
+        keep = {"DRY_RUN": self.settings.DRY_RUN}
+        if self.strategy_override:
+            keep["STRATEGY"] = self.strategy_override
+        if getattr(self, "forced_sim", False):
+            keep["BASE_URL"] = None
+        return keep
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="marketmaker", description="GTE perpetual-futures grid market maker.")
+    parser.add_argument("--settings", metavar="PATH", help="settings file (default: ./settings.py or $MM_SETTINGS)")
+    parser.add_argument("--dry-run", action="store_true", help="compute and log orders, send none")
+    parser.add_argument("--duration", type=float, metavar="SECONDS", help="exit cleanly after this many seconds")
+    parser.add_argument("--sim", action="store_true", help="trade on the embedded local GTE simulator")
+    parser.add_argument("--strategy", metavar="MODULE:CLASS", help="OrderManager subclass to run")
+    return parser.parse_args(argv)
+
+
+def run(argv: Optional[Sequence[str]] = None) -> None:
+    """Entry point of `python marketmaker` and the `marketmaker` command."""
+    args = parse_args(argv)
+    overrides: Dict[str, object] = {}
+    if args.dry_run:
+        overrides["DRY_RUN"] = True
+    if args.strategy:
+        overrides["STRATEGY"] = args.strategy
+    if args.sim:
+        overrides["BASE_URL"] = None
+    try:
+        settings = load_settings(args.settings, overrides=overrides)
+        manager_cls = load_strategy(settings.STRATEGY)
+    except SettingsError as exc:
+        print(f"marketmaker: bad settings: {exc}", file=sys.stderr)
+        sys.exit(EXIT_SETTINGS)
+    except ImportError as exc:
+        print(f"marketmaker: cannot load STRATEGY {settings.STRATEGY!r}: {exc}", file=sys.stderr)
+        sys.exit(EXIT_SETTINGS)
+    setup_logging(settings.LOG_LEVEL, secrets=[settings.API_SECRET])
+    sys.exit(run_bot(settings, manager_cls, duration=args.duration, settings_path=args.settings,
+                     strategy_override=args.strategy, forced_sim=args.sim))
+
+
+def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, duration: Optional[float] = None,
+            settings_path: Optional[str] = None, strategy_override: Optional[str] = None,
+            forced_sim: bool = False, install_signals: bool = True) -> int:
+    """Run until a signal, the duration or the kill switch; returns the exit status."""
+    with contextlib.ExitStack() as stack:
+        if settings.use_simulator:
+            from .sim import SimConfig, run_simulator
+            config = dataclasses.replace(SimConfig.from_settings(settings), host="127.0.0.1", port=0)
+            sim = stack.enter_context(run_simulator(config))
+            register_secret(sim.api_secret)
+            log.info("Trading on the embedded GTE simulator at %s", sim.base_url)
+            base_url, ws_url, key, secret = sim.base_url, sim.ws_url, sim.api_key, sim.api_secret
+        else:
+            base_url, ws_url, key, secret = settings.BASE_URL, settings.WS_URL, settings.API_KEY, settings.API_SECRET
+        exchange = ExchangeInterface(settings, base_url, ws_url, key, secret)
+        runner = Runner(settings, exchange, manager_cls, duration, settings_path, strategy_override)
+        runner.forced_sim = forced_sim
+        if install_signals and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, runner.stop)
+            signal.signal(signal.SIGTERM, runner.stop)
+        try:
+            return runner.run()
+        except errors.AuthenticationError as exc:
+            log.error("Authentication failed: %s", exc)
+            return EXIT_ERROR
