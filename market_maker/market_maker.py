@@ -227,6 +227,8 @@ class OrderManager:
         self.start_equity: Optional[Decimal] = None
         self.start_realised: Optional[Decimal] = None
         self.start_traded = 0
+        self.start_fills = 0
+        self.start_fees = Decimal(0)
         self.start_positions: Tuple[Optional[Decimal], Optional[Decimal]] = (None, None)
         self.paused: Optional[str] = None
         self._last_send = 0.0
@@ -245,6 +247,7 @@ class OrderManager:
         self.start_equity = self.equity()
         self.start_realised = self.realised_pnl()
         self.start_traded = self.snap.contracts_traded
+        self.start_fills, self.start_fees = self.snap.fill_count, self.snap.fees_paid
         self.print_status()
 
     def exit(self) -> None:
@@ -388,8 +391,7 @@ class OrderManager:
         snap = self.exchange.snapshot()
         self.snap = snap
         counters = self.exchange.counters
-        fills = self.exchange.ws.stats.get("fills", 0) if hasattr(self.exchange.ws, "stats") else 0
-        fees = getattr(self.exchange.ws, "fees_paid", Decimal(0))
+        fills, fees = snap.fill_count - self.start_fills, snap.fees_paid - self.start_fees
         log.info("Summary: ran %.0fs; %d orders sent, %d cancelled, %d fills, %d contracts traded; "
                  "realised PnL %s %s; fees %s %s",
                  time.time() - self.start_time, counters["orders_sent"], counters["orders_cancelled"], fills,
@@ -543,6 +545,7 @@ class Runner:
         old = self.manager
         manager.start_time, manager.start_equity = old.start_time, old.start_equity
         manager.start_realised, manager.start_traded = old.start_realised, old.start_traded
+        manager.start_fills, manager.start_fees = old.start_fills, old.start_fees
         self.settings, self.manager = settings, manager
         self.watcher = FileWatcher(self.watched_files(settings, manager_cls))
         log.info("Reloaded: %s with the new settings", manager_cls.__name__)

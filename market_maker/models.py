@@ -151,6 +151,8 @@ class MarketSnapshot:
     connected: bool
     synced: bool  # every table has its partial and no gap is pending
     contracts_traded: int = 0  # contracts filled on our orders since the client started
+    fill_count: int = 0  # executions of our orders since the client started
+    fees_paid: Decimal = Decimal(0)  # their fees (settle currency; negative = rebates earned)
     recent_trades: Tuple[Trade, ...] = ()
 
 

@@ -6,7 +6,8 @@ number that is not a decimal string; callers decide whether that means a resync.
 """
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 from typing import Any, Mapping
 
 from ..models import (BUY, LONG, SELL, SHORT, Fill, Instrument, Margin, Order,
@@ -17,21 +18,24 @@ class MalformedRow(ValueError):
     """A row from the exchange lacks a field or carries a value we cannot parse."""
 
 
+# Plain decimal strings only, as GTE sends them: no exponent (a crafted "1e99999"
+# would cost seconds of CPU), no padding, no underscores, bounded length.
+_DECIMAL = re.compile(r"-?[0-9]{1,40}(?:\.[0-9]{1,40})?")
+
+
 def dec(row: Mapping[str, Any], name: str, default: Decimal | None = None) -> Decimal:
     value = row.get(name)
     if value is None or value == "":
         if default is not None:
             return default
         raise MalformedRow(f"missing field {name!r}")
-    if not isinstance(value, (str, int)):
-        raise MalformedRow(f"field {name!r} is not a decimal string: {value!r}")
-    try:
-        result = Decimal(value)
-    except InvalidOperation:
-        raise MalformedRow(f"field {name!r} is not a decimal string: {value!r}") from None
-    if not result.is_finite():
-        raise MalformedRow(f"field {name!r} is not finite: {value!r}")
-    return result
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise MalformedRow(f"field {name!r} is not a decimal string: {value!r:.60}")
+    if isinstance(value, int):
+        return Decimal(value)
+    if not _DECIMAL.fullmatch(value):
+        raise MalformedRow(f"field {name!r} is not a decimal string: {value!r:.60}")
+    return Decimal(value)
 
 
 def integer(row: Mapping[str, Any], name: str, default: int | None = None) -> int:
@@ -47,6 +51,8 @@ def text(row: Mapping[str, Any], name: str, default: str | None = None) -> str:
         if default is not None:
             return default
         raise MalformedRow(f"missing field {name!r}")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise MalformedRow(f"field {name!r} is not a string: {value!r:.60}")
     return str(value)
 
 
@@ -113,13 +119,18 @@ def parse_instrument(row: Mapping[str, Any]) -> Instrument:
         return dec(row, name) if row.get(name) not in (None, "") else None
 
     precision = integer(row, "price_precision", 0)
-    tick = optional("tick_size") or Decimal(1).scaleb(-precision)
+    tick = optional("tick_size")
+    if tick is None:
+        tick = Decimal(1).scaleb(-precision)
+    elif tick <= 0:
+        raise MalformedRow(f"tick_size must be positive: {row.get('tick_size')!r}")
     return Instrument(
         symbol=text(row, "symbol"),
         settle_currency=text(row, "settle_currency", text(row, "asset", "")),
         tick_size=tick,
         price_precision=precision,
-        face_value=dec(row, "face_value", dec(row, "lot_size", Decimal(1))),
+        face_value=dec(row, "face_value") if row.get("face_value") not in (None, "")
+        else dec(row, "lot_size", Decimal(1)),
         symbol_id=integer(row, "symbol_id", 0),
         last_price=optional("last_price"),
         mark_price=optional("mark_price"),
@@ -129,13 +140,13 @@ def parse_instrument(row: Mapping[str, Any]) -> Instrument:
 
 
 def parse_execution(row: Mapping[str, Any]) -> Fill:
-    price = row.get("last_price") or row.get("order_price")
+    price_field = "last_price" if row.get("last_price") not in (None, "") else "order_price"
     return Fill(
         exec_id=text(row, "exec_id"),
         order_id=text(row, "order_id"),
         side=order_side(row.get("side")),
         close_flag=integer(row, "close_flag", 0),
-        price=dec({"p": price}, "p"),
+        price=dec(row, price_field),
         qty=integer(row, "last_qty"),
         fee=dec(row, "fee", Decimal(0)),
         maker=text(row, "maker_flag", "0") == "1",

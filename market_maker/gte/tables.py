@@ -1,0 +1,405 @@
+"""Live copies of the keyed WebSocket tables (gte-api.md §3) and fill accounting.
+
+* ``KeyedTable``: rows keyed by the table's key tuple; ``update`` merges the
+  changed fields into the stored row, every stored row is also kept parsed into
+  its domain type (parsed once per change, so snapshots are cheap).
+* ``OrderTable``: a ``KeyedTable`` that retires final orders (cancelled/filled)
+  into a bounded "recently closed" map, so the live map holds open orders only
+  and late pushes for a just-closed order are absorbed instead of failing.
+* ``SeenSet``/``FillCounter``: contracts traded on our orders, deduplicated by
+  ``exec_id`` and reconciled against orders' cumulative ``filled_qty``.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+from ..models import (BUY, FINAL_STATUSES, LONG, SHORT, Fill, Instrument, Margin, Order, Position,
+                      Positions, Trade)
+from .book import StreamError
+from .parse import (MalformedRow, integer, parse_execution, parse_instrument, parse_margin,
+                    parse_order, parse_position, parse_trade)
+
+T = TypeVar("T")
+Row = Mapping[str, Any]
+Key = tuple[str, ...]
+
+INSTRUMENT_KEYS: Key = ("symbol",)
+ORDER_KEYS: Key = ("order_id",)
+POSITION_KEYS: Key = ("symbol", "side")
+MARGIN_KEYS: Key = ("settle_currency",)
+POSITION_FULL_ROW = ("qty", "avail_qty", "entry_price")
+MARGIN_FULL_ROW = ("total", "available", "order_margin", "pos_margin")
+
+
+class UnknownKey(StreamError):
+    """An update/delete names a key the table does not hold."""
+
+    description = "Update or delete for an unknown key"
+
+
+class KeyedTable(Generic[T]):
+    """Rows by key tuple, with their parsed domain values; all operations O(1) per row."""
+
+    def __init__(self, name: str, keys: Key, parse: Callable[[Row], T],
+                 full_row_fields: tuple[str, ...] = ()) -> None:
+        """``full_row_fields``: for tables the exchange re-pushes periodically as full-image
+        ``update`` rows (position, margin), an update for an unknown key that carries all of
+        these fields is a complete row and is inserted; otherwise it is ``UnknownKey``."""
+        self.name = name
+        self.keys = keys
+        self._parse = parse
+        self._full_row_fields = full_row_fields
+        self.rows: dict[Key, dict[str, Any]] = {}
+        self.items: dict[Key, T] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.rows
+
+    def get(self, key: Key) -> T | None:
+        return self.items.get(key)
+
+    def values(self) -> Iterator[T]:
+        return iter(self.items.values())
+
+    def key_of(self, row: Row) -> Key:
+        """The row's key tuple, values as strings; a missing key field is ``MalformedRow``."""
+        try:
+            return tuple(str(row[k]) for k in self.keys)
+        except (KeyError, TypeError):
+            raise MalformedRow(f"{self.name} row lacks key fields {self.keys}") from None
+
+    def partial(self, rows: Iterable[Row]) -> None:
+        """Replace the whole table with a full image (left empty if a row is bad)."""
+        self.rows.clear()
+        self.items.clear()
+        try:
+            for row in rows:
+                self._store(self.key_of(row), dict(row))
+        except BaseException:
+            self.rows.clear()
+            self.items.clear()
+            raise
+
+    def insert(self, rows: Iterable[Row]) -> None:
+        """Add rows; an insert for a key already held merges into it."""
+        for row in rows:
+            key = self.key_of(row)
+            old = self.rows.get(key)
+            self._store(key, dict(row) if old is None else {**old, **row})
+
+    def update(self, rows: Iterable[Row]) -> None:
+        """Merge changed fields into held rows; an unknown key raises ``UnknownKey``."""
+        for row in rows:
+            key = self.key_of(row)
+            old = self.rows.get(key)
+            if old is None:
+                if self._full_row_fields and all(f in row for f in self._full_row_fields):
+                    self._store(key, dict(row))
+                else:
+                    self._unknown(key, row, "update")
+                continue
+            self._store(key, {**old, **row})
+
+    def delete(self, rows: Iterable[Row]) -> None:
+        """Remove rows; an unknown key raises ``UnknownKey``."""
+        for row in rows:
+            key = self.key_of(row)
+            if self.rows.pop(key, None) is None:
+                self._unknown(key, row, "delete")
+                continue
+            self.items.pop(key, None)
+
+    def _store(self, key: Key, merged: dict[str, Any]) -> None:
+        """Parse first so a bad row leaves the stored one untouched."""
+        item = self._parse(merged)
+        self.rows[key] = merged
+        self.items[key] = item
+
+    def _unknown(self, key: Key, row: Row, action: str) -> None:
+        raise UnknownKey(f"{action} for unknown {self.name} key {key}")
+
+
+class OrderTable(KeyedTable[Order]):
+    """Our orders: open ones live; final ones retire to a bounded recently-closed map."""
+
+    def __init__(self, max_closed: int = 1000) -> None:
+        super().__init__("order", ORDER_KEYS, parse_order)
+        self.max_closed = max_closed
+        self.closed: OrderedDict[Key, tuple[dict[str, Any], Order]] = OrderedDict()
+
+    def partial(self, rows: Iterable[Row]) -> None:
+        super().partial(rows)
+        for key in [k for k, o in self.items.items() if o.status in FINAL_STATUSES]:
+            self._retire(key)
+
+    def _store(self, key: Key, merged: dict[str, Any]) -> None:
+        super()._store(key, merged)
+        if self.items[key].status in FINAL_STATUSES:
+            self._retire(key)
+
+    def _retire(self, key: Key) -> None:
+        row = self.rows.pop(key)
+        self.closed[key] = (row, self.items.pop(key))
+        self.closed.move_to_end(key)
+        while len(self.closed) > self.max_closed:
+            self.closed.popitem(last=False)
+
+    def _unknown(self, key: Key, row: Row, action: str) -> None:
+        """A push for a recently closed order is absorbed, not an inconsistency."""
+        held = self.closed.get(key)
+        if held is None:
+            super()._unknown(key, row, action)
+        elif action == "update":
+            merged = {**held[0], **row}
+            self.closed[key] = (merged, parse_order(merged))
+        else:
+            del self.closed[key]
+
+    def symbol_of(self, key: Key) -> str | None:
+        row = self.rows.get(key)
+        return None if row is None else row.get("symbol")
+
+    def open_orders(self, symbol: str) -> tuple[Order, ...]:
+        """Open orders on ``symbol``, oldest first."""
+        rows = self.rows
+        return tuple(o for k, o in self.items.items()
+                     if o.is_open and rows[k].get("symbol", symbol) == symbol)
+
+
+def order_to_row(order: Order, symbol: str) -> dict[str, str]:
+    """A wire-style order row for an ``Order`` learned over REST."""
+    return {"order_id": order.order_id, "client_oid": order.client_oid,
+            "side": "1" if order.side == BUY else "0", "close_flag": str(order.close_flag),
+            "price": str(order.price), "qty": str(order.qty), "filled_qty": str(order.filled_qty),
+            "status": str(order.status), "avg_price": str(order.avg_price), "fee": str(order.fee),
+            "ctime": str(order.ctime), "symbol": symbol}
+
+
+class SeenSet:
+    """Membership of the last ``maxlen`` ids (set + deque, O(1))."""
+
+    def __init__(self, maxlen: int = 10_000) -> None:
+        self._order: deque[str] = deque()
+        self._set: set[str] = set()
+        self.maxlen = maxlen
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._set
+
+    def __len__(self) -> int:
+        return len(self._set)
+
+    def add(self, item: str) -> bool:
+        """Remember ``item``; False if it was already there."""
+        if item in self._set:
+            return False
+        self._set.add(item)
+        self._order.append(item)
+        if len(self._order) > self.maxlen:
+            self._set.discard(self._order.popleft())
+        return True
+
+
+class FillCounter:
+    """Contracts filled on our orders since start, never counted twice.
+
+    ``credited[order_id]`` is the cumulative quantity of that order already
+    counted. A live execution adds ``last_qty`` (capped by its ``cum_qty`` minus
+    what is already credited) unless its ``exec_id`` was seen. After a resync the
+    reconciled order view reports ``filled_qty``; anything above the credited
+    amount is a fill we missed while blind and is added then. Orders present at
+    start are baselined at their ``filled_qty`` (fills before start don't count).
+    """
+
+    def __init__(self, max_seen: int = 10_000, max_orders: int = 10_000) -> None:
+        self.contracts = 0
+        self.seen = SeenSet(max_seen)
+        self.credited: OrderedDict[str, int] = OrderedDict()
+        self.max_orders = max_orders
+
+    def baseline(self, order_id: str, filled_qty: int) -> None:
+        """An order that existed at start: its past fills are not ours to count."""
+        if order_id not in self.credited:
+            self._credit_to(order_id, filled_qty)
+
+    def on_execution(self, row: Row) -> Fill | None:
+        """Count one execution row; the ``Fill`` if it is new and has a quantity."""
+        exec_id = row.get("exec_id")
+        if exec_id is None:
+            raise MalformedRow("execution row lacks exec_id")
+        if str(exec_id) in self.seen:
+            return None
+        fill = parse_execution(row)
+        self.seen.add(fill.exec_id)
+        if fill.qty <= 0:
+            return None
+        done = self.credited.get(fill.order_id, 0)
+        cum = integer(row, "cum_qty") if row.get("cum_qty") not in (None, "") else None
+        if cum is None:
+            added, total = fill.qty, done + fill.qty
+        else:
+            added, total = max(0, min(fill.qty, cum - done)), max(done, cum)
+        self.contracts += added
+        self._credit_to(fill.order_id, total)
+        return fill
+
+    def mark_seen(self, rows: Iterable[Row]) -> None:
+        """Executions that predate us (initial partial): remember, don't count."""
+        for row in rows:
+            exec_id = row.get("exec_id")
+            if exec_id is not None:
+                self.seen.add(str(exec_id))
+
+    def absorb_partial(self, rows: Iterable[Row], since_ms: int) -> list[Fill]:
+        """Executions in a resync partial: count the unseen ones that are ours to count.
+
+        An execution counts if its order is one we track or it happened after
+        ``since_ms`` (our start); older unknown ones are only remembered.
+        """
+        fills = []
+        for row in rows:
+            exec_id = row.get("exec_id")
+            if exec_id is None or str(exec_id) in self.seen:
+                continue
+            if str(row.get("order_id")) in self.credited or integer(row, "ctime", 0) >= since_ms:
+                fill = self.on_execution(row)
+                if fill is not None:
+                    fills.append(fill)
+            else:
+                self.seen.add(str(exec_id))
+        return fills
+
+    def reconcile(self, order_id: str, filled_qty: int) -> int:
+        """Credit fills of ``order_id`` missed while blind; returns contracts added."""
+        done = self.credited.get(order_id, 0)
+        added = max(0, filled_qty - done)
+        self.contracts += added
+        self._credit_to(order_id, max(done, filled_qty))
+        return added
+
+    def _credit_to(self, order_id: str, total: int) -> None:
+        credited = self.credited
+        credited[order_id] = total
+        credited.move_to_end(order_id)
+        if len(credited) > self.max_orders:
+            credited.popitem(last=False)
+
+
+class LiveTables:
+    """Every non-book table of one symbol/settle currency; ``apply`` returns the event kind.
+
+    Rows for other symbols (private tables are per settle currency) are stored
+    but left out of the views. Not thread-safe: the WebSocket client holds its lock.
+    """
+
+    def __init__(self, symbol: str, settle_currency: str, *, max_trades: int = 500,
+                 max_executions: int = 500, started_ms: int = 0) -> None:
+        self.symbol = symbol
+        self.settle_currency = settle_currency
+        self.fill_count = 0
+        self.fees_paid = Decimal(0)
+        self.started_ms = started_ms
+        self.instruments: KeyedTable[Instrument] = KeyedTable("instrument", INSTRUMENT_KEYS, parse_instrument)
+        self.orders = OrderTable()
+        self.positions: KeyedTable[Position] = KeyedTable(
+            "position", POSITION_KEYS, parse_position, POSITION_FULL_ROW)
+        self.margins: KeyedTable[Margin] = KeyedTable(
+            "margin", MARGIN_KEYS, parse_margin, MARGIN_FULL_ROW)
+        self.trades: deque[Trade] = deque(maxlen=max_trades)
+        self.executions: deque[Fill] = deque(maxlen=max_executions)
+        self.fills = FillCounter()
+        self._keyed: dict[str, KeyedTable[Any]] = {
+            "instrument": self.instruments, "order": self.orders,
+            "position": self.positions, "margin": self.margins}
+        self._kinds = {"instrument": "instrument", "order": "order", "position": "position",
+                       "margin": "margin"}
+
+    def apply(self, table: str, action: str, rows: list[Row], resync: bool = False) -> str | None:
+        """Apply one message's rows; ``resync`` marks a partial that replaces a stale copy."""
+        if table == "trade":
+            return self._trade(action, rows)
+        if table == "execution":
+            return self._execution(action, rows, resync)
+        keyed = self._keyed[table]
+        if action == "update":
+            keyed.update(rows)
+        elif action == "insert":
+            keyed.insert(rows)
+        elif action == "delete":
+            keyed.delete(rows)
+        elif action == "partial":
+            keyed.partial(rows)
+            if keyed is self.orders:
+                self._orders_partial(resync)
+        else:
+            raise MalformedRow(f"unknown action {action!r}")
+        return self._kinds[table]
+
+    def _orders_partial(self, resync: bool) -> None:
+        for order in self.orders.values():
+            if resync:
+                self.fills.reconcile(order.order_id, order.filled_qty)
+            else:
+                self.fills.baseline(order.order_id, order.filled_qty)
+
+    def _trade(self, action: str, rows: list[Row]) -> str | None:
+        if action == "partial":
+            self.trades.clear()
+        elif action != "insert":
+            raise MalformedRow(f"trade action {action!r} (insert only)")
+        trades = [parse_trade(r) for r in rows if r.get("symbol", self.symbol) == self.symbol]
+        self.trades.extend(trades)
+        return None
+
+    def _execution(self, action: str, rows: list[Row], resync: bool) -> str | None:
+        mine = [r for r in rows if r.get("symbol", self.symbol) == self.symbol]
+        if action == "insert":
+            fills = [f for f in map(self.fills.on_execution, mine) if f is not None]
+        elif action == "partial":
+            if not resync:
+                self.fills.mark_seen(mine)
+                return None
+            fills = self.fills.absorb_partial(mine, self.started_ms)
+        else:
+            raise MalformedRow(f"execution action {action!r} (insert only)")
+        self.executions.extend(fills)
+        for fill in fills:
+            self.fill_count += 1
+            self.fees_paid += fill.fee
+        return "fill" if fills else None
+
+    def reconcile_orders(self, rest_orders: Iterable[Order]) -> int:
+        """Merge a REST view of open orders (newer than the partial); returns contracts added."""
+        added = 0
+        for order in rest_orders:
+            key = (order.order_id,)
+            held = self.orders.get(key)
+            if held is None or order.filled_qty >= held.filled_qty:
+                self.orders.insert([order_to_row(order, self.symbol)])
+            added += self.fills.reconcile(order.order_id, order.filled_qty)
+        return added
+
+    # ------------------------------------------------------------------ views
+    def instrument(self) -> Instrument | None:
+        return self.instruments.get((self.symbol,))
+
+    def open_orders(self) -> tuple[Order, ...]:
+        return self.orders.open_orders(self.symbol)
+
+    def position_view(self) -> Positions:
+        long = self.positions.get((self.symbol, "1"))
+        short = self.positions.get((self.symbol, "0"))
+        return Positions(long=long or Position(LONG), short=short or Position(SHORT))
+
+    def margin(self) -> Margin | None:
+        return self.margins.get((self.settle_currency,))
+
+    def recent_trades(self) -> tuple[Trade, ...]:
+        return tuple(self.trades)
