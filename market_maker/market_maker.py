@@ -128,7 +128,8 @@ class ExchangeInterface:
         if self.dry_run:
             return list(self._paper.values())
         ws_own = [o for o in snap.orders if self.is_own(o)]
-        return [o for o in self.tracker.merge(ws_own, self.ws.seen_order_ids(), now_ms()) if o.is_open]
+        echoed = self.ws.known_order_ids(self.tracker.awaiting_echo())
+        return [o for o in self.tracker.merge(ws_own, echoed, now_ms()) if o.is_open]
 
     # -- actions
     def create_order(self, desired: DesiredOrder) -> Optional[Order]:
@@ -223,6 +224,7 @@ class OrderManager:
         self.exchange = exchange
         self.rng = rng or random.Random()
         self.snap: Optional[MarketSnapshot] = None
+        self.live: Optional[List[Order]] = None
         self.start_time = time.time()
         self.start_equity: Optional[Decimal] = None
         self.start_realised: Optional[Decimal] = None
@@ -262,6 +264,7 @@ class OrderManager:
     def step(self) -> None:
         """Sanity checks, then requote."""
         self.snap = self.exchange.snapshot()
+        self.live = None
         if not self.sanity_check():
             return
         self.place_orders()
@@ -278,7 +281,10 @@ class OrderManager:
         return instrument.tick_size if instrument else Decimal(self.settings.SIM_TICK_SIZE)
 
     def own_orders(self) -> List[Order]:
-        return self.exchange.own_open_orders(self.snap)
+        """Our open orders as of this cycle's snapshot (including ones the socket has not echoed yet)."""
+        if self.live is None:
+            self.live = self.exchange.own_open_orders(self.snap)
+        return self.live
 
     def place_orders(self) -> None:
         """Build the ladder and converge to it. Override for a custom strategy."""
@@ -303,6 +309,7 @@ class OrderManager:
         if not plan.to_cancel and not plan.to_create:
             return
         self._last_send = time.monotonic()
+        self.live = None  # what we send changes it
         allow_batch = True
         for action, payload in converge.ordered_steps(plan, self.snap.book.best_bid, self.snap.book.best_ask):
             if action == "cancel":

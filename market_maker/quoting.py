@@ -25,8 +25,8 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from decimal import Decimal, localcontext
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
@@ -199,21 +199,35 @@ def start_positions(
     return start_buy, start_sell
 
 
+def _exact_precision(start: Decimal, factor: Decimal, levels: int) -> int:
+    """Digits that hold ``start * factor ** levels`` exactly, doubled so a quotient's rounding
+    error stays far below the distance between any off-grid value and the grid."""
+    digits = len(start.as_tuple().digits) + len(factor.as_tuple().digits) * (levels + 1)
+    return 2 * digits + 30
+
+
 def level_prices(start: Decimal, side: str, params: QuoteParams) -> tuple[Decimal, ...]:
     """Snapped prices of levels 1..order_pairs on one side (duplicates kept).
 
     ``price_i = start * (1 + interval) ** k``, ``k = -(i-1)`` / ``+(i-1)`` with
     ``maintain_spreads`` (first level at the start), else ``-i`` / ``+i``;
-    buys rounded down, sells rounded up to the tick grid.
+    buys rounded down, sells rounded up to the tick grid. Exact: the powers are
+    computed without rounding and a buy's quotient is exact whenever the true
+    price lies on the grid.
     """
     offset = 0 if params.maintain_spreads else 1
-    sign = -1 if side == BUY else 1
-    factor = 1 + Fraction(params.interval)
-    base = Fraction(start)
-    return tuple(
-        snap_price(base * factor ** (sign * (i - 1 + offset)), params.tick_size, side)
-        for i in range(1, params.order_pairs + 1)
-    )
+    factor = 1 + params.interval
+    tick = params.tick_size
+    rounding = ROUND_FLOOR if side == BUY else ROUND_CEILING
+    prices = []
+    with localcontext() as ctx:
+        ctx.prec = _exact_precision(start, factor, params.order_pairs + offset)
+        power = factor ** offset
+        for _ in range(params.order_pairs):
+            value = start / power if side == BUY else start * power
+            prices.append((value / tick).to_integral_value(rounding) * tick)
+            power *= factor
+    return tuple(prices)
 
 
 def level_sizes(params: QuoteParams, rng: random.Random | None = None) -> tuple[int, ...]:
@@ -308,7 +322,7 @@ def clamp_post_only(
         if new_price <= 0 or (o.side, new_price) in taken:
             continue
         taken.add((o.side, new_price))
-        out.append(replace(o, price=new_price))
+        out.append(DesiredOrder(o.side, new_price, o.qty, o.close_flag))
     return _best_first(out)
 
 
@@ -338,9 +352,9 @@ def split_close_open(orders: Sequence[DesiredOrder], capacity: int) -> tuple[Des
         close_qty = min(o.qty, left)
         left -= close_qty
         if close_qty:
-            out.append(replace(o, qty=close_qty, close_flag=1))
+            out.append(DesiredOrder(o.side, o.price, close_qty, 1))
         if o.qty - close_qty:
-            out.append(replace(o, qty=o.qty - close_qty, close_flag=0))
+            out.append(DesiredOrder(o.side, o.price, o.qty - close_qty, 0))
     return tuple(out)
 
 

@@ -8,6 +8,7 @@ passes the time in.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List
 
@@ -18,7 +19,7 @@ from .models import Order
 class OrderTracker:
     ttl_ms: int = 5000  # after this long the WebSocket view wins whatever it says
     _created: Dict[str, tuple] = field(default_factory=dict)  # order_id -> (Order, time_ms)
-    _cancelled: Dict[str, int] = field(default_factory=dict)  # order_id -> time_ms
+    _cancelled: "OrderedDict[str, int]" = field(default_factory=OrderedDict)  # order_id -> time_ms, oldest first
 
     def created(self, order: Order, now_ms: int) -> None:
         self._created[order.order_id] = (order, now_ms)
@@ -26,12 +27,17 @@ class OrderTracker:
     def cancelled(self, order_ids: Iterable[str], now_ms: int) -> None:
         for order_id in order_ids:
             self._cancelled[order_id] = now_ms
+            self._cancelled.move_to_end(order_id)
             self._created.pop(order_id, None)
 
     def forget_all(self) -> None:
         """After a resync the reconciled tables are the truth."""
         self._created.clear()
         self._cancelled.clear()
+
+    def awaiting_echo(self) -> List[str]:
+        """Ids of created orders the WebSocket has not reported yet."""
+        return list(self._created)
 
     def merge(self, ws_open: Iterable[Order], seen_ids: "frozenset[str] | set[str]", now_ms: int) -> List[Order]:
         """Open orders as we should believe them now.
@@ -44,9 +50,9 @@ class OrderTracker:
         for order_id, (_, at) in list(self._created.items()):
             if order_id in seen_ids or at < horizon:
                 del self._created[order_id]
-        for order_id, at in list(self._cancelled.items()):
-            if at < horizon:
-                del self._cancelled[order_id]
+        cancelled = self._cancelled
+        while cancelled and next(iter(cancelled.values())) < horizon:
+            cancelled.popitem(last=False)
         live = [o for o in ws_open if o.order_id not in self._cancelled]
         live_ids = {o.order_id for o in live}
         live.extend(o for o, _ in self._created.values() if o.order_id not in live_ids

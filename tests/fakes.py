@@ -75,8 +75,8 @@ class FakeWs:
     def stop(self):
         self.started = False
 
-    def seen_order_ids(self):
-        return set(self.rest.orders)
+    def known_order_ids(self, order_ids):
+        return {i for i in order_ids if i in self.rest.orders}
 
     def snapshot(self, depth=50):
         import time

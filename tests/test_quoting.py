@@ -393,3 +393,33 @@ def test_ladder_properties(sc):
         assert lad.buys == ()
     if p.check_position_limits and positions.net <= p.min_position:
         assert lad.sells == ()
+
+
+# --- the Decimal ladder equals an exact rational reference ------------------------------------------------------------
+import math as _math
+from decimal import Decimal
+from fractions import Fraction as _Fraction
+
+from hypothesis import given as _given, settings as _settings, strategies as _st
+
+
+@_settings(max_examples=200, deadline=None)
+@_given(start_ticks=_st.integers(1, 2_000_000), tick=_st.sampled_from(["0.5", "0.01", "1", "0.25", "5"]),
+        interval=_st.sampled_from(["0.005", "0.001", "0.0025", "0.01", "0.1", "0.00123"]),
+        pairs=_st.integers(1, 40), maintain=_st.booleans(), side=_st.sampled_from(["buy", "sell"]))
+def test_level_prices_match_exact_rational_reference(start_ticks, tick, interval, pairs, maintain, side):
+    from market_maker.quoting import QuoteParams, level_prices
+    tick, interval = Decimal(tick), Decimal(interval)
+    start = start_ticks * tick
+    params = QuoteParams(order_pairs=pairs, order_start_size=1, order_step_size=0, random_order_size=False,
+                         min_order_size=1, max_order_size=1, interval=interval, min_spread=Decimal(0),
+                         maintain_spreads=maintain, post_only=False, check_position_limits=False,
+                         min_position=-1, max_position=1, tick_size=tick)
+    offset = 0 if maintain else 1
+    sign = -1 if side == "buy" else 1
+    expected = []
+    for i in range(1, pairs + 1):
+        exact = _Fraction(start) * (1 + _Fraction(interval)) ** (sign * (i - 1 + offset)) / _Fraction(tick)
+        n = _math.floor(exact) if side == "buy" else _math.ceil(exact)
+        expected.append(n * tick)
+    assert list(level_prices(start, side, params)) == expected

@@ -137,6 +137,9 @@ class GteRest:
         self.backoff = backoff
         self.read_only = read_only
         self.session = session if session is not None else requests.Session()
+        # Proxy/netrc discovery from the environment costs ~1 ms per request (it rescans os.environ);
+        # a market maker talks to one fixed endpoint, so skip it.
+        self.session.trust_env = False
         self.rate_limiter = (rate_limiter if rate_limiter is not None
                              else RateLimiter(clock=clock, sleep=sleep))
         self.stats = RestStats()

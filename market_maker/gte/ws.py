@@ -33,7 +33,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -404,11 +404,11 @@ class GteWebSocket:
                 contracts_traded=t.fills.contracts, fill_count=t.fill_count, fees_paid=t.fees_paid,
                 recent_trades=t.recent_trades())
 
-    def seen_order_ids(self) -> frozenset[str]:
-        """Ids of every order the order table holds, open or recently closed."""
+    def known_order_ids(self, order_ids: Iterable[str]) -> set[str]:
+        """Those of ``order_ids`` the order table has heard of, open or recently closed."""
         with self._lock:
             orders = self._tables.orders
-            return frozenset(key[0] for keys in (orders.rows, orders.closed) for key in keys)
+            return {i for i in order_ids if (i,) in orders.rows or (i,) in orders.closed}
 
     @property
     def connected(self) -> bool:

@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Decision latency: from a book message entering the WebSocket handler to the converge
+requests being issued, through the real handler, snapshot, quoting, converge and REST
+client (HTTP intercepted in-process: no network, no rate-limit waits, no debounce).
+
+  python bench/decision_latency.py [--pairs 6 30] [--moves 2000]
+
+Prints p50/p99 to the first and to the last request of each requote, and the API
+calls one requote costs after a 1-tick and after a 1 % market move with the default
+settings. Exchange echoes (order inserts/cancels on the private order table) are fed
+back between moves, untimed, as the exchange would push them.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Dict, List
+
+import requests
+from requests.adapters import BaseAdapter
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from market_maker.gte.ratelimit import Limit, RateLimiter  # noqa: E402
+from market_maker.gte.rest import GteRest  # noqa: E402
+from market_maker.gte.signing import Credentials  # noqa: E402
+from market_maker.gte.ws import GteWebSocket  # noqa: E402
+from market_maker.market_maker import ExchangeInterface, OrderManager  # noqa: E402
+from market_maker.settings import load_settings  # noqa: E402
+
+TICK = Decimal("0.5")
+SYMBOL_ID = 1
+MID = 20000  # ticks: 10000.0 USD
+
+
+class Echo:
+    """Builds the private/public WebSocket messages the exchange would push."""
+
+    def __init__(self) -> None:
+        self.seq: Dict[str, int] = {}
+        self.pending: List[str] = []
+
+    def message(self, table: str, action: str, rows: list) -> str:
+        self.seq[table] = self.seq.get(table, 0) + 1
+        return json.dumps({"table": table, "action": action, "data": rows, "time": "1", "seq": self.seq[table]},
+                          separators=(",", ":"))
+
+
+def level(ticks: int, side: str, size: int = 100) -> dict:
+    return {"id": str(100000000 * SYMBOL_ID - ticks), "instrument_type": "pc", "settle_currency": "BTC",
+            "symbol": "BTC_USD", "side": side, "price": str(ticks * TICK), "size": str(size)}
+
+
+def book_partial(echo: Echo, mid: int, half_spread: int, levels: int = 1000) -> str:
+    rows = [level(mid + half_spread + i, "sell") for i in range(levels)]
+    rows += [level(mid - half_spread - i, "buy") for i in range(levels)]
+    echo.seq["order_book"] = 0
+    return echo.message("order_book", "partial", rows)
+
+
+class FakeExchangeAdapter(BaseAdapter):
+    """Answers GTE REST calls in-process and records when each request was issued."""
+
+    def __init__(self, echo: Echo) -> None:
+        super().__init__()
+        self.echo = echo
+        self.ids = itertools.count(122702086658933120)
+        self.sent: List[float] = []
+        self.calls: Dict[str, int] = {}
+        self.rows: Dict[str, dict] = {}
+
+    def send(self, request, **kwargs):  # type: ignore[override]
+        self.sent.append(time.perf_counter())
+        path = request.path_url.split("?")[0].replace("/v1/api/", "")
+        self.calls[path] = self.calls.get(path, 0) + 1
+        data: object = {}
+        if path == "pc/order/create":
+            body = json.loads(request.body)
+            order_id = str(next(self.ids))
+            row = {"order_id": order_id, "client_oid": body.get("client_oid", ""), "status": "2",
+                   "side": body["side"], "close_flag": body["close_flag"], "price": body["price"], "qty": body["qty"],
+                   "filled_qty": "0", "avg_price": "0", "fee": "0", "leverage": "10", "order_margin": "0",
+                   "order_type": "1", "ctime": str(int(time.time() * 1000)), "symbol": "BTC_USD",
+                   "settle_currency": "BTC", "instrument_type": "pc"}
+            self.rows[order_id] = row
+            self.echo.pending.append(self.echo.message("order", "insert", [row]))
+            data = {"order_id": order_id}
+        elif path in ("pc/order/cancel", "pc/order/cancel_batch"):
+            body = json.loads(request.body)
+            ids = [body["id"]] if "id" in body else json.loads(body["filter"])["order_id"]
+            for order_id in ids:
+                if self.rows.pop(order_id, None) is not None:
+                    self.echo.pending.append(self.echo.message("order", "update",
+                                                               [{"order_id": order_id, "status": "8"}]))
+            data = {"order_id": ids[0]}
+        elif path == "pc/order/query":
+            data = {"rows": list(self.rows.values())}
+        resp = requests.Response()
+        resp.status_code = 200
+        resp._content = json.dumps({"code": 0, "data": data, "input": None, "traceId": "", "cost": 0,
+                                    "error": None, "msg": None, "time": 0}).encode()
+        resp.url = request.url
+        resp.request = request
+        return resp
+
+    def close(self) -> None:
+        pass
+
+
+def build(pairs: int, **overrides: object):
+    settings = load_settings(overrides={"ORDER_PAIRS": pairs, "API_REST_INTERVAL": 0, **overrides}, environ={},
+                             cwd=Path("/nonexistent"))
+    echo = Echo()
+    adapter = FakeExchangeAdapter(echo)
+    session = requests.Session()
+    session.mount("http://", adapter)
+    unlimited = RateLimiter({name: Limit(10**9) for name in ("pc/order/create", "pc/order/cancel",
+                                                             "pc/order/cancel_batch", "pc/order/query",
+                                                             "pc/leverage/change")})
+    rest = GteRest("http://bench.invalid", Credentials("bench-key", "bench-secret"), session=session,
+                   rate_limiter=unlimited, order_id_prefix=settings.ORDERID_PREFIX)
+    ws = GteWebSocket("", "BTC_USD", "BTC", None)
+    ws.prime_for_replay(TICK, SYMBOL_ID)
+    ws._connected = True  # what the I/O thread sets once the socket is up
+    exchange = ExchangeInterface(settings, "http://bench.invalid", "", "bench-key", "bench-secret", rest=rest, ws=ws)
+    manager = OrderManager(settings, exchange)
+    return settings, echo, adapter, ws, manager
+
+
+def feed(ws: GteWebSocket, message: str) -> None:
+    ws.last_message_time = time.time()  # what the I/O thread records on receipt
+    ws.handle_raw(message)
+
+
+def flush_echoes(ws: GteWebSocket, echo: Echo) -> None:
+    while echo.pending:
+        feed(ws, echo.pending.pop(0))
+
+
+def latency(pairs: int, moves: int) -> None:
+    settings, echo, adapter, ws, manager = build(pairs, RELIST_INTERVAL=0, MIN_SPREAD=0, MAINTAIN_SPREADS=False)
+    feed(ws, book_partial(echo, MID, 10))
+    manager.step()
+    flush_echoes(ws, echo)
+    first: List[float] = []
+    last: List[float] = []
+    inside = level(MID - 9, "buy")
+    for i in range(moves):
+        rows = [inside] if i % 2 == 0 else [{"id": inside["id"]}]
+        message = echo.message("order_book", "insert" if i % 2 == 0 else "delete", rows)
+        adapter.sent.clear()
+        t0 = time.perf_counter()
+        feed(ws, message)
+        manager.step()
+        if adapter.sent:
+            first.append(adapter.sent[0] - t0)
+            last.append(adapter.sent[-1] - t0)
+        flush_echoes(ws, echo)
+    q = statistics.quantiles
+    print(f"ORDER_PAIRS={pairs:>3}: {len(first)} requotes; to first request p50 {q(first, n=100)[49] * 1e3:.3f} ms "
+          f"p99 {q(first, n=100)[98] * 1e3:.3f} ms; to last request p50 {q(last, n=100)[49] * 1e3:.3f} ms "
+          f"p99 {q(last, n=100)[98] * 1e3:.3f} ms")
+
+
+def calls_per_move(label: str, shift_ticks) -> None:
+    settings, echo, adapter, ws, manager = build(6)
+    feed(ws, book_partial(echo, MID, 2))
+    manager.step()
+    flush_echoes(ws, echo)
+    adapter.calls.clear()
+    mid = MID + shift_ticks(MID)
+    feed(ws, book_partial(echo, mid, 2))
+    manager.step()
+    flush_echoes(ws, echo)
+    total = sum(adapter.calls.values())
+    detail = ", ".join(f"{k.split('/')[-1]} {v}" for k, v in sorted(adapter.calls.items()))
+    print(f"API calls for one requote after a {label} move (default settings, ORDER_PAIRS=6): {total} ({detail})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", type=int, nargs="+", default=[6, 30])
+    ap.add_argument("--moves", type=int, default=2000)
+    a = ap.parse_args()
+    import logging
+    logging.getLogger("market_maker").setLevel(logging.WARNING)
+    for pairs in a.pairs:
+        latency(pairs, a.moves)
+    calls_per_move("1-tick", lambda mid: 1)
+    calls_per_move("1 %", lambda mid: mid // 100)
+
+
+if __name__ == "__main__":
+    main()
