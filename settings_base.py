@@ -124,6 +124,16 @@ SIM_BALANCE = Decimal("10")
 SIM_FLOW = True
 # Simulated-time speed factor for the market flow and funding.
 SIM_SPEED = Decimal("1")
+# Volatility of the simulator's reference price: standard deviation of its relative move per second.
+SIM_VOLATILITY = Decimal("0.0006")
+# Takers (market-order flow) arriving per second, on average.
+SIM_TAKER_RATE = Decimal("2")
+# Mean size in contracts of a taker order.
+SIM_TAKER_MEAN_QTY = Decimal("150")
+# Price levels the simulated liquidity providers keep on each side.
+SIM_DEPTH_LEVELS = 40
+# Ticks between two levels of the simulated liquidity providers.
+SIM_LEVEL_STEP_TICKS = 4
 # Seconds between funding payments in the simulator.
 SIM_FUNDING_INTERVAL = 28800
 # Fault injection: disconnect every WebSocket every this many seconds (0 = off).

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import importlib
 import itertools
 import logging
@@ -608,7 +607,9 @@ def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, 
     with contextlib.ExitStack() as stack:
         if settings.use_simulator:
             from .sim import SimConfig, run_simulator
-            config = dataclasses.replace(SimConfig.from_settings(settings), host="127.0.0.1", port=0)
+            config = SimConfig.from_settings(settings, host="127.0.0.1", port=0, api_key=settings.API_KEY,
+                                             api_secret=settings.API_SECRET,
+                                             funding_interval_s=int(settings.SIM_FUNDING_INTERVAL))
             sim = stack.enter_context(run_simulator(config))
             register_secret(sim.api_secret)
             log.info("Trading on the embedded GTE simulator at %s", sim.base_url)

@@ -15,7 +15,7 @@ import types
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import settings_base
 
@@ -291,6 +291,11 @@ RULES: Dict[str, Rule] = {
     "SIM_BALANCE": _POSITIVE,
     "SIM_FLOW": Rule(_bool, "True or False"),
     "SIM_SPEED": _POSITIVE,
+    "SIM_VOLATILITY": _NON_NEGATIVE,
+    "SIM_TAKER_RATE": _NON_NEGATIVE,
+    "SIM_TAKER_MEAN_QTY": _POSITIVE,
+    "SIM_DEPTH_LEVELS": Rule(_int, "a whole number from 1 to 500", lambda v: 1 <= v <= 500),
+    "SIM_LEVEL_STEP_TICKS": Rule(_int, "a whole number of ticks, 1 or more", lambda v: v >= 1),
     "SIM_FUNDING_INTERVAL": _SECONDS,
     "SIM_FAULT_WS_DISCONNECT_EVERY_S": _SECONDS_OR_ZERO,
     "SIM_FAULT_DROP_RATE": _FRACTION,
@@ -328,3 +333,32 @@ def _check_together(v: Mapping[str, Any]) -> None:
         if not v["DRY_RUN"] and not (v["API_KEY"] and v["API_SECRET"]):
             raise SettingsError("API_KEY and API_SECRET (or env GTE_API_KEY and GTE_API_SECRET) must be set "
                                 "when BASE_URL is set and DRY_RUN is False")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Reference
+
+
+def reference_rows() -> List[Tuple[str, str, str]]:
+    """(name, default as written, comment) for every setting of settings_base.py, in file order."""
+    rows, comment = [], []
+    for line in Path(settings_base.__file__).read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            comment.append(line[2:].strip())
+        elif re.match(r"[A-Z0-9_]+ = ", line):
+            name, default = line.split(" = ", 1)
+            rows.append((name, default, " ".join(comment)))
+            comment = []
+        elif not line.startswith("#"):
+            comment = []
+    return rows
+
+
+def reference_markdown() -> str:
+    lines = ["| setting | default | meaning |", "| --- | --- | --- |"]
+    lines += [f"| `{name}` | `{default}` | {comment} |" for name, default, comment in reference_rows()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

@@ -1,0 +1,125 @@
+"""Simulator settings: one frozen dataclass, buildable from the project's settings module."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .faults import FaultConfig
+from .flow import FlowConfig, load_price_csv
+
+_FLOW = FlowConfig()
+# SimConfig field -> FlowConfig field (``symbol`` is passed too; ``flow_price_csv`` becomes price_rows)
+FLOW_FIELDS = {name: name for name in (
+    "taker_rate", "taker_mean_qty", "taker_qty_sigma", "taker_slippage", "volatility", "burst_rate",
+    "burst_mean_s", "burst_mult", "depth_levels", "level_step_ticks", "half_spread_ticks", "lp_accounts",
+    "lp_mean_qty", "requote_prob", "speed")}
+FLOW_FIELDS["flow_balance"] = "balance"
+FAULT_PREFIX = "fault_"
+_FAULT_RENAMES = {"fault_5xx_rate": "http_5xx_rate"}
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Everything the local GTE simulator needs. ``port=0`` binds an ephemeral port;
+    ``api_key``/``api_secret`` None means "generate a pair"."""
+    host: str = "127.0.0.1"
+    port: int = 8765
+    seed: int = 1
+    symbol: str = "BTC_USD"
+    asset: str = "BTC"
+    symbol_id: int = 1
+    tick_size: Decimal = Decimal("0.5")
+    start_price: Decimal = Decimal("10000")
+    balance: Decimal = Decimal("10")
+    api_key: str | None = None
+    api_secret: str | None = field(default=None, repr=False)
+    # synthetic market flow: ``flow_``-less names mirror flow.FlowConfig (see FLOW_FIELDS)
+    flow: bool = True
+    taker_rate: Decimal = _FLOW.taker_rate
+    taker_mean_qty: Decimal = _FLOW.taker_mean_qty
+    taker_qty_sigma: Decimal = _FLOW.taker_qty_sigma
+    taker_slippage: Decimal = _FLOW.taker_slippage
+    volatility: Decimal = _FLOW.volatility
+    burst_rate: Decimal = _FLOW.burst_rate
+    burst_mean_s: Decimal = _FLOW.burst_mean_s
+    burst_mult: Decimal = _FLOW.burst_mult
+    depth_levels: int = _FLOW.depth_levels
+    level_step_ticks: int = _FLOW.level_step_ticks
+    half_spread_ticks: int = _FLOW.half_spread_ticks
+    lp_accounts: int = _FLOW.lp_accounts
+    lp_mean_qty: Decimal = _FLOW.lp_mean_qty
+    requote_prob: Decimal = _FLOW.requote_prob
+    speed: Decimal = _FLOW.speed
+    flow_balance: Decimal = _FLOW.balance
+    flow_price_csv: str | None = None
+    # exchange clocks and pushes
+    funding_interval_s: int = 28800
+    ws_idle_timeout_s: Decimal = Decimal("120")
+    position_push_s: Decimal = Decimal("5")
+    instrument_push_s: Decimal = Decimal("1")
+    tick_interval_ms: int = 50
+    rate_limits: bool = True
+    # faults, all off by default
+    fault_ws_disconnect_every_s: Decimal = Decimal(0)
+    fault_drop_rate: Decimal = Decimal(0)
+    fault_dup_rate: Decimal = Decimal(0)
+    fault_latency_ms: tuple[int, int] = (0, 0)
+    fault_5xx_rate: Decimal = Decimal(0)
+    fault_lost_response_rate: Decimal = Decimal(0)
+    fault_rate_limit_every_s: Decimal = Decimal(0)
+    fault_rate_limit_duration_s: Decimal = Decimal(0)
+    extra_accounts: tuple[tuple[str, str, Decimal], ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(f.default, Decimal) and not isinstance(value, Decimal):
+                try:
+                    object.__setattr__(self, f.name, Decimal(str(value)))
+                except InvalidOperation:
+                    raise ValueError(f"{f.name} must be a decimal number, not {value!r}") from None
+        object.__setattr__(self, "fault_latency_ms", tuple(int(v) for v in self.fault_latency_ms))
+        object.__setattr__(self, "extra_accounts", tuple(
+            (str(k), str(s), Decimal(str(b))) for k, s, b in self.extra_accounts))
+        if self.tick_size <= 0 or self.start_price <= 0 or self.balance < 0:
+            raise ValueError("tick_size and start_price must be > 0, balance >= 0")
+        self.fault_config()  # validates the fault values
+
+    @property
+    def price_precision(self) -> int:
+        """Decimals allowed in a price (from ``tick_size``)."""
+        return max(0, -self.tick_size.normalize().as_tuple().exponent)
+
+    def flow_config(self) -> FlowConfig:
+        """The flow knobs as a ``FlowConfig`` (reads ``flow_price_csv`` if set)."""
+        values = {dst: getattr(self, src) for src, dst in FLOW_FIELDS.items()}
+        rows = tuple(load_price_csv(self.flow_price_csv)) if self.flow_price_csv else ()
+        return FlowConfig(symbol=self.symbol, price_rows=rows, **values)
+
+    def fault_config(self) -> FaultConfig:
+        """The ``fault_*`` fields as a ``FaultConfig``."""
+        values = {}
+        for f in dataclasses.fields(self):
+            if f.name.startswith(FAULT_PREFIX):
+                values[_FAULT_RENAMES.get(f.name, f.name[len(FAULT_PREFIX):])] = getattr(self, f.name)
+        return FaultConfig(**values)
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> SimConfig:
+        """Read ``SIM_<FIELD>`` attributes (e.g. ``SIM_FAULT_DROP_RATE``) of a settings object."""
+        values = {}
+        for f in dataclasses.fields(cls):
+            name = "SIM_" + f.name.upper()
+            if hasattr(settings, name):
+                values[f.name] = getattr(settings, name)
+        values.update(overrides)
+        return cls(**values)
+
+
+def fault_field_to_config(name: str) -> str:
+    """Map a ``SimConfig``/CLI fault name (``fault_5xx_rate``) to its ``FaultConfig`` field."""
+    if name in _FAULT_RENAMES:
+        return _FAULT_RENAMES[name]
+    return name[len(FAULT_PREFIX):] if name.startswith(FAULT_PREFIX) else name

@@ -1,0 +1,195 @@
+"""Wire-row formatting of the simulator: every number becomes a plain decimal string.
+
+Prices are ``ticks * tick_size`` rendered with ``format(d, "f")`` (so with tick 0.5
+every price has one decimal: "10000.0", "10000.5").  Other decimals are rendered
+without exponent and without trailing zeros ("0.00086", "10", "-0.5").
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from .engine import Order
+
+DISPLAY_Q = Decimal("1e-12")
+AVG_Q = Decimal("1e-8")
+BOOK_ID_BASE = 100_000_000
+
+
+def dstr(value: Decimal) -> str:
+    """Plain string of a decimal: no exponent, no trailing zeros, never "-0"."""
+    if not value:
+        return "0"
+    s = format(value, "f")
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    return s
+
+
+def dstr_q(value: Decimal) -> str:
+    """``dstr`` of a value first rounded to the display quantum (1e-12)."""
+    return dstr(value.quantize(DISPLAY_Q))
+
+
+class PriceFormatter:
+    """Cached tick -> price-string conversion for one instrument."""
+    __slots__ = ("tick", "symbol_id", "_cache")
+
+    def __init__(self, tick: Decimal, symbol_id: int) -> None:
+        self.tick = tick
+        self.symbol_id = symbol_id
+        self._cache: dict[int, str] = {}
+
+    def price(self, ticks: int) -> str:
+        """Price string of ``ticks``."""
+        s = self._cache.get(ticks)
+        if s is None:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            s = self._cache[ticks] = format(ticks * self.tick, "f")
+        return s
+
+    def book_id(self, ticks: int) -> str:
+        """Order-book level id: 100000000 * symbol_id - price / tick_size."""
+        return str(BOOK_ID_BASE * self.symbol_id - ticks)
+
+    def avg_price(self, value_ticks: int, filled: int) -> str:
+        """Average fill price (qty-weighted) of an order, "0" before any fill."""
+        if not filled:
+            return "0"
+        whole, rest = divmod(value_ticks, filled)
+        if not rest:
+            return self.price(whole)
+        return dstr((value_ticks * self.tick / filled).quantize(AVG_Q))
+
+
+def order_row(o: Order, fmt: PriceFormatter, asset: str, status: int, filled: int,
+              value_ticks: int, fee: Decimal, margin: Decimal) -> dict:
+    """Order row of §2 (+ instrument_type); mutable fields passed as a snapshot."""
+    return {
+        "order_id": str(o.oid),
+        "client_oid": o.client_oid or "",
+        "status": str(status),
+        "side": "1" if o.side else "0",
+        "close_flag": "1" if o.close_flag else "0",
+        "price": fmt.price(o.ticks),
+        "qty": str(o.qty),
+        "filled_qty": str(filled),
+        "avg_price": fmt.avg_price(value_ticks, filled),
+        "fee": dstr(fee),
+        "leverage": dstr(o.leverage),
+        "order_margin": dstr(margin),
+        "order_type": "1",
+        "ctime": str(o.ctime),
+        "asset": asset,
+        "settle_currency": asset,
+        "symbol": o.symbol,
+        "instrument_type": "pc",
+    }
+
+
+def current_order_row(o: Order, fmt: PriceFormatter, asset: str) -> dict:
+    """Order row of the order's present state."""
+    return order_row(o, fmt, asset, o.status, o.filled, o.value_ticks, o.fee, o.margin)
+
+
+def execution_row(o: Order, fmt: PriceFormatter, asset: str, exec_id: int, qty: int,
+                  ticks: int, fee: Decimal, maker: bool, match_id: int, now_ms: int,
+                  status: int, cum_qty: int) -> dict:
+    """Execution row of §3 for one fill of ``o`` (+ last_price, fee conventions)."""
+    return {
+        "exec_id": str(exec_id),
+        "order_id": str(o.oid),
+        "exec_type": "4",
+        "order_status": str(status),
+        "side": "1" if o.side else "0",
+        "close_flag": "1" if o.close_flag else "0",
+        "order_price": fmt.price(o.ticks),
+        "order_qty": str(o.qty),
+        "order_type": "1",
+        "last_qty": str(qty),
+        "cum_qty": str(cum_qty),
+        "leaves_qty": str(o.qty - cum_qty),
+        "maker_flag": "1" if maker else "0",
+        "trade_match_id": str(match_id),
+        "ctime": str(now_ms),
+        "symbol": o.symbol,
+        "settle_currency": asset,
+        "instrument_type": "pc",
+        "last_price": fmt.price(ticks),
+        "fee": dstr(fee),
+    }
+
+
+def level_row(fmt: PriceFormatter, symbol: str, asset: str, side: int, ticks: int,
+              size: int) -> dict:
+    """order_book table row of one level."""
+    return {
+        "id": fmt.book_id(ticks),
+        "instrument_type": "pc",
+        "settle_currency": asset,
+        "symbol": symbol,
+        "side": "buy" if side else "sell",
+        "price": fmt.price(ticks),
+        "size": str(size),
+    }
+
+
+def level_delete_row(fmt: PriceFormatter, symbol: str, side: int, ticks: int) -> dict:
+    """order_book delete row: the key plus symbol, side and price."""
+    return {"id": fmt.book_id(ticks), "symbol": symbol, "side": "buy" if side else "sell",
+            "price": fmt.price(ticks)}
+
+
+def trade_row(trade_id: int, fmt: PriceFormatter, symbol: str, asset: str, taker_side: int,
+              ticks: int, qty: int, now_ms: int) -> dict:
+    """Trade row (REST fields of §2 and WebSocket fields of §3)."""
+    return {
+        "trade_id": str(trade_id),
+        "price": fmt.price(ticks),
+        "qty": str(qty),
+        "asset": asset,
+        "symbol": symbol,
+        "trade_time": str(now_ms),
+        "side": "buy" if taker_side else "sell",
+        "instrument_type": "pc",
+        "settle_currency": asset,
+    }
+
+
+def margin_row(asset: str, balance: Decimal, order_margin: Decimal, pos_margin: Decimal,
+               positions: tuple) -> dict:
+    """§3 margin row; ``positions`` = ((is_long, qty, cost, is_cross, im), ...) snapshot."""
+    upnl = loss = Decimal(0)
+    for is_long, qty, cost, is_cross, im in positions:
+        u = cost - qty * im if is_long else qty * im - cost
+        upnl += u
+        if is_cross and u < 0:
+            loss += u
+    return {"settle_currency": asset, "instrument_type": "pc",
+            "total": dstr_q(balance + upnl),
+            "available": dstr_q(balance - order_margin - pos_margin + loss),
+            "order_margin": dstr(order_margin), "pos_margin": dstr(pos_margin)}
+
+
+def position_row(symbol: str, side: int, asset: str, qty: int, closing: int, cost: Decimal,
+                 margin: Decimal, realised: Decimal, auto_flag: int, mode: int,
+                 leverage: Decimal, im: Decimal, face: Decimal, mmr: Decimal,
+                 liq: Decimal) -> dict:
+    """§3 position row from a snapshot (``liq`` already computed, 0 = none)."""
+    if qty:
+        upnl = cost - qty * im if side == 1 else qty * im - cost
+        ratio = ((margin + upnl) / (qty * im)).quantize(AVG_Q)
+        pnl_ratio = (upnl / margin).quantize(AVG_Q) if margin else Decimal(0)
+        entry = (qty * face / cost).quantize(AVG_Q) if cost else Decimal(0)
+        liq = liq.quantize(AVG_Q)
+    else:
+        upnl = ratio = pnl_ratio = entry = liq = Decimal(0)
+    return {
+        "symbol": symbol, "side": str(side), "qty": str(qty), "avail_qty": str(qty - closing),
+        "entry_price": dstr(entry), "leverage": dstr(leverage), "liquidation_price": dstr(liq),
+        "margin_mode": str(mode), "pnl": dstr_q(upnl), "realised_pnl": dstr(realised),
+        "pos_margin": dstr(margin), "pos_margin_ratio": dstr(ratio),
+        "maint_margin_ratio": dstr(mmr), "pos_pnl_ratio": dstr(pnl_ratio),
+        "auto_increase_flag": str(auto_flag), "settle_currency": asset,
+        "instrument_type": "pc",
+    }
