@@ -256,7 +256,7 @@ def _blocks(c: Order, d: DesiredOrder) -> bool:
 
 
 def ordered_steps(
-    plan: Plan, best_bid: Decimal | None, best_ask: Decimal | None
+    plan: Plan, best_bid: Decimal | None, best_ask: Decimal | None, max_open: int | None = None
 ) -> list[Step]:
     """Order the plan's calls: one ``("cancel", orders)`` step and the creates.
 
@@ -267,6 +267,9 @@ def ordered_steps(
     cancelled one (duplicate), or a new close order while a cancelled close
     order of the same side still locks ``avail_qty``. Otherwise the creates go
     first, so we are never without quotes, and the cancels follow.
+
+    With ``max_open``, creates go before the cancels only as far as the open
+    orders stay within it (innermost first); the others follow the cancels.
 
     Creates are sent innermost first: by relative distance from the touch
     (``best_bid`` for buys, ``best_ask`` for sells; the best desired price when
@@ -293,4 +296,6 @@ def ordered_steps(
     )
     if cancels_first:
         return [cancel_step] + create_steps
-    return create_steps + [cancel_step]
+    headroom = len(create_steps) if max_open is None else max(
+        0, max_open - len(plan.keep) - len(plan.to_cancel))
+    return create_steps[:headroom] + [cancel_step] + create_steps[headroom:]

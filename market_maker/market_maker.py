@@ -301,7 +301,7 @@ class OrderManager:
         if since < self.settings.API_REST_INTERVAL:
             time.sleep(self.settings.API_REST_INTERVAL - since)
         live = self.own_orders()
-        max_open = 2 * self.settings.ORDER_PAIRS + 2  # a close/open split adds at most one order per side
+        max_open = 2 * self.settings.ORDER_PAIRS
         plan = converge.plan_converge(buy_orders, sell_orders, live, self.settings.RELIST_INTERVAL, max_open)
         if plan.reason:
             log.warning("Rebuilding all orders: %s", plan.reason)
@@ -310,7 +310,8 @@ class OrderManager:
         self._last_send = time.monotonic()
         self.live = None  # what we send changes it
         allow_batch = True
-        for action, payload in converge.ordered_steps(plan, self.snap.book.best_bid, self.snap.book.best_ask):
+        steps = converge.ordered_steps(plan, self.snap.book.best_bid, self.snap.book.best_ask, max_open)
+        for action, payload in steps:
             if action == "cancel":
                 self.exchange.cancel_orders(payload, allow_batch)
                 allow_batch = False  # one batch per round: the endpoint allows one per 10 s
@@ -600,6 +601,14 @@ def run(argv: Optional[Sequence[str]] = None) -> None:
                      strategy_override=args.strategy, forced_sim=args.sim))
 
 
+def build_runner(settings: Settings, base_url: str, ws_url: str, api_key: Optional[str], api_secret: Optional[str],
+                 manager_cls: Type[OrderManager] = OrderManager, duration: Optional[float] = None,
+                 settings_path: Optional[str] = None, strategy_override: Optional[str] = None) -> Runner:
+    """A ready-to-run bot against the exchange at ``base_url``/``ws_url`` (run it with ``.run()``)."""
+    exchange = ExchangeInterface(settings, base_url, ws_url, api_key, api_secret)
+    return Runner(settings, exchange, manager_cls, duration, settings_path, strategy_override)
+
+
 def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, duration: Optional[float] = None,
             settings_path: Optional[str] = None, strategy_override: Optional[str] = None,
             forced_sim: bool = False, install_signals: bool = True) -> int:
@@ -616,8 +625,8 @@ def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, 
             base_url, ws_url, key, secret = sim.base_url, sim.ws_url, sim.api_key, sim.api_secret
         else:
             base_url, ws_url, key, secret = settings.BASE_URL, settings.WS_URL, settings.API_KEY, settings.API_SECRET
-        exchange = ExchangeInterface(settings, base_url, ws_url, key, secret)
-        runner = Runner(settings, exchange, manager_cls, duration, settings_path, strategy_override)
+        runner = build_runner(settings, base_url, ws_url, key, secret, manager_cls, duration, settings_path,
+                              strategy_override)
         runner.forced_sim = forced_sim
         if install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, runner.stop)

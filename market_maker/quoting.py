@@ -381,6 +381,8 @@ def build_ladder(
     if params.post_only:
         buys = clamp_post_only(buys, book, params.tick_size)
         sells = clamp_post_only(sells, book, params.tick_size)
-    buys = split_close_open(buys, close_capacity(BUY, positions, own_orders))
-    sells = split_close_open(sells, close_capacity(SELL, positions, own_orders))
+    # A split level adds an order; the side then drops its outermost one, so a side never
+    # holds more than order_pairs orders (and we never more than 2 * order_pairs).
+    buys = split_close_open(buys, close_capacity(BUY, positions, own_orders))[:params.order_pairs]
+    sells = split_close_open(sells, close_capacity(SELL, positions, own_orders))[:params.order_pairs]
     return Ladder(buys=buys, sells=sells, start_buy=start_buy, start_sell=start_sell)

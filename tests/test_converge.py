@@ -372,3 +372,23 @@ def test_matching_keeps_the_most_orders(case):
     buys, sells, live, relist = case
     p = plan_converge(buys, sells, live, relist, 100)
     assert len(p.keep) == _brute_max_keeps(buys, sells, live, relist)
+
+
+def test_creates_go_first_only_within_the_open_order_limit():
+    from decimal import Decimal as D
+    from market_maker.converge import ordered_steps, plan_converge
+    from market_maker.models import BUY, DesiredOrder, Order
+
+    def live(i, price):
+        return Order(order_id=str(i), client_oid=f"mm_{i}", side=BUY, close_flag=0, price=D(price), qty=10,
+                     filled_qty=0, status=2)
+    orders = [live(1, "100"), live(2, "99")]
+    desired = [DesiredOrder(BUY, D("98"), 10), DesiredOrder(BUY, D("97"), 10)]
+    plan = plan_converge(desired, [], orders, D(0), max_open=4)
+    # room for both creates: quotes first, cancels after
+    assert [s[0] for s in ordered_steps(plan, D("101"), D("102"), max_open=4)] == ["create", "create", "cancel"]
+    # room for one: the innermost create, then the cancels, then the other
+    steps = ordered_steps(plan, D("101"), D("102"), max_open=3)
+    assert [s[0] for s in steps] == ["create", "cancel", "create"] and steps[0][1].price == D("98")
+    # no room: cancels first
+    assert [s[0] for s in ordered_steps(plan, D("101"), D("102"), max_open=2)] == ["cancel", "create", "create"]

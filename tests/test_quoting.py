@@ -313,12 +313,13 @@ def test_ladder_partial_long_avail_and_own_close_orders():
     own = [order(SELL, 10052, qty=100, close_flag=1, filled=30)]  # 70 remaining, locked
     positions = pos(long_qty=500, long_avail=80, short_qty=120, short_avail=120)
     lad = build_ladder(book(10000, 10002), own, positions, params())
-    # sell capacity 80 + 70 = 150: level 1 (100) close, level 2 split 50/150
+    # sell capacity 80 + 70 = 150: level 1 (100) close, level 2 split 50/150; the split
+    # costs the outermost level (a side never holds more than order_pairs orders)
     assert lad.sells == (do(SELL, 10052, 100, 1), do(SELL, 10102, 50, 1),
-                         do(SELL, 10102, 150, 0), do(SELL, "10152.5", 300, 0))
-    # buy capacity 120: level 1 close, level 2 split 20/180
+                         do(SELL, 10102, 150, 0))
+    # buy capacity 120: level 1 close, level 2 split 20/180, level 3 dropped
     assert lad.buys == (do(BUY, "9950.5", 100, 1), do(BUY, 9901, 20, 1),
-                        do(BUY, 9901, 180, 0), do(BUY, "9851.5", 300, 0))
+                        do(BUY, 9901, 180, 0))
 
 
 # ---------------------------------------------------------------- properties
@@ -423,3 +424,18 @@ def test_level_prices_match_exact_rational_reference(start_ticks, tick, interval
         n = _math.floor(exact) if side == "buy" else _math.ceil(exact)
         expected.append(n * tick)
     assert list(level_prices(start, side, params)) == expected
+
+
+def test_a_split_level_never_makes_a_side_longer_than_order_pairs():
+    from market_maker.models import Book, Position, Positions
+    from market_maker.quoting import QuoteParams, build_ladder
+    params = QuoteParams(order_pairs=3, order_start_size=100, order_step_size=0, random_order_size=False,
+                         min_order_size=1, max_order_size=1, interval=Decimal("0.01"), min_spread=Decimal(0),
+                         maintain_spreads=True, post_only=True, check_position_limits=False,
+                         min_position=-10**6, max_position=10**6, tick_size=Decimal("0.5"))
+    book = Book(bids=((Decimal("9999.5"), 5),), asks=((Decimal("10000.5"), 5),))
+    long = Position("long", qty=150, avail_qty=150)
+    ladder = build_ladder(book, [], Positions(long=long), params)
+    assert len(ladder.sells) == 3 and len(ladder.buys) == 3
+    # 150 closable: level 1 closes 100, level 2 splits 50 close + 50 open, level 3 is dropped
+    assert [(o.qty, o.close_flag) for o in ladder.sells] == [(100, 1), (50, 1), (50, 0)]
