@@ -479,7 +479,11 @@ class Runner:
 
     def run(self) -> int:
         started = time.monotonic()
-        self.exchange.connect()
+        try:
+            self.exchange.connect()
+        except BaseException:
+            self.exchange.close()
+            raise
         self.manager.start(fresh=True)
         next_status = time.monotonic() + self.settings.LOOP_INTERVAL
         try:

@@ -1,0 +1,115 @@
+"""The real bot against the local simulator over loopback sockets."""
+import io
+import logging
+import threading
+from decimal import Decimal
+
+import pytest
+
+from market_maker.gte import signing
+from market_maker.gte.errors import DryRunRefused
+from market_maker.market_maker import EXIT_OK, build_runner
+from market_maker.models import BUY
+from market_maker.settings import load_settings
+from market_maker.sim import SimConfig, run_simulator
+
+LIVELY = dict(volatility=Decimal("0.001"), taker_rate=Decimal("4"), taker_mean_qty=Decimal("200"),
+              depth_levels=30, level_step_ticks=2)
+TIGHT = {"ORDER_PAIRS": 4, "ORDER_START_SIZE": 50, "ORDER_STEP_SIZE": 50, "INTERVAL": Decimal("0.001"),
+         "MIN_SPREAD": Decimal("0.0005"), "RELIST_INTERVAL": Decimal("0.001"), "LOOP_INTERVAL": 2,
+         "API_REST_INTERVAL": 0.1}
+
+
+def settings_for(sim, tmp_path, **extra):
+    overrides = {"BASE_URL": sim.base_url, "WS_URL": sim.ws_url, "API_KEY": sim.api_key,
+                 "API_SECRET": sim.api_secret, **TIGHT, **extra}
+    return load_settings(overrides=overrides, environ={}, cwd=tmp_path)
+
+
+@pytest.fixture
+def debug_log():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(old_level)
+
+
+@pytest.fixture
+def signatures(monkeypatch):
+    seen = []
+
+    def recording(fn):
+        def wrapper(*args, **kwargs):
+            result = fn(*args, **kwargs)
+            seen.append(result)
+            return result
+        return wrapper
+    for name in ("rest_signature", "ws_signature"):
+        monkeypatch.setattr(signing, name, recording(getattr(signing, name)))
+    return seen
+
+
+def test_bot_quotes_gets_fills_and_leaves_nothing_behind(tmp_path, debug_log, signatures):
+    with run_simulator(SimConfig(port=0, seed=7, **LIVELY)) as sim:
+        settings = settings_for(sim, tmp_path, LOG_LEVEL="DEBUG")
+        runner = build_runner(settings, sim.base_url, sim.ws_url, sim.api_key, sim.api_secret, duration=20)
+        peak = []
+
+        def watch(stop):
+            while not stop.wait(0.2):
+                peak.append(sim.call(lambda ex: len(ex.open_orders_of(sim.account_id))))
+        stop = threading.Event()
+        watcher = threading.Thread(target=watch, args=(stop,))
+        watcher.start()
+        try:
+            assert runner.run() == EXIT_OK
+        finally:
+            stop.set()
+            watcher.join()
+        snap = runner.exchange.snapshot()
+        open_at_exchange = sim.call(lambda ex: ex.open_orders_of(sim.account_id))
+        positions = sim.call(lambda ex: ex.position_rows(sim.account_id))
+    assert open_at_exchange == []
+    assert max(peak) > 0 and max(peak) <= 2 * settings.ORDER_PAIRS
+    assert snap.contracts_traded > 0 and snap.fill_count > 0
+    sim_long = next(int(p["qty"]) for p in positions if p["side"] == "1")
+    sim_short = next(int(p["qty"]) for p in positions if p["side"] == "0")
+    assert (snap.positions.long.qty, snap.positions.short.qty) == (sim_long, sim_short)
+    # the whole DEBUG session never shows the secret nor any signature
+    text = debug_log.getvalue()
+    assert "Creating buy order" in text and signatures
+    assert sim.api_secret not in text
+    assert not [s for s in set(signatures) if s in text]
+
+
+def test_dry_run_never_reaches_an_order_endpoint(tmp_path):
+    with run_simulator(SimConfig(port=0, seed=3)) as sim:
+        settings = settings_for(sim, tmp_path, DRY_RUN=True)
+        assert settings.API_SECRET is None
+        runner = build_runner(settings, sim.base_url, sim.ws_url, sim.api_key, settings.API_SECRET, duration=3)
+        assert runner.run() == EXIT_OK
+        # even a strategy calling the exchange directly is refused before anything is sent
+        with pytest.raises(DryRunRefused):
+            runner.exchange.rest.create_order(BUY, Decimal("9000"), 1)
+        with pytest.raises(DryRunRefused):
+            runner.exchange.rest.cancel_batch(["1", "2"])
+        ever = sim.call(lambda ex: ex.query_orders(sim.account_id, None, None, None, None, None, 100))
+    assert ever == []
+    assert runner.exchange.rest.stats.requests.get("pc/order/create", 0) == 0
+
+
+def test_wrong_secret_stops_with_an_authentication_error(tmp_path, caplog):
+    with run_simulator(SimConfig(port=0, seed=3, flow=False)) as sim:
+        settings = settings_for(sim, tmp_path, API_SECRET="not-the-secret")
+        runner = build_runner(settings, sim.base_url, sim.ws_url, sim.api_key, "not-the-secret", duration=10)
+        from market_maker.gte.errors import AuthenticationError
+        before = threading.active_count()
+        with pytest.raises(AuthenticationError):
+            runner.run()
+        assert threading.active_count() <= before  # the socket thread is gone too
