@@ -43,16 +43,19 @@ def build(levels: int, rng: random.Random) -> tuple[Exchange, list[int], list[li
     return ex, accounts, open_ids
 
 
-def run(ex: Exchange, accounts: list[int], open_ids: list[list[str]], n: int, levels: int,
-        rng: random.Random) -> tuple[int, int]:
-    """Run ``n`` operations; returns (number of events produced, rejected operations)."""
+def make_plan(n: int, levels: int, rng: random.Random) -> list[tuple]:
+    """The random draws of ``n`` operations, made up front (outside the timed region)."""
+    return [(rng.random(), rng.randrange(N_ACCOUNTS), rng.randrange(2), rng.randint(1, levels),
+             rng.randint(1, 50), rng.randint(0, 3), rng.randint(1, 150), rng.random())
+            for _ in range(n)]
+
+
+def run(ex: Exchange, accounts: list[int], open_ids: list[list[str]], plan: list[tuple],
+        levels: int) -> tuple[int, int]:
+    """Run the planned operations; returns (number of events produced, rejected operations)."""
     tick = Decimal("0.5")
     prices = {t: t * tick for t in range(MID_TICKS - 3 * levels, MID_TICKS + 3 * levels)}
     ticks_of = {p: t for t, p in prices.items()}
-    # the random draws are made up front so that the timing is the exchange's
-    plan = [(rng.random(), rng.randrange(N_ACCOUNTS), rng.randrange(2), rng.randint(1, levels),
-             rng.randint(1, 50), rng.randint(0, 3), rng.randint(1, 150), rng.random())
-            for _ in range(n)]
     n_events = rejected = 0
     now = 1
     place, cancel, best, drain = ex.place_order, ex.cancel_order, ex.best_prices, ex.drain_events
@@ -100,11 +103,12 @@ def main(argv: list[str] | None = None) -> None:
     rng = random.Random(args.seed)
     ex, accounts, open_ids = build(args.levels, rng)
     equity0 = ex.total_equity()
+    plan = make_plan(args.events, args.levels, rng)
     prof = cProfile.Profile() if args.profile else None
     t0 = time.perf_counter()
     if prof:
         prof.enable()
-    n_events, rejected = run(ex, accounts, open_ids, args.events, args.levels, rng)
+    n_events, rejected = run(ex, accounts, open_ids, plan, args.levels)
     if prof:
         prof.disable()
     elapsed = time.perf_counter() - t0

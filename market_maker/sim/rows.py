@@ -19,7 +19,9 @@ def dstr(value: Decimal) -> str:
     """Plain string of a decimal: no exponent, no trailing zeros, never "-0"."""
     if not value:
         return "0"
-    s = format(value, "f")
+    s = str(value)              # same text as format(value, "f") unless it has an exponent
+    if "E" in s:
+        s = format(value, "f")
     if "." in s:
         s = s.rstrip("0").rstrip(".")
     return s
