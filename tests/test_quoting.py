@@ -4,7 +4,6 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from decimal import Decimal as D
-from itertools import pairwise
 from types import SimpleNamespace
 
 import pytest
@@ -361,7 +360,7 @@ def scenarios(draw):
 
 def _check_side(orders, side):
     better = (lambda a, b: a > b) if side == BUY else (lambda a, b: a < b)
-    for a, b in pairwise(orders):
+    for a, b in zip(orders, orders[1:]):
         assert a.side == side
         if a.price == b.price:  # only a close/open split pair, close part first
             assert (a.close_flag, b.close_flag) == (1, 0)
