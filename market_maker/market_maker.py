@@ -98,8 +98,9 @@ class ExchangeInterface:
         self._wake.clear()
         with self._kinds_lock:
             kinds, self._kinds = self._kinds, set()
-        if kinds & {"resync", "synced"}:
-            self.tracker.forget_all()
+        # No tracker.forget_all() on resync: an order whose REST answer is in but whose echo is not would
+        # vanish from our view and be created twice. Tracked orders leave the overlay when the rebuilt
+        # table (partial + REST reconciliation of recent final orders) knows them, or after the TTL.
         return kinds
 
     def wake(self) -> None:
@@ -232,6 +233,7 @@ class OrderManager:
         self.start_fees = Decimal(0)
         self.start_positions: Tuple[Optional[Decimal], Optional[Decimal]] = (None, None)
         self.paused: Optional[str] = None
+        self._cancel_owed = False
         self._last_send = 0.0
         self._params: Optional[quoting.QuoteParams] = None
 
@@ -251,12 +253,34 @@ class OrderManager:
         self.start_fills, self.start_fees = self.snap.fill_count, self.snap.fees_paid
         self.print_status()
 
+    exit_cancel_timeout = 15.0  # seconds to keep retrying the cancel-all on exit (a rate-limit burst lasts seconds)
+    exit_retry_wait = 0.5
+
     def exit(self) -> None:
-        """Cancel our orders and print the run's summary."""
-        try:
-            self.exchange.cancel_all_own("shutting down")
-        except errors.GteError as exc:
-            log.error("Could not cancel all orders on exit: %s", exc)
+        """Cancel our orders and print the run's summary.
+
+        Transient errors (rate limit, 5xx, no answer) are retried until a fresh
+        read finds no own open order, for at most ``exit_cancel_timeout`` seconds.
+        """
+        deadline = time.monotonic() + self.exit_cancel_timeout
+        reason = "shutting down"
+        while True:
+            try:
+                if not self.exchange.cancel_all_own(reason):
+                    break
+                reason = "shutting down (left after the previous attempt)"
+                if time.monotonic() >= deadline:
+                    log.error("Own orders still open after %.0fs of cancelling on exit", self.exit_cancel_timeout)
+                    break
+            except errors.AuthenticationError as exc:
+                log.error("Could not cancel all orders on exit: %s", exc)
+                break
+            except errors.GteError as exc:
+                if time.monotonic() >= deadline:
+                    log.error("Could not cancel all orders on exit: %s", exc)
+                    break
+                log.warning("Cancelling all orders on exit failed, retrying: %s", exc)
+                time.sleep(self.exit_retry_wait)
         self.print_summary()
 
     # -- one decision
@@ -322,6 +346,9 @@ class OrderManager:
     def sanity_check(self) -> bool:
         """False means: do not quote this cycle (the reason is logged once)."""
         snap = self.snap
+        fatal = getattr(self.exchange.ws, "fatal_error", None)
+        if fatal is not None:  # e.g. the key was refused when the socket reconnected: no point waiting
+            raise fatal
         if not snap.connected:
             return self._pause("WebSocket down", cancel=True)
         if not snap.synced:
@@ -338,17 +365,22 @@ class OrderManager:
         if self.paused:
             log.info("Resuming: %s is over", self.paused)
             self.paused = None
+            self._cancel_owed = False
         return True
 
     def _pause(self, reason: str, cancel: bool) -> bool:
         if self.paused != reason:
             log.warning("Pausing: %s", reason)
             self.paused = reason
-            if cancel:
-                try:
-                    self.exchange.cancel_all_own(reason)
-                except errors.GteError as exc:
-                    log.error("Could not cancel orders while pausing: %s", exc)
+            self._cancel_owed = self._cancel_owed or cancel
+        if self._cancel_owed:  # retried every cycle until it goes through (a rate-limit burst lasts seconds)
+            try:
+                self.exchange.cancel_all_own(reason)
+                self._cancel_owed = False
+            except errors.AuthenticationError:
+                raise
+            except errors.GteError as exc:
+                log.error("Could not cancel orders while pausing, will retry: %s", exc)
         return False
 
     def check_drawdown(self) -> None:

@@ -68,6 +68,7 @@ class FakeWs:
         self.last_update_ms = None
         self.stats = {"fills": 0}
         self.started = False
+        self.fatal_error = None
 
     def start(self):
         self.started = True

@@ -175,3 +175,96 @@ def test_converge_refuses_self_crossing_quotes(tmp_path):
     manager.start()
     manager.converge_orders([DesiredOrder(BUY, Decimal("10000"), 1)], [DesiredOrder(SELL, Decimal("10000"), 1)])
     assert not rest.orders
+
+
+def test_exit_keeps_cancelling_through_a_rate_limit_burst(tmp_path):
+    # soak finding: a -10053 burst (seconds long) outlasted the REST retries and exit left 20 orders open
+    from market_maker.gte.errors import RateLimited
+    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
+    manager = OrderManager(settings, exchange)
+    manager.start()
+    manager.step()
+    assert len(rest.orders) == 2 * settings.ORDER_PAIRS
+    refusals = [3]
+    real_open_orders = rest.open_orders
+
+    def open_orders():
+        if refusals[0]:
+            refusals[0] -= 1
+            raise RateLimited(-10053, "too many requests")
+        return real_open_orders()
+    rest.open_orders = open_orders
+    manager.exit_retry_wait = 0
+    manager.exit()
+    assert rest.orders == {} and refusals == [0]
+
+
+def test_exit_gives_up_after_its_timeout(tmp_path):
+    from market_maker.gte.errors import ServerError
+    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
+    manager = OrderManager(settings, exchange)
+    manager.start()
+
+    def failing():
+        raise ServerError(None, "HTTP 503")
+    rest.open_orders = failing
+    manager.exit_cancel_timeout, manager.exit_retry_wait = 0.05, 0.01
+    manager.exit()  # returns (logged), does not loop forever
+
+
+def test_resync_of_another_table_does_not_forget_orders_awaiting_their_echo(tmp_path):
+    # soak finding: 21 open orders (limit 20). A "synced" event (any table: an order_book gap, 2 % of pushes
+    # dropped) made the tracker forget the orders whose REST answer had arrived but whose WebSocket echo had
+    # not; the next cycle saw the level missing and created it again.
+    settings, rest, ws, exchange = make(tmp_path, "ORDER_PAIRS = 3\nAPI_REST_INTERVAL = 0\n")
+    manager = OrderManager(settings, exchange)
+    manager.start()
+    echoed = set()
+    real_snapshot = ws.snapshot
+
+    def snapshot(depth=50):  # a socket lagging its echoes: only orders in ``echoed`` are in the table
+        snap = real_snapshot(depth)
+        return snap.__class__(**{**snap.__dict__, "orders": tuple(o for o in snap.orders if o.order_id in echoed)})
+    ws.snapshot = snapshot
+    ws.known_order_ids = lambda ids: {i for i in ids if i in echoed}
+    manager.step()
+    assert len(rest.orders) == 6
+    exchange._on_event("synced")  # e.g. the order_book table was rebuilt after a gap
+    exchange.wait_for_events(0)
+    manager.step()
+    assert len(rest.orders) == 6 and rest.count("create") == 6
+
+
+def test_cancel_all_owed_while_paused_is_retried_until_it_goes_through(tmp_path):
+    from market_maker.gte.errors import RateLimited
+    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
+    manager = OrderManager(settings, exchange)
+    manager.start()
+    manager.step()
+    assert rest.orders
+    real_open_orders = rest.open_orders
+    failures = [RateLimited(-10053, "too many requests")] * 2
+
+    def flaky_open_orders():
+        if failures:
+            raise failures.pop()
+        return real_open_orders()
+    rest.open_orders = flaky_open_orders
+    ws.connected = False
+    manager.step()  # first try fails
+    manager.step()  # second try fails
+    assert rest.orders
+    manager.step()  # third goes through
+    assert not rest.orders
+
+
+def test_authentication_refused_on_reconnect_stops_the_bot(tmp_path):
+    from market_maker.gte.errors import AuthenticationError
+    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
+    manager = OrderManager(settings, exchange)
+    manager.start()
+    manager.step()
+    ws.connected = False
+    ws.fatal_error = AuthenticationError(-10054, "API key does not exist")
+    with pytest.raises(AuthenticationError):
+        manager.step()

@@ -157,3 +157,14 @@ def test_fill_counter_without_cum_qty() -> None:
     c.on_execution(exec_row("b", "1", 4))
     assert c.contracts == 7 and c.credited["1"] == 7
     assert c.reconcile("1", 7) == 0 and c.reconcile("1", 9) == 2
+
+
+def test_reconcile_accepts_orders_with_tiny_decimals():
+    # soak finding: str(Decimal("-0.000000676353")) is "-6.76353E-7", which the strict wire parser refuses;
+    # the REST reconciliation raised MalformedRow and killed the WebSocket I/O thread
+    live = LiveTables("BTC_USD", "BTC")
+    live.apply("order", "partial", [order_row("2")])
+    order = Order("2", "mm_2", "buy", 0, Decimal("9990.5"), 100, 9, 16, avg_price=Decimal("9990.5"),
+                  fee=Decimal("-0.000000676353"))
+    assert live.reconcile_orders([order]) == 9
+    assert live.open_orders()[0].fee == Decimal("-0.000000676353")

@@ -480,3 +480,117 @@ def test_auth_expires_is_now_plus_5s(ex: FakeExchange) -> None:
     client.start()
     client.stop()
     assert json.loads(ex.sockets[0].sent[0])["args"]["expires"] == str(1_700_000_000_000 + 5000)
+
+
+def test_lost_partial_after_resubscribe_is_detected_by_seq_and_resubscribed(ex: FakeExchange) -> None:
+    # soak finding: a dropped partial left the table stale for partial_timeout (10 s) and then forced a
+    # reconnect (which cancels every order); seq > 1 after the sub's ack proves the partial was lost
+    client = live_client(ex, partial_timeout=30)
+    client.start()
+    try:
+        sock = ex.last
+        drop_partials = [1]
+        real_push = sock.push
+
+        def push(table: str, action: str, rows: list, skip: bool = False) -> None:
+            if action == "partial" and table == "order_book" and drop_partials[0]:
+                drop_partials[0] -= 1
+                skip = True
+            real_push(table, action, rows, skip)
+        sock.push = push  # type: ignore[method-assign]
+        sock.push("order_book", "update", [{"id": str(BASE - 19999), "size": "9"}], skip=True)  # a gap
+        sock.push("order_book", "update", [{"id": str(BASE - 19998), "size": "9"}])
+        assert wait_until(lambda: sum(1 for s in sock.sent if '"sub"' in s and "order_book" in s) == 2)
+        assert not drop_partials[0]
+        sock.push("order_book", "update", [{"id": str(BASE - 19998), "size": "7"}])  # seq 2, no partial
+        assert wait_until(lambda: client.synced, timeout=2)
+        assert client.stats["partial_lost"] == 1 and len(ex.sockets) == 1
+        assert sum(1 for s in sock.sent if '"sub"' in s and "order_book" in s) == 3
+    finally:
+        client.stop()
+
+
+def test_lost_partial_during_connect_is_resubscribed_not_timed_out(ex: FakeExchange) -> None:
+    lost = [1]
+
+    def factory(url: str, timeout: float = 0) -> FakeSocket:
+        sock = ex.factory(url, timeout)
+        real_push = sock.push
+
+        def push(table: str, action: str, rows: list, skip: bool = False) -> None:
+            if action == "partial" and table == "position" and lost[0]:
+                lost[0] -= 1
+                real_push(table, action, rows, True)
+                real_push(table, "update", [])  # the next periodic push: seq 2
+                return
+            real_push(table, action, rows, skip)
+        sock.push = push  # type: ignore[method-assign]
+        return sock
+    client = GteWebSocket("ws://fake", "BTC_USD", "BTC", CREDS, websocket_factory=factory, partial_timeout=30)
+    started = time.monotonic()
+    client.start()
+    try:
+        assert client.synced and time.monotonic() - started < 5
+        assert client.stats["partial_lost"] == 1 and len(ex.sockets) == 1
+    finally:
+        client.stop()
+
+
+def test_failure_inside_the_io_loop_reconnects_instead_of_killing_the_thread(ex: FakeExchange, caplog: Any) -> None:
+    # soak finding: an exception escaping the REST reconciliation ended the I/O thread while the client
+    # still said connected + synced, so the bot kept quoting on a frozen view
+    class Rest:
+        def open_orders(self) -> list[Order]:
+            return [Order("1", "mm_1", "buy", 0, Decimal(9990), 10, 6, 16, fee=Decimal("-0.000000676353"))]
+
+        def query_orders(self, **kw: Any) -> list[Order]:
+            return []
+
+    client = live_client(ex, rest=Rest())
+    client.start()
+    try:
+        boom = [1]
+        real = client._tables.reconcile_orders
+
+        def reconcile_orders(orders: Any) -> int:
+            if boom[0]:
+                boom[0] -= 1
+                raise RuntimeError("bug")
+            return real(orders)
+        client._tables.reconcile_orders = reconcile_orders  # type: ignore[method-assign]
+        sock = ex.last
+        sock.push("order", "update", [{"order_id": "1", "filled_qty": "5"}], skip=True)  # a gap on "order":
+        sock.push("order", "update", [{"order_id": "1", "filled_qty": "6"}])  # resubscribe + reconcile
+        assert wait_until(lambda: len(ex.sockets) == 2 and client.synced and client.connected)
+        assert client._thread is not None and client._thread.is_alive()
+        assert client.stats["internal"] == 1
+        assert client.snapshot().orders[0].fee == Decimal("-0.000000676353")
+    finally:
+        client.stop()
+
+
+def test_lost_partial_on_a_quiet_table_is_resubscribed_without_waiting_for_traffic(ex: FakeExchange) -> None:
+    # soak finding: a dropped partial on a table with no later traffic (execution) waited the whole
+    # partial_timeout and then reconnected; the partial follows its ack at once, so its absence is proof
+    client = live_client(ex, partial_timeout=30)
+    client.start()
+    try:
+        sock = ex.last
+        drop_partials = [1]
+        real_push = sock.push
+
+        def push(table: str, action: str, rows: list, skip: bool = False) -> None:
+            if action == "partial" and table == "execution" and drop_partials[0]:
+                drop_partials[0] -= 1
+                skip = True
+            real_push(table, action, rows, skip)
+        sock.push = push  # type: ignore[method-assign]
+        sock.push("execution", "insert", [], skip=True)  # a gap ...
+        sock.push("execution", "insert", [])  # ... seen here: resubscribe, whose partial is then dropped
+        started = time.monotonic()
+        assert wait_until(lambda: client.stats.get("partial_lost") == 1, timeout=5)
+        assert wait_until(lambda: client.synced, timeout=5)
+        assert time.monotonic() - started < 5 and len(ex.sockets) == 1  # no reconnect
+        assert sum(1 for s in sock.sent if '"sub"' in s and "execution" in s) == 3
+    finally:
+        client.stop()

@@ -174,12 +174,17 @@ class OrderTable(KeyedTable[Order]):
 
 
 def order_to_row(order: Order, symbol: str) -> dict[str, str]:
-    """A wire-style order row for an ``Order`` learned over REST."""
+    """A wire-style order row for an ``Order`` learned over REST.
+
+    Decimals are written in plain notation (``format(d, "f")``): ``str()`` gives
+    exponents for small values (a fee of ``-6.76E-7``), which the strict wire
+    parser rightly refuses.
+    """
     return {"order_id": order.order_id, "client_oid": order.client_oid,
             "side": "1" if order.side == BUY else "0", "close_flag": str(order.close_flag),
-            "price": str(order.price), "qty": str(order.qty), "filled_qty": str(order.filled_qty),
-            "status": str(order.status), "avg_price": str(order.avg_price), "fee": str(order.fee),
-            "ctime": str(order.ctime), "symbol": symbol}
+            "price": format(order.price, "f"), "qty": str(order.qty), "filled_qty": str(order.filled_qty),
+            "status": str(order.status), "avg_price": format(order.avg_price, "f"),
+            "fee": format(order.fee, "f"), "ctime": str(order.ctime), "symbol": symbol}
 
 
 class SeenSet:

@@ -59,6 +59,7 @@ ERROR_KINDS = ("invalid_json", "unknown_table", "unknown_key", "book_inconsisten
                "seq_gap", "seq_backwards", "ack_error", "internal")
 PING = '{"op":"ping"}'
 FINISHED_STATUSES = (8, 32)
+PARTIAL_GRACE = 1.5  # seconds between a sub's ack and its partial before we call the partial lost
 AUTH_EXPIRES_MS = 5000
 
 _loads = json.loads
@@ -128,6 +129,8 @@ class GteWebSocket:
         self._reconcile_pending = False  # the order table was rebuilt after a resync
         self._reconcile_due = False  # ... and the REST reconciliation is now due
         self._acks: dict[tuple[Any, Any], int] = {}
+        self._sub_acked: set[str] = set()  # tables whose latest "sub" was acknowledged (partial due next)
+        self._acked_at: dict[str, float] = {}  # when that ack came (monotonic)
         self._stats: Counter[str] = Counter()
         self._connected = False
         self._synced = False
@@ -217,6 +220,10 @@ class GteWebSocket:
         """Lock held: a message whose seq is not last + 1 (or the table awaits a partial)."""
         if last is None:
             if table not in self._replay:
+                if table in self._sub_acked and seq.__class__ is int and seq > 1:
+                    # the server numbers a subscription from 1 (its partial) and acks before the partial:
+                    # seq > 1 after our ack means the partial was lost -- resubscribe now, don't wait
+                    return self._fail(table, "partial_lost", f"seq {seq} arrived without its partial")
                 self._stats["ignored_before_partial"] += 1
                 return None
             if seq.__class__ is not int:
@@ -254,6 +261,7 @@ class GteWebSocket:
             self._awaiting.discard(table)
             if not self._awaiting:
                 self._resync_due.discard(ALL_TABLES)
+                self._resync_deadline = 0.0  # the resync episode is over
             self._maybe_synced()
         return kind
 
@@ -319,6 +327,7 @@ class GteWebSocket:
         self._stats["resyncs"] += 1
         self._resync_due.add(table)
         for name in tables:
+            self._sub_acked.discard(name)  # messages until the next sub's ack belong to the old one
             self._seq.pop(name, None)
             self._replay.discard(name)
             self._awaiting.add(name)
@@ -352,6 +361,9 @@ class GteWebSocket:
             except (TypeError, ValueError):
                 code = -1
             self._acks[(op, table)] = code
+            if op == "sub" and code == 0 and isinstance(table, str):
+                self._sub_acked.add(table)
+                self._acked_at[table] = time.monotonic()
             if code < 0:
                 self._stats["ack_error"] += 1
                 log.warning("GTE refused %s %s with code %s", str(op)[:30], str(table)[:30], code)
@@ -502,7 +514,9 @@ class GteWebSocket:
             with self._lock:
                 self._seq.clear()
                 self._acks.clear()
+                self._sub_acked.clear()
                 self._awaiting = set(self._expected)
+                self._resync_deadline = 0.0
                 self._resync_due.clear()
                 self._synced = False
                 self._connected = True
@@ -549,6 +563,8 @@ class GteWebSocket:
         args = {"instrument_type": "pc", "table": table, "settle_currency": self.settle_currency}
         if table in PUBLIC_TABLES:
             args["symbol"] = self.symbol
+        with self._lock:
+            self._sub_acked.discard(table)
         ws.send(json.dumps({"op": op, "args": args}, separators=(",", ":")))
 
     def _wait(self, ws: Any, deadline: float, done: Callable[[], bool], what: str = "") -> None:
@@ -562,6 +578,8 @@ class GteWebSocket:
             if refused:
                 op, table, code = refused[0]
                 raise error_from_code(code, f"{op} {table} refused by GTE")
+            if self._resync_due and not self._resubscribe(ws):
+                raise GteError(None, "the WebSocket stream broke while subscribing")
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._stop.is_set():
                 raise GteError(None, f"no {what or 'partial'} within {self.partial_timeout:g}s"
@@ -598,7 +616,14 @@ class GteWebSocket:
                 with self._lock:
                     self._stats["reconnects"] += 1
                 attempt = 0
-            if not self._pump(ws):
+            try:
+                alive = self._pump(ws)
+            except Exception:  # a bug must not kill the I/O thread and freeze a "connected" view
+                log.exception("GTE WebSocket I/O loop failed; reconnecting")
+                with self._lock:
+                    self._stats["internal"] += 1
+                alive = False
+            if not alive:
                 self._lost(ws)
                 ws = None
         if ws is not None:
@@ -636,6 +661,8 @@ class GteWebSocket:
                     with self._lock:
                         self._stats["silence"] += 1
                     return False
+                if self._awaiting:
+                    self._retry_lost_partials()
                 if self._resync_due and not self._resubscribe(ws):
                     return False
                 if self._reconcile_due:
@@ -648,11 +675,27 @@ class GteWebSocket:
                 return False
         return True
 
+    def _retry_lost_partials(self) -> None:
+        """A partial follows its sub's ack at once: one missing PARTIAL_GRACE after the ack was dropped.
+
+        Catches quiet tables too (execution, margin), where no later message would reveal the gap.
+        """
+        now = time.monotonic()
+        with self._lock:
+            for table in [t for t in self._awaiting if t in self._sub_acked
+                          and now - self._acked_at.get(t, now) > PARTIAL_GRACE]:
+                self._stats["partial_lost"] += 1
+                self._sub_acked.discard(table)
+                self._resync_due.add(table)
+                log.info("no %s partial %.1fs after the subscription was acknowledged; resubscribing",
+                         table, PARTIAL_GRACE)
+
     def _resubscribe(self, ws: Any) -> bool:
         """Send unsub + sub for stale tables; False means "reconnect instead"."""
         with self._lock:
             due, self._resync_due = self._resync_due, set()
-            self._resync_deadline = time.monotonic() + self.partial_timeout
+            if not self._resync_deadline:  # retries within an episode keep its deadline: bounded time to reconnect
+                self._resync_deadline = time.monotonic() + self.partial_timeout
         if ALL_TABLES in due:
             return False
         for table in sorted(due, key=lambda t: t != "instrument"):
