@@ -255,6 +255,22 @@ def _blocks(c: Order, d: DesiredOrder) -> bool:
     return c.close_flag == 1 and d.close_flag == 1
 
 
+def _any_blocks(cancels: Sequence[Order], creates: Sequence[DesiredOrder]) -> bool:
+    """``any(_blocks(c, d) for c in cancels for d in creates)`` in O(n + m)."""
+    def prices(orders, side):  # type: ignore[no-untyped-def]
+        return [o.price for o in orders if o.side == side]
+    cancel_sells, create_buys = prices(cancels, SELL), prices(creates, BUY)
+    if cancel_sells and create_buys and min(cancel_sells) <= max(create_buys):
+        return True  # self-cross
+    cancel_buys, create_sells = prices(cancels, BUY), prices(creates, SELL)
+    if cancel_buys and create_sells and max(cancel_buys) >= min(create_sells):
+        return True
+    if {_key(c) for c in cancels} & {_key(d) for d in creates}:
+        return True  # duplicate side/price/close_flag
+    closing = {c.side for c in cancels if c.close_flag == 1}
+    return any(d.close_flag == 1 and d.side in closing for d in creates)  # locked avail_qty
+
+
 def ordered_steps(
     plan: Plan, best_bid: Decimal | None, best_ask: Decimal | None, max_open: int | None = None
 ) -> list[Step]:
@@ -291,9 +307,7 @@ def ordered_steps(
     if not plan.to_cancel:
         return create_steps
     cancel_step: Step = (CANCEL, list(plan.to_cancel))
-    cancels_first = plan.reason is not None or any(
-        _blocks(c, d) for c in plan.to_cancel for d in creates
-    )
+    cancels_first = plan.reason is not None or _any_blocks(plan.to_cancel, creates)
     if cancels_first:
         return [cancel_step] + create_steps
     headroom = len(create_steps) if max_open is None else max(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 BUY = "buy"
 SELL = "sell"
@@ -156,9 +156,12 @@ class MarketSnapshot:
     recent_trades: Tuple[Trade, ...] = ()
 
 
-@dataclass(frozen=True)
-class DesiredOrder:
-    """An order the strategy wants resting on the book."""
+class DesiredOrder(NamedTuple):
+    """An order the strategy wants resting on the book.
+
+    A named tuple rather than a frozen dataclass: a requote builds hundreds of
+    them, and a tuple is built several times faster.
+    """
 
     side: str
     price: Decimal

@@ -392,3 +392,19 @@ def test_creates_go_first_only_within_the_open_order_limit():
     assert [s[0] for s in steps] == ["create", "cancel", "create"] and steps[0][1].price == D("98")
     # no room: cancels first
     assert [s[0] for s in ordered_steps(plan, D("101"), D("102"), max_open=2)] == ["cancel", "create", "create"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["buy", "sell"]), st.integers(95, 105), st.sampled_from([0, 1])),
+                max_size=8),
+       st.lists(st.tuples(st.sampled_from(["buy", "sell"]), st.integers(95, 105), st.sampled_from([0, 1])),
+                max_size=8))
+def test_fast_blocking_check_equals_the_pairwise_rule(cancels, creates):
+    from decimal import Decimal as D
+    from market_maker.converge import _any_blocks, _blocks
+    from market_maker.models import DesiredOrder, Order
+    cancel_orders = [Order(str(i), f"mm_{i}", side, flag, D(price), 1, 0, 2)
+                     for i, (side, price, flag) in enumerate(cancels)]
+    create_orders = [DesiredOrder(side, D(price), 1, flag) for side, price, flag in creates]
+    expected = any(_blocks(c, d) for c in cancel_orders for d in create_orders)
+    assert _any_blocks(cancel_orders, create_orders) == expected

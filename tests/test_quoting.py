@@ -300,7 +300,7 @@ def test_split_close_open():
         do(SELL, 101, 100, 1), do(SELL, 102, 50, 1), do(SELL, 102, 50, 0), do(SELL, 103, 100, 0))
     assert split_close_open(levels, 200) == (
         do(SELL, 101, 100, 1), do(SELL, 102, 100, 1), do(SELL, 103, 100, 0))
-    assert split_close_open(levels, 1000) == tuple(replace(o, close_flag=1) for o in levels)
+    assert split_close_open(levels, 1000) == tuple(o._replace(close_flag=1) for o in levels)
 
 
 def test_ladder_no_position_all_open():
