@@ -208,6 +208,28 @@ def test_history_is_bounded_but_open_orders_kept() -> None:
     assert len(rows) == 4 and rows[-1]["order_id"] == keep
 
 
+def test_client_oid_index_is_bounded_by_the_order_history() -> None:
+    ex = Exchange(ExchangeConfig(history_limit=3))
+    a = ex.open_account("a", D(10))
+    kept = ex.place_order(a, SYM, 1, 0, D(8000), 1, "open", 0)["order_id"]   # stays open
+    for i in range(500):   # a long soak: many final orders, few distinct client_oids
+        oid = ex.place_order(a, SYM, 1, 0, D(9000), 1, f"c{i % 7}", i)["order_id"]
+        ex.cancel_order(a, SYM, oid, i)
+        other = ex.place_order(a, SYM, 1, 0, D(9500), 1, f"u{i}", i)["order_id"]
+        ex.cancel_order(a, SYM, other, i)
+    acct = ex._accounts[a]
+    in_history = set(acct.orders)
+    indexed = [o.oid for orders in acct.by_client.values() for o in orders]
+    # the index holds exactly the orders still in the history (open + last 3 final)
+    assert sorted(indexed) == sorted(in_history) and len(indexed) == 4
+    assert len(acct.by_client) == 4
+    assert [r["order_id"] for r in ex.orders_by_client_oid(a, "open")] == [kept]
+    last = ex.query_orders(a, SYM, {8}, None, None, None, 3)
+    for row in last:   # still found by client_oid while in the history
+        assert ex.orders_by_client_oid(a, row["client_oid"]) == [row]
+    assert ex.orders_by_client_oid(a, "c0") == [] and ex.orders_by_client_oid(a, "u0") == []
+
+
 def test_trades_query_and_candles() -> None:
     ex, a, b, _ = _ex()
     for i, price in enumerate(("10000", "10002", "9999", "10001")):

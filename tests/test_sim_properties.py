@@ -137,3 +137,30 @@ def test_fills_balance_and_positions_equal_signed_fills(ops: list[tuple]) -> Non
     for a in accts:
         for row in ex.position_rows(a):
             assert int(row["qty"]) == signed[(a, row["side"])]
+
+
+def _events(ex: Exchange) -> list[tuple]:
+    return [(e.kind, e.account_id, e.symbol, e.row, e.action) for e in ex.drain_events()]
+
+
+@SETTINGS
+@given(st.lists(trading_ops, min_size=20, max_size=80))
+def test_single_cancel_publishes_what_a_batch_of_one_does(ops: list[tuple]) -> None:
+    """cancel_order queues its events directly; cancel_batch goes through the coalescing
+    flush: both must publish the same rows (and leave the same state)."""
+    (ex1, accts), (ex2, _) = _setup(), _setup()
+    for now, op in enumerate(ops, 1):
+        if op[0] == "cancel":
+            _, i, k = op
+            ids = sorted(ex1.open_order_ids(accts[i]))
+            if ids:
+                oid = ids[k % len(ids)]
+                row = ex1.cancel_order(accts[i], SYM, oid, now)
+                assert ex2.cancel_batch(accts[i], SYM, [oid], now) == [row]
+        else:
+            _apply(ex1, accts, op, now)
+            _apply(ex2, accts, op, now)
+        assert _events(ex1) == _events(ex2)
+    for a in accts:
+        assert ex1.position_rows(a) == ex2.position_rows(a)
+        assert ex1.margin_rows(a) == ex2.margin_rows(a)

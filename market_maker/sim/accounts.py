@@ -154,7 +154,7 @@ class Wallet:
 class Account:
     """A trading account: wallets per asset, two-way positions, settings, order history."""
     __slots__ = ("id", "name", "internal", "wallets", "positions", "settings", "orders",
-                 "finals", "by_client", "open_orders")
+                 "finals", "by_client", "open_orders", "risk")
 
     def __init__(self, account_id: int, name: str, internal: bool = False) -> None:
         self.id = account_id
@@ -167,6 +167,7 @@ class Account:
         self.finals: deque[int] = deque()       # final order ids, oldest first
         self.by_client: dict[str, list] = {}    # client_oid -> orders ever accepted
         self.open_orders: dict[int, object] = {}  # order_id -> open engine.Order
+        self.risk: tuple | None = None          # Exchange._risk cache (see exchange.py)
 
     def wallet(self, asset: str) -> Wallet:
         """The wallet of ``asset`` (created empty on first use)."""

@@ -5,6 +5,8 @@ sorted key lists hold the best level at their end (O(1) best price, ``bisect``
 insertion).  Each level keeps its orders in an insertion-ordered dict (time
 priority, O(1) cancel).  Every level touched during one operation is recorded
 once in ``touched`` (coalescing), with whether it existed before the operation.
+(``Exchange`` rests and removes single orders of a non-matching operation itself,
+on the same structures, and publishes the one changed level directly.)
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from decimal import Decimal
 
 BUY = 1
 SELL = 0
+_ZERO = Decimal(0)
 
 # order statuses
 CREATED, NEW, CANCEL_PENDING, CANCELLED, PARTIAL, FILLED = 1, 2, 4, 8, 16, 32
@@ -23,7 +26,7 @@ class Order:
     """One limit order; the engine uses side/ticks/qty/filled, the exchange the rest."""
     __slots__ = ("oid", "account_id", "symbol", "side", "close_flag", "ticks", "qty", "filled",
                  "status", "client_oid", "ctime", "fee", "margin", "unit", "leverage",
-                 "value_ticks")
+                 "value_ticks", "tpl")
 
     def __init__(self, oid: int, account_id: int, symbol: str, side: int, close_flag: int,
                  ticks: int, qty: int, client_oid: str | None, ctime: int,
@@ -39,11 +42,12 @@ class Order:
         self.status = CREATED
         self.client_oid = client_oid
         self.ctime = ctime
-        self.fee = Decimal(0)
+        self.fee = _ZERO
         self.margin = margin          # margin currently reserved (open orders only)
         self.unit = unit              # face / price / leverage
         self.leverage = leverage
         self.value_ticks = 0          # sum(fill qty * fill ticks), for avg_price
+        self.tpl: dict | None = None  # exchange's cached row of this order while it rests
 
     @property
     def remaining(self) -> int:

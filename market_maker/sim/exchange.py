@@ -38,9 +38,29 @@ Conventions and additions to the binding contract (all additive):
   change while the account has a position or an open order in it (-10013 "mode").
 * Candles are aggregated from 1-minute buckets aligned on multiples of the
   interval since the epoch; empty intervals are omitted; rows oldest first.
+* ``orders_by_client_oid`` finds the orders still in the account's order history
+  (open orders + the last ``history_limit`` final ones): the client_oid index is
+  trimmed together with the history, so it stays bounded over a long run.
+
+Performance notes (behaviour is identical to the straightforward implementation; a
+differential test against it drove these changes):
+
+* ``place_order`` without a fill and ``cancel_order`` queue their book, position and
+  margin events directly (exactly those ``_flush`` would have coalesced); operations
+  with fills, batch cancels, liquidations etc. go through ``_touch``/``_flush``.
+* Per-account risk cache ``Account.risk`` = (epoch, asset, cross upnl loss, snapshot of
+  the non-flat positions): computed by ``_risk`` with the same Decimal operations in
+  the same order as ``accounts.cross_upnl_loss``/``cross_state``; dropped on every
+  fill of the account and, for all accounts, by ``_bump`` whenever marks, settings or
+  position margins change.  It serves the margin check, margin rows and position rows.
+* Position events snapshot their inputs; the liquidation price is derived when the
+  row is read (``_position_row_of``).  A resting order keeps its last full row
+  (``Order.tpl``) so that its cancel row is a copy with the changed fields.
+* Per-market cache of ticks -> Decimal price (``best_prices``, fill costs).
 """
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
@@ -48,7 +68,8 @@ from typing import Any
 
 from . import accounts as ac
 from .accounts import CROSS, ISOLATED, LONG, SHORT, ZERO, Account, Position, q12
-from .engine import (BUY, CANCEL_PENDING, CANCELLED, FILLED, NEW, PARTIAL, Order, OrderBook)
+from .engine import (BUY, CANCEL_PENDING, CANCELLED, CREATED, FILLED, NEW, PARTIAL, SELL, Level,
+                     Order, OrderBook)
 from .rows import (PriceFormatter, current_order_row, dstr, execution_row, level_delete_row,
                    level_row, margin_row, order_row, position_row, trade_row)
 
@@ -69,6 +90,8 @@ DAY_MS = 86_400_000
 MAX_CANDLE_MINUTES = 100_000
 RATIO_Q = Decimal("1e-8")
 MAX_TICKS = 100_000_000
+CACHE_LIMIT = 100_000
+Q = ac.Q
 
 
 class SimError(Exception):
@@ -170,6 +193,40 @@ class Event:
                 f"symbol={self.symbol!r}, row={self.row!r}, action={self.action!r})")
 
 
+def _position_row_of(symbol: str, side: int, asset: str, qty: int, closing: int, cost: Decimal,
+                     margin: Decimal, realised: Decimal, auto_flag: int, mode: int,
+                     leverage: Decimal, im: Decimal, face: Decimal, mmr: Decimal,
+                     balance: Decimal | None, snap: tuple | None) -> dict:
+    """Position row from a snapshot; the liquidation price is derived here, on first read.
+
+    Same operations, in the same order, as ``accounts.isolated_effective_margin`` (via
+    ``cross_state`` over the snapshot of the account's positions) and
+    ``accounts.liquidation_price``."""
+    liq = ZERO
+    if qty:
+        if mode == ISOLATED:
+            eff = margin
+        else:
+            equity = balance
+            maint = ZERO
+            for is_long, q, c, is_cross, im_p, mg in snap:   # type: ignore[union-attr]
+                if is_cross:
+                    equity += c - q * im_p if is_long else q * im_p - c
+                    maint += mmr * c
+                else:
+                    equity -= mg
+            upnl = cost - qty * im if side == LONG else qty * im - cost
+            eff = equity - upnl - (maint - mmr * cost)   # type: ignore[operator]
+        if side == LONG:
+            denom = eff + cost * (ac.ONE - mmr)
+        else:
+            denom = cost * (ac.ONE + mmr) - eff
+        if denom > 0:
+            liq = qty * face / denom
+    return position_row(symbol, side, asset, qty, closing, cost, margin, realised, auto_flag,
+                        mode, leverage, im, face, mmr, liq)
+
+
 class _Market:
     """Runtime state of one symbol."""
 
@@ -189,6 +246,16 @@ class _Market:
         self.candles: dict[int, list[int]] = {}   # minute start -> [o, h, l, c, volume]
         self.funding_rate = funding_rate
         self.next_funding: int | None = None
+        self.price_of: dict[int, Decimal] = {}    # ticks -> ticks * tick (cache)
+
+    def price(self, ticks: int) -> Decimal:
+        """``ticks * tick`` as a Decimal (cached)."""
+        p = self.price_of.get(ticks)
+        if p is None:
+            if len(self.price_of) > CACHE_LIMIT:
+                self.price_of.clear()
+            p = self.price_of[ticks] = ticks * self.tick
+        return p
 
 
 class Exchange:
@@ -207,7 +274,12 @@ class Exchange:
         self._assets: list[str] = list(dict.fromkeys(s.asset for s in config.instruments))
         self._inv_marks: dict[str, Decimal] = {s: m.im for s, m in self._markets.items()}
         self._mmr = config.maint_margin_ratio
+        self._history_limit = config.history_limit
         self._accounts: dict[int, Account] = {}
+        self._market_list: list[_Market] = list(self._markets.values())
+        # Account.risk caches (epoch, asset, cross upnl loss, position snapshot); it is valid
+        # while ``_epoch`` is unchanged and the account had no fill (see ``_risk``).
+        self._epoch = object()
         self._events: list[Event] = []
         self._dirty_pos: dict[tuple[int, str, int], None] = {}
         self._dirty_margin: dict[tuple[int, str], None] = {}
@@ -271,33 +343,47 @@ class Exchange:
     def _flush(self) -> None:
         """Queue the coalesced book, position and margin events of one operation."""
         events = self._events
-        for mk in self._markets.values():
+        for mk in self._market_list:
             if mk.book.touched:
                 self._flush_book(mk)
         if self._dirty_pos:
+            accounts, markets = self._accounts, self._markets
             for aid, symbol, side in self._dirty_pos:
-                acct = self._accounts[aid]
-                pos = acct.position(symbol, side, self._markets[symbol].asset)
-                events.append(Event("position", aid, symbol, None, "update", position_row,
+                acct = accounts[aid]
+                pos = acct.positions.get((symbol, side))
+                if pos is None:
+                    pos = acct.position(symbol, side, markets[symbol].asset)
+                events.append(Event("position", aid, symbol, None, "update", _position_row_of,
                                     self._position_snapshot(acct, pos)))
             self._dirty_pos.clear()
         if self._dirty_margin:
+            accounts = self._accounts
             for aid, asset in self._dirty_margin:
                 events.append(Event("margin", aid, None, None, "update", margin_row,
-                                    self._margin_snapshot(self._accounts[aid], asset)))
+                                    self._margin_snapshot(accounts[aid], asset)))
             self._dirty_margin.clear()
 
     def _flush_book(self, m: _Market) -> None:
         events = self._events
         fmt, symbol, asset = m.fmt, m.symbol, m.asset
-        for side, ticks, size, existed in m.book.take_touched():
-            if size == 0:
-                events.append(Event("order_book", None, symbol, None, "delete",
-                                    level_delete_row, (fmt, symbol, side, ticks)))
+        book = m.book
+        levels = book.levels
+        touched = book.touched
+        for key, existed in touched.items():
+            level = levels.get(key)
+            size = level.total if level is not None else 0
+            if key > 0:
+                side, ticks = BUY, key
             else:
+                side, ticks = SELL, -key
+            if size:
                 events.append(Event("order_book", None, symbol, None,
                                     "update" if existed else "insert", level_row,
                                     (fmt, symbol, asset, side, ticks, size)))
+            elif existed:
+                events.append(Event("order_book", None, symbol, None, "delete",
+                                    level_delete_row, (fmt, symbol, side, ticks)))
+        touched.clear()
 
     def _touch(self, acct: Account, asset: str, pos: Position | None = None) -> None:
         if acct.internal:
@@ -327,121 +413,287 @@ class Exchange:
     def place_order(self, account_id: int, symbol: str, side: int, close_flag: int,
                     price: Decimal, qty: int, client_oid: str | None, now_ms: int) -> dict:
         """Accept a limit order, match it as taker, rest the remainder; returns its row."""
-        m = self._market(symbol)
+        m = self._markets.get(symbol)
+        if m is None:
+            raise _err(BAD_VALUE, "symbol", f"unknown symbol {symbol}")
         if side not in (0, 1) or isinstance(side, bool):
             raise _err(BAD_VALUE, "side")
         if close_flag not in (0, 1) or isinstance(close_flag, bool):
             raise _err(BAD_VALUE, "close_flag")
         if type(qty) is not int or qty <= 0:
             raise _err(BAD_VALUE, "qty", "qty must be a positive integer")
-        ticks = self._ticks(m, price)
-        acct = self._acct(account_id)
+        ticks = None
+        if type(price) is Decimal and price.is_finite() and price > 0:   # _ticks, inlined
+            try:
+                whole, rest = divmod(price, m.tick)
+            except InvalidOperation:
+                pass
+            else:
+                if not rest and 0 < whole < MAX_TICKS:
+                    ticks = int(whole)
+        if ticks is None:
+            ticks = self._ticks(m, price)   # the general case; raises the precise error
+        acct = self._accounts.get(account_id)
+        if acct is None:
+            raise _err(BAD_VALUE, "account", f"unknown account {account_id}")
         asset = m.asset
-        pos_side = LONG if (side == BUY) == (close_flag == 0) else SHORT
-        lev = acct.setting(symbol, self.config.default_leverage).leverage(pos_side)
-        w = acct.wallet(asset)
+        buy = side == BUY
+        pos_side = LONG if buy == (close_flag == 0) else SHORT
+        s = acct.settings.get(symbol)
+        if s is None:
+            s = acct.setting(symbol, self.config.default_leverage)
+        if s.margin_mode == CROSS:
+            lev = s.cross_lev
+        else:
+            lev = s.long_lev if pos_side == LONG else s.short_lev
+        w = acct.wallets.get(asset)
+        if w is None:
+            w = acct.wallet(asset)
+        internal = acct.internal
         if close_flag == 0:
             unit = m.face / price / lev
-            margin = ac.order_margin(qty, unit)
-            if margin > ac.available(acct, asset, self._inv_marks):
+            margin = (qty * unit).quantize(Q)
+            r = acct.risk
+            if r is None or r[0] is not self._epoch or r[1] != asset:
+                r = self._risk(acct, asset)
+            if margin > w.balance - w.order_margin - w.pos_margin + r[2]:
                 raise _err(INSUFFICIENT_MARGIN, "qty", "insufficient margin")
             w.order_margin += margin
-            self._touch(acct, asset)
+            pos = None
         else:
-            pos = acct.position(symbol, pos_side, asset)
+            pos = acct.positions.get((symbol, pos_side))
+            if pos is None:
+                pos = acct.position(symbol, pos_side, asset)
             if qty > pos.qty - pos.closing:
                 raise _err(EXCEED_POSITION, "qty", "close qty exceeds available position")
             pos.closing += qty
             unit = margin = ZERO
-            self._touch(acct, asset, pos)
         oid = self._next_oid
-        self._next_oid += 1
+        self._next_oid = oid + 1
         order = Order(oid, account_id, symbol, side, close_flag, ticks, qty, client_oid, now_ms,
                       lev, unit, margin)
         acct.orders[oid] = order
         acct.open_orders[oid] = order
         if client_oid:
-            acct.by_client.setdefault(client_oid, []).append(order)
-        self._emit_order(order, m, "insert")
-        fills = m.book.match(order)
-        if fills:
-            self._process_fills(m, acct, order, fills, now_ms)
-        if order.filled < qty:
-            m.book.rest(order)
-            order.status = PARTIAL if order.filled else NEW
+            by_client = acct.by_client.get(client_oid)
+            if by_client is None:
+                acct.by_client[client_oid] = [order]
+            else:
+                by_client.append(order)
+        events = self._events
+        fmt = m.fmt
+        fee = order.fee
+        events.append(Event("order", account_id, symbol, None, "insert", order_row,
+                            (order, fmt, asset, CREATED, 0, 0, fee, margin)))
+        book = m.book
+        if buy:
+            keys = book.ask_keys
+            crossing = keys and keys[-1] >= -ticks
         else:
-            order.status = FILLED
-            self._finalize(acct, order)
-        ev = self._emit_order(order, m, "update")
-        self._flush()
-        return dict(ev.row)
+            keys = book.bid_keys
+            crossing = keys and keys[-1] >= ticks
+        if crossing:
+            # general path: fills touch several accounts and levels; _flush coalesces
+            if not internal:
+                self._dirty_margin[(acct.id, asset)] = None
+                if pos is not None:
+                    self._dirty_pos[(acct.id, symbol, pos_side)] = None
+            self._process_fills(m, acct, order, book.match(order), now_ms)
+            filled = order.filled
+            if filled < qty:
+                book.rest(order)
+                order.status = status = PARTIAL if filled else NEW
+            else:
+                order.status = status = FILLED
+                self._finalize(acct, order)
+            row = order_row(order, fmt, asset, status, filled, order.value_ticks, order.fee,
+                            order.margin)
+            if status != FILLED:
+                order.tpl = row
+                events.append(Event("order", account_id, symbol, None, "update", dict, (row,)))
+            else:
+                events.append(Event("order", account_id, symbol, row, "update"))
+            self._flush()
+            return row.copy()
+        # fast path (no fill): rest the order and queue exactly the events _flush would
+        order.status = NEW
+        order.tpl = row = order_row(order, fmt, asset, NEW, 0, 0, fee, margin)
+        events.append(Event("order", account_id, symbol, None, "update", dict, (row,)))
+        if buy:
+            key, keys, book_side = ticks, book.bid_keys, BUY
+        else:
+            key, keys, book_side = -ticks, book.ask_keys, SELL
+        levels = book.levels
+        level = levels.get(key)
+        if level is None:
+            level = levels[key] = Level()
+            insort(keys, key)
+            action = "insert"
+        else:
+            action = "update"
+        level.orders[oid] = order
+        level.total += qty
+        events.append(Event("order_book", None, symbol, None, action, level_row,
+                            (fmt, symbol, asset, book_side, ticks, level.total)))
+        if not internal:
+            if pos is not None:
+                events.append(Event("position", acct.id, symbol, None, "update",
+                                    _position_row_of, self._position_snapshot(acct, pos)))
+            if pos is None:   # open order: ``r`` is the fresh risk entry of the margin check
+                snap = (asset, w.balance, w.order_margin, w.pos_margin, r[3])
+            else:
+                snap = self._margin_snapshot(acct, asset)
+            events.append(Event("margin", acct.id, None, None, "update", margin_row, snap))
+        return row.copy()
+
+    def _bump(self) -> None:
+        """Invalidate every account's risk cache (marks, settings or margins changed)."""
+        self._epoch = object()
+
+    def _risk(self, acct: Account, asset: str) -> tuple:
+        """(epoch, asset, cross upnl loss, positions snapshot) of ``acct`` in ``asset``.
+
+        The loss is ``accounts.cross_upnl_loss`` (same operations in the same order); the
+        snapshot holds (is_long, qty, cost, is_cross, inverse mark, margin) of every
+        non-flat position of the asset.  Cached until the next fill of the account or
+        the next ``_bump``."""
+        r = acct.risk
+        if r is not None and r[0] is self._epoch and r[1] == asset:
+            return r
+        loss = ZERO
+        snap = []
+        positions = acct.positions
+        if positions:
+            marks = self._inv_marks
+            settings = acct.settings
+            for p in positions.values():
+                qty = p.qty
+                if qty and p.asset == asset:
+                    s = settings.get(p.symbol)
+                    is_cross = s is None or s.margin_mode == CROSS
+                    is_long = p.side == LONG
+                    im = marks[p.symbol]
+                    if is_cross:
+                        u = p.cost - qty * im if is_long else qty * im - p.cost
+                        if u < 0:
+                            loss += u
+                    snap.append((is_long, qty, p.cost, is_cross, im, p.margin))
+        r = acct.risk = (self._epoch, asset, loss, tuple(snap))
+        return r
 
     def _finalize(self, acct: Account, order: Order) -> None:
+        order.tpl = None
         acct.open_orders.pop(order.oid, None)
         finals = acct.finals
         finals.append(order.oid)
-        if len(finals) > self.config.history_limit:
-            acct.orders.pop(finals.popleft(), None)
+        if len(finals) > self._history_limit:
+            old = acct.orders.pop(finals.popleft(), None)
+            if old is not None and old.client_oid:
+                # the client_oid index holds exactly the orders still in ``acct.orders``
+                same = acct.by_client.get(old.client_oid)
+                if same is not None:
+                    for i, o in enumerate(same):
+                        if o is old:
+                            del same[i]
+                            break
+                    if not same:
+                        del acct.by_client[old.client_oid]
 
     def _process_fills(self, m: _Market, tacct: Account, taker: Order,
                        fills: list[tuple[Order, int, int]], now_ms: int) -> None:
         total = taker.filled
         taker.filled = 0
-        face, tick, symbol, fmt, asset = m.face, m.tick, m.symbol, m.fmt, m.asset
+        face, symbol, fmt, asset = m.face, m.symbol, m.fmt, m.asset
         maker_rate, taker_rate = self.config.maker_fee, self.config.taker_fee
         accounts = self._accounts
         events = self._events
+        apply_fill = self._apply_fill
+        price = m.price
+        taker_side = taker.side
+        fee_wallet = self._fee.wallets.get(asset)
+        if fee_wallet is None:
+            fee_wallet = self._fee.wallet(asset)
+        candles = m.candles
+        minute = now_ms - now_ms % MINUTE_MS
         for maker, q, px in fills:
-            cost = ((q * face) / (px * tick)).quantize(ac.Q)
+            cost = ((q * face) / price(px)).quantize(Q)
             trade_id = self._next_trade
-            self._next_trade += 1
+            self._next_trade = trade_id + 1
             macct = accounts[maker.account_id]
             maker.status = FILLED if maker.filled == maker.qty else PARTIAL
-            self._apply_fill(m, macct, maker, q, px, cost, (cost * maker_rate).quantize(ac.Q),
-                             True, trade_id, now_ms)
-            self._emit_order(maker, m, "update")
+            apply_fill(m, macct, maker, q, px, cost, (cost * maker_rate).quantize(Q),
+                       True, trade_id, now_ms, fee_wallet)
+            events.append(Event("order", maker.account_id, symbol, None, "update", order_row,
+                                (maker, fmt, asset, maker.status, maker.filled,
+                                 maker.value_ticks, maker.fee, maker.margin)))
             if maker.status == FILLED:
                 self._finalize(macct, maker)
             taker.filled += q
             taker.status = FILLED if taker.filled == taker.qty else PARTIAL
-            self._apply_fill(m, tacct, taker, q, px, cost, (cost * taker_rate).quantize(ac.Q),
-                             False, trade_id, now_ms)
-            args = (trade_id, fmt, symbol, asset, taker.side, px, q, now_ms)
+            apply_fill(m, tacct, taker, q, px, cost, (cost * taker_rate).quantize(Q),
+                       False, trade_id, now_ms, fee_wallet)
+            args = (trade_id, fmt, symbol, asset, taker_side, px, q, now_ms)
             m.trades.append(args)
             events.append(Event("trade", None, symbol, None, "insert", trade_row, args))
-            self._candle(m, now_ms, px, q)
+            c = candles.get(minute)
+            if c is None:
+                self._candle(m, now_ms, px, q)
+            else:   # same update as _candle
+                if px > c[1]:
+                    c[1] = px
+                elif px < c[2]:
+                    c[2] = px
+                c[3] = px
+                c[4] += q
         m.last_ticks = fills[-1][2]
         if taker.filled != total:   # pragma: no cover - engine invariant
             raise RuntimeError("fill bookkeeping mismatch")
 
     def _apply_fill(self, m: _Market, acct: Account, o: Order, q: int, px: int, cost: Decimal,
-                    fee: Decimal, maker: bool, trade_id: int, now_ms: int) -> None:
+                    fee: Decimal, maker: bool, trade_id: int, now_ms: int,
+                    fee_wallet: Any = None) -> None:
         asset = m.asset
-        w = acct.wallet(asset)
+        acct.risk = None
+        w = acct.wallets.get(asset)
+        if w is None:
+            w = acct.wallet(asset)
         o.value_ticks += q * px
         o.fee += fee
         if o.close_flag == 0:
-            new_margin = ((o.qty - o.filled) * o.unit).quantize(ac.Q)
+            new_margin = ((o.qty - o.filled) * o.unit).quantize(Q)
             w.order_margin -= o.margin - new_margin
             o.margin = new_margin
-            pos = acct.position(o.symbol, LONG if o.side == BUY else SHORT, asset)
-            pm = (cost / o.leverage).quantize(ac.Q)
-            pos.add(q, cost, pm)
+            key = (o.symbol, LONG if o.side == BUY else SHORT)
+            pos = acct.positions.get(key)
+            if pos is None:
+                pos = acct.position(key[0], key[1], asset)
+            pm = (cost / o.leverage).quantize(Q)
+            pos.qty += q
+            pos.cost += cost
+            pos.margin += pm
             w.pos_margin += pm
         else:
-            pos = acct.position(o.symbol, SHORT if o.side == BUY else LONG, asset)
+            key = (o.symbol, SHORT if o.side == BUY else LONG)
+            pos = acct.positions.get(key)
+            if pos is None:
+                pos = acct.position(key[0], key[1], asset)
             pos.closing -= q
             pnl, released = pos.reduce(q, cost)
             w.pos_margin -= released
             w.balance += pnl
         w.balance -= fee
-        self._fee.wallet(asset).balance += fee
+        if fee_wallet is None:
+            fee_wallet = self._fee.wallet(asset)
+        fee_wallet.balance += fee
         exec_id = self._next_exec
-        self._next_exec += 1
+        self._next_exec = exec_id + 1
         self._events.append(Event("execution", acct.id, o.symbol, None, "insert", execution_row,
                                   (o, m.fmt, asset, exec_id, q, px, fee, maker, trade_id,
                                    now_ms, o.status, o.filled)))
-        self._touch(acct, asset, pos)
+        if not acct.internal:
+            aid = acct.id
+            self._dirty_margin[(aid, asset)] = None
+            self._dirty_pos[(aid, key[0], key[1])] = None
 
     def _candle(self, m: _Market, now_ms: int, px: int, q: int) -> None:
         minute = now_ms - now_ms % MINUTE_MS
@@ -467,31 +719,103 @@ class Exchange:
 
     def cancel_order(self, account_id: int, symbol: str, order_id: str, now_ms: int) -> dict:
         """Cancel one open order of the account (-20002 if unknown/final/foreign)."""
-        m = self._market(symbol)
-        acct = self._acct(account_id)
-        o = acct.open_orders.get(self._oid(order_id))   # type: ignore[arg-type]
+        m = self._markets.get(symbol)
+        if m is None:
+            raise _err(BAD_VALUE, "symbol", f"unknown symbol {symbol}")
+        acct = self._accounts.get(account_id)
+        if acct is None:
+            raise _err(BAD_VALUE, "account", f"unknown account {account_id}")
+        try:
+            oid = int(order_id)
+        except (TypeError, ValueError):
+            oid = None
+        o = acct.open_orders.get(oid)   # type: ignore[arg-type]
         if o is None or o.symbol != symbol:
             raise _err(ORDER_NOT_FOUND, "id", "order not found or not open")
-        row = self._cancel(acct, m, o)
-        self._flush()
-        return row
+        # the events _cancel + _flush would queue, in the same order, without coalescing
+        book = m.book
+        if o.side == BUY:
+            key, keys, book_side = o.ticks, book.bid_keys, BUY
+        else:
+            key, keys, book_side = -o.ticks, book.ask_keys, SELL
+        levels = book.levels
+        level = levels[key]
+        filled = o.filled
+        del level.orders[o.oid]
+        level.total -= o.qty - filled
+        size = level.total
+        if not level.orders:
+            del levels[key]
+            del keys[bisect_left(keys, key)]
+        asset, fmt = m.asset, m.fmt
+        events = self._events
+        value_ticks, fee = o.value_ticks, o.fee
+        events.append(Event("order", o.account_id, symbol, None, "update", order_row,
+                            (o, fmt, asset, CANCEL_PENDING, filled, value_ticks, fee, o.margin)))
+        if o.close_flag:
+            pos = acct.position(symbol, SHORT if o.side == BUY else LONG, asset)
+            pos.closing -= o.qty - filled
+        else:
+            pos = None
+            w = acct.wallets.get(asset)
+            if w is None:
+                w = acct.wallet(asset)
+            w.order_margin -= o.margin
+            o.margin = ZERO
+        o.status = CANCELLED
+        tpl = o.tpl
+        self._finalize(acct, o)
+        if tpl is not None:
+            row = tpl.copy()
+            row["status"] = "8"
+            if filled:
+                row["filled_qty"] = str(filled)
+                row["avg_price"] = fmt.avg_price(value_ticks, filled)
+                row["fee"] = dstr(fee) if fee else "0"
+            row["order_margin"] = "0"
+        else:
+            row = order_row(o, fmt, asset, CANCELLED, filled, value_ticks, fee, ZERO)
+        events.append(Event("order", o.account_id, symbol, row, "update"))
+        if size:
+            events.append(Event("order_book", None, symbol, None, "update", level_row,
+                                (fmt, symbol, asset, book_side, o.ticks, size)))
+        else:
+            events.append(Event("order_book", None, symbol, None, "delete", level_delete_row,
+                                (fmt, symbol, book_side, o.ticks)))
+        if not acct.internal:
+            if pos is not None:
+                events.append(Event("position", acct.id, symbol, None, "update",
+                                    _position_row_of, self._position_snapshot(acct, pos)))
+            events.append(Event("margin", acct.id, None, None, "update", margin_row,
+                                self._margin_snapshot(acct, asset)))
+        return row.copy()
 
     def _cancel(self, acct: Account, m: _Market, o: Order) -> dict:
         m.book.remove(o)
-        o.status = CANCEL_PENDING
-        self._emit_order(o, m, "update")
-        w = acct.wallet(m.asset)
+        asset, fmt = m.asset, m.fmt
+        events = self._events
+        filled, value_ticks, fee = o.filled, o.value_ticks, o.fee
+        events.append(Event("order", o.account_id, o.symbol, None, "update", order_row,
+                            (o, fmt, asset, CANCEL_PENDING, filled, value_ticks, fee, o.margin)))
         if o.close_flag:
-            pos = acct.position(o.symbol, SHORT if o.side == BUY else LONG, m.asset)
-            pos.closing -= o.qty - o.filled
-            self._touch(acct, m.asset, pos)
+            pos = acct.position(o.symbol, SHORT if o.side == BUY else LONG, asset)
+            pos.closing -= o.qty - filled
+            if not acct.internal:
+                self._dirty_margin[(acct.id, asset)] = None
+                self._dirty_pos[(acct.id, pos.symbol, pos.side)] = None
         else:
+            w = acct.wallets.get(asset)
+            if w is None:
+                w = acct.wallet(asset)
             w.order_margin -= o.margin
             o.margin = ZERO
-            self._touch(acct, m.asset)
+            if not acct.internal:
+                self._dirty_margin[(acct.id, asset)] = None
         o.status = CANCELLED
         self._finalize(acct, o)
-        return dict(self._emit_order(o, m, "update").row)
+        row = order_row(o, fmt, asset, CANCELLED, filled, value_ticks, fee, o.margin)
+        events.append(Event("order", o.account_id, o.symbol, row, "update"))
+        return row.copy()
 
     def cancel_batch(self, account_id: int, symbol: str, order_ids: list[str],
                      now_ms: int) -> list[dict]:
@@ -559,9 +883,18 @@ class Exchange:
     # ------------------------------------------------------------------ market data
     def best_prices(self, symbol: str) -> tuple[Decimal | None, Decimal | None]:
         """(best bid, best ask) as Decimals (None for an empty side)."""
-        m = self._market(symbol)
-        bid, ask = m.book.best_bid(), m.book.best_ask()
-        return (None if bid is None else bid * m.tick, None if ask is None else ask * m.tick)
+        m = self._markets.get(symbol)
+        if m is None:
+            raise _err(BAD_VALUE, "symbol", f"unknown symbol {symbol}")
+        book = m.book
+        bids, asks = book.bid_keys, book.ask_keys
+        price_of = m.price_of
+        bid = ask = None
+        if bids:
+            bid = price_of.get(bids[-1]) or m.price(bids[-1])
+        if asks:
+            ask = price_of.get(-asks[-1]) or m.price(-asks[-1])
+        return (bid, ask)
 
     def mark_price(self, symbol: str) -> Decimal:
         """Current mark price."""
@@ -683,15 +1016,13 @@ class Exchange:
 
     # ------------------------------------------------------------------ balances
     def _margin_snapshot(self, acct: Account, asset: str) -> tuple:
-        w = acct.wallet(asset)
-        marks = self._inv_marks
-        positions = []
-        for p in acct.positions.values():
-            if p.qty and p.asset == asset:
-                s = acct.settings.get(p.symbol)
-                positions.append((p.side == LONG, p.qty, p.cost,
-                                  s is None or s.margin_mode == CROSS, marks[p.symbol]))
-        return (asset, w.balance, w.order_margin, w.pos_margin, tuple(positions))
+        w = acct.wallets.get(asset)
+        if w is None:
+            w = acct.wallet(asset)
+        r = acct.risk
+        if r is None or r[0] is not self._epoch or r[1] != asset:
+            r = self._risk(acct, asset)
+        return (asset, w.balance, w.order_margin, w.pos_margin, r[3])
 
     def _margin_row(self, acct: Account, asset: str) -> dict:
         return margin_row(*self._margin_snapshot(acct, asset))
@@ -761,20 +1092,32 @@ class Exchange:
 
     # ------------------------------------------------------------------ positions
     def _position_snapshot(self, acct: Account, pos: Position) -> tuple:
+        """Arguments of ``_position_row_of`` (the liquidation price is computed on read)."""
         m = self._markets[pos.symbol]
-        setting = acct.setting(pos.symbol, self.config.default_leverage)
-        mmr = self._mmr
-        liq = ZERO
-        if pos.qty:
-            margin = pos.margin if setting.margin_mode == ISOLATED else \
-                ac.isolated_effective_margin(acct, pos, self._inv_marks, mmr)
-            liq = ac.liquidation_price(pos, margin, m.face, mmr)
+        setting = acct.settings.get(pos.symbol)
+        if setting is None:
+            setting = acct.setting(pos.symbol, self.config.default_leverage)
+        mode = setting.margin_mode
+        if mode == CROSS:
+            lev = setting.cross_lev
+        else:
+            lev = setting.long_lev if pos.side == LONG else setting.short_lev
+        balance = snap = None
+        if pos.qty and mode != ISOLATED:
+            asset = pos.asset
+            w = acct.wallets.get(asset)
+            if w is None:
+                w = acct.wallet(asset)
+            balance = w.balance
+            r = acct.risk
+            if r is None or r[0] is not self._epoch or r[1] != asset:
+                r = self._risk(acct, asset)
+            snap = r[3]
         return (pos.symbol, pos.side, pos.asset, pos.qty, pos.closing, pos.cost, pos.margin,
-                pos.realised, pos.auto_flag, setting.margin_mode, setting.leverage(pos.side),
-                m.im, m.face, mmr, liq)
+                pos.realised, pos.auto_flag, mode, lev, m.im, m.face, self._mmr, balance, snap)
 
     def _position_row(self, acct: Account, pos: Position) -> dict:
-        return position_row(*self._position_snapshot(acct, pos))
+        return _position_row_of(*self._position_snapshot(acct, pos))
 
     def position_rows(self, account_id: int) -> list[dict]:
         """Position rows of every symbol, long then short (qty "0" when flat)."""
@@ -837,6 +1180,7 @@ class Exchange:
             p.margin += d
             w.pos_margin += d
             self._touch(acct, m.asset, p)
+        self._bump()
         self._check_liquidations(now_ms)
         self._flush()
 
@@ -870,6 +1214,7 @@ class Exchange:
                 raise _err(BAD_VALUE, "margin", "margin would fall below the initial margin")
             pos.margin -= margin
             w.pos_margin -= margin
+        self._bump()
         self._touch(acct, m.asset, pos)
         self._flush()
 
@@ -894,6 +1239,7 @@ class Exchange:
             raise _err(BAD_VALUE, "price")
         m.mark = price
         m.im = self._inv_marks[symbol] = ac.inverse_mark(m.face, price)
+        self._bump()
         self._check_liquidations(now_ms)
         self._flush()
 
@@ -963,6 +1309,7 @@ class Exchange:
         if add > 0:
             pos.margin += add
             acct.wallet(pos.asset).pos_margin += add
+            self._bump()
             self._touch(acct, pos.asset, pos)
 
     def _cancel_all(self, acct: Account, symbols: set[str]) -> None:
@@ -978,6 +1325,7 @@ class Exchange:
         w.pos_margin -= released
         w.balance += pnl
         self._insurance.position(pos.symbol, pos.side, pos.asset).add(qty, cost, ZERO)
+        self._bump()
         self._touch(acct, pos.asset, pos)
 
     def _liquidate_isolated(self, acct: Account, pos: Position, now_ms: int) -> None:
