@@ -420,8 +420,10 @@ class OrderManager:
                  fmt(book.best_bid), fmt(book.best_ask), fmt(mid), fmt(self.start_positions[0]),
                  fmt(self.start_positions[1]))
         log.info("Balance: %s %s", fmt(self.balance()), currency)
-        log.info("Positions: long %d @ %s, short %d @ %s, net %+d", pos.long.qty, fmt(pos.long.entry_price),
-                 pos.short.qty, fmt(pos.short.entry_price), pos.net)
+        entry_q = self.tick_size / 100  # an average entry is not on the grid; two more decimals say enough
+        log.info("Positions: long %d @ %s, short %d @ %s, net %+d", pos.long.qty,
+                 fmt(pos.long.entry_price.quantize(entry_q)), pos.short.qty,
+                 fmt(pos.short.entry_price.quantize(entry_q)), pos.net)
         log.info("Contracts traded this run: %d; realised PnL %s %s; unrealised PnL %s %s",
                  snap.contracts_traded - self.start_traded, fmt(self.realised_pnl() - (self.start_realised or 0)),
                  currency, fmt(pos.long.unrealised_pnl + pos.short.unrealised_pnl), currency)

@@ -1176,7 +1176,7 @@ class Exchange:
             raise _err(INSUFFICIENT_MARGIN, "leverage", "insufficient margin for leverage")
         acct.settings[symbol] = new
         w = acct.wallet(m.asset)
-        for p, d in zip(positions, deltas, strict=True):
+        for p, d in zip(positions, deltas):
             p.margin += d
             w.pos_margin += d
             self._touch(acct, m.asset, p)

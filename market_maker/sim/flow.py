@@ -37,16 +37,16 @@ MAX_TAKERS_PER_STEP = 500
 class FlowConfig:
     """Parameters of the synthetic flow (rates are per simulated second)."""
     symbol: str = "BTC_USD"
-    taker_rate: Decimal = Decimal("1")
-    taker_mean_qty: Decimal = Decimal("20")
+    taker_rate: Decimal = Decimal("2")
+    taker_mean_qty: Decimal = Decimal("150")
     taker_qty_sigma: Decimal = Decimal("1")
     taker_slippage: Decimal = Decimal("0.01")
-    volatility: Decimal = Decimal("0.0001")
+    volatility: Decimal = Decimal("0.0006")
     burst_rate: Decimal = Decimal("0.002")
     burst_mean_s: Decimal = Decimal("30")
     burst_mult: Decimal = Decimal("5")
-    depth_levels: int = 20
-    level_step_ticks: int = 1
+    depth_levels: int = 40
+    level_step_ticks: int = 4
     half_spread_ticks: int = 1
     lp_accounts: int = 2
     lp_mean_qty: Decimal = Decimal("100")
@@ -163,7 +163,7 @@ class MarketFlow:
         cfg, ex, rng = self.cfg, self.ex, self.rng
         wanted = self._wanted()
         refresh = cfg.requote_prob
-        for acct, quotes in zip(self.lps, self.quotes, strict=True):
+        for acct, quotes in zip(self.lps, self.quotes):
             alive = ex.open_order_ids(acct)
             stale = []
             for key, oid in list(quotes.items()):
@@ -174,7 +174,7 @@ class MarketFlow:
                     del quotes[key]
             if stale:
                 ex.cancel_batch(acct, cfg.symbol, stale, now_ms)
-        for acct, quotes in zip(self.lps, self.quotes, strict=True):
+        for acct, quotes in zip(self.lps, self.quotes):
             for side, ticks in sorted(wanted - quotes.keys()):
                 qty = self._size(self._lp_mu, Decimal("0.8"))
                 oid = self._send(acct, side, ticks, qty, now_ms)
