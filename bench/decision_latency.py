@@ -31,7 +31,7 @@ from market_maker.gte.ratelimit import Limit, RateLimiter  # noqa: E402
 from market_maker.gte.rest import GteRest  # noqa: E402
 from market_maker.gte.signing import Credentials  # noqa: E402
 from market_maker.gte.ws import GteWebSocket  # noqa: E402
-from market_maker.market_maker import ExchangeInterface, OrderManager  # noqa: E402
+from market_maker.market_maker import ExchangeInterface, OrderManager, freeze_startup_heap  # noqa: E402
 from market_maker.settings import load_settings  # noqa: E402
 
 TICK = Decimal("0.5")
@@ -148,6 +148,7 @@ def latency(pairs: int, moves: int) -> None:
     feed(ws, book_partial(echo, MID, 10))
     manager.step()
     flush_echoes(ws, echo)
+    freeze_startup_heap()  # as Runner.run does once the bot has started
     first: List[float] = []
     last: List[float] = []
     inside = level(MID - 9, "buy")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib
 import itertools
 import logging
@@ -45,6 +46,18 @@ def now_ms() -> int:
 
 def fmt(value: Optional[Decimal]) -> str:
     return "-" if value is None else format(value, "f")
+
+
+def freeze_startup_heap() -> None:
+    """Keep the cyclic GC off the long-lived heap (book, tables, modules) built during start-up.
+
+    A requote allocates thousands of short-lived objects; without this every collection
+    rescans the whole heap, which doubles the decision latency. The young-generation
+    threshold is raised for the same reason; the bot's own structures hold no cycles.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20000, 50, 100)
 
 
 class KillSwitch(Exception):
@@ -118,8 +131,8 @@ class ExchangeInterface:
         return self.ws.connected
 
     # -- the view
-    def snapshot(self) -> MarketSnapshot:
-        return self.ws.snapshot()
+    def snapshot(self, depth: int = 50) -> MarketSnapshot:
+        return self.ws.snapshot(depth)
 
     def is_own(self, order: Order) -> bool:
         return order.client_oid.startswith(self.prefix)
@@ -219,6 +232,8 @@ class OrderManager:
     ``converge_orders(buy_orders, sell_orders)`` with the orders you want resting.
     """
 
+    book_depth = 10  # levels per side in self.snap.book; the grid needs only the touch, raise it for your strategy
+
     def __init__(self, settings: Settings, exchange: ExchangeInterface, rng: Optional[random.Random] = None):
         self.settings = settings
         self.exchange = exchange
@@ -240,13 +255,13 @@ class OrderManager:
     # -- lifecycle
     def start(self, fresh: bool = True) -> None:
         """First start: cancel orders left by a previous run and set leverage. Reload: just adopt the state."""
-        self.snap = self.exchange.snapshot()
+        self.snap = self.exchange.snapshot(self.book_depth)
         if fresh:
             count = self.exchange.cancel_all_own("left over from a previous run")
             if not count:
                 log.info("No own orders left over from a previous run")
             self.exchange.set_leverage(self.settings.LEVERAGE, self.settings.MARGIN_MODE)
-        self.snap = self.exchange.snapshot()
+        self.snap = self.exchange.snapshot(self.book_depth)
         self.start_equity = self.equity()
         self.start_realised = self.realised_pnl()
         self.start_traded = self.snap.contracts_traded
@@ -286,7 +301,7 @@ class OrderManager:
     # -- one decision
     def step(self) -> None:
         """Sanity checks, then requote."""
-        self.snap = self.exchange.snapshot()
+        self.snap = self.exchange.snapshot(self.book_depth)
         self.live = None
         if not self.sanity_check():
             return
@@ -411,7 +426,7 @@ class OrderManager:
         return positions.long.realised_pnl + positions.short.realised_pnl
 
     def print_status(self) -> None:
-        snap = self.snap or self.exchange.snapshot()
+        snap = self.snap or self.exchange.snapshot(self.book_depth)
         pos = snap.positions
         book = snap.book
         mid = (book.best_bid + book.best_ask) / 2 if book.best_bid and book.best_ask else None
@@ -429,7 +444,7 @@ class OrderManager:
                  currency, fmt(pos.long.unrealised_pnl + pos.short.unrealised_pnl), currency)
 
     def print_summary(self) -> None:
-        snap = self.exchange.snapshot()
+        snap = self.exchange.snapshot(self.book_depth)
         self.snap = snap
         counters = self.exchange.counters
         fills, fees = snap.fill_count - self.start_fills, snap.fees_paid - self.start_fees
@@ -519,6 +534,7 @@ class Runner:
             self.exchange.close()
             raise
         self.manager.start(fresh=True)
+        freeze_startup_heap()
         next_status = time.monotonic() + self.settings.LOOP_INTERVAL
         try:
             while not self.stop_event.is_set():
