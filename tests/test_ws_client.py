@@ -482,6 +482,20 @@ def test_auth_expires_is_now_plus_5s(ex: FakeExchange) -> None:
     assert json.loads(ex.sockets[0].sent[0])["args"]["expires"] == str(1_700_000_000_000 + 5000)
 
 
+def drop_next_partial(sock: Any, table: str) -> list:
+    """Make the fake socket swallow the next partial of ``table``; the returned list empties when it has."""
+    pending = [1]
+    real_push = sock.push
+
+    def push(name: str, action: str, rows: list, skip: bool = False) -> None:
+        if action == "partial" and name == table and pending:
+            pending.pop()
+            skip = True
+        real_push(name, action, rows, skip)
+    sock.push = push
+    return pending
+
+
 def test_lost_partial_after_resubscribe_is_detected_by_seq_and_resubscribed(ex: FakeExchange) -> None:
     # soak finding: a dropped partial left the table stale for partial_timeout (10 s) and then forced a
     # reconnect (which cancels every order); seq > 1 after the sub's ack proves the partial was lost
@@ -489,19 +503,11 @@ def test_lost_partial_after_resubscribe_is_detected_by_seq_and_resubscribed(ex: 
     client.start()
     try:
         sock = ex.last
-        drop_partials = [1]
-        real_push = sock.push
-
-        def push(table: str, action: str, rows: list, skip: bool = False) -> None:
-            if action == "partial" and table == "order_book" and drop_partials[0]:
-                drop_partials[0] -= 1
-                skip = True
-            real_push(table, action, rows, skip)
-        sock.push = push  # type: ignore[method-assign]
+        drop_partials = drop_next_partial(sock, "order_book")
         sock.push("order_book", "update", [{"id": str(BASE - 19999), "size": "9"}], skip=True)  # a gap
         sock.push("order_book", "update", [{"id": str(BASE - 19998), "size": "9"}])
         assert wait_until(lambda: sum(1 for s in sock.sent if '"sub"' in s and "order_book" in s) == 2)
-        assert not drop_partials[0]
+        assert not drop_partials
         sock.push("order_book", "update", [{"id": str(BASE - 19998), "size": "7"}])  # seq 2, no partial
         assert wait_until(lambda: client.synced, timeout=2)
         assert client.stats["partial_lost"] == 1 and len(ex.sockets) == 1
@@ -576,15 +582,7 @@ def test_lost_partial_on_a_quiet_table_is_resubscribed_without_waiting_for_traff
     client.start()
     try:
         sock = ex.last
-        drop_partials = [1]
-        real_push = sock.push
-
-        def push(table: str, action: str, rows: list, skip: bool = False) -> None:
-            if action == "partial" and table == "execution" and drop_partials[0]:
-                drop_partials[0] -= 1
-                skip = True
-            real_push(table, action, rows, skip)
-        sock.push = push  # type: ignore[method-assign]
+        drop_next_partial(sock, "execution")
         sock.push("execution", "insert", [], skip=True)  # a gap ...
         sock.push("execution", "insert", [])  # ... seen here: resubscribe, whose partial is then dropped
         started = time.monotonic()

@@ -613,8 +613,6 @@ class Exchange:
         fee_wallet = self._fee.wallets.get(asset)
         if fee_wallet is None:
             fee_wallet = self._fee.wallet(asset)
-        candles = m.candles
-        minute = now_ms - now_ms % MINUTE_MS
         for maker, q, px in fills:
             cost = ((q * face) / price(px)).quantize(Q)
             trade_id = self._next_trade
@@ -635,16 +633,7 @@ class Exchange:
             args = (trade_id, fmt, symbol, asset, taker_side, px, q, now_ms)
             m.trades.append(args)
             events.append(Event("trade", None, symbol, None, "insert", trade_row, args))
-            c = candles.get(minute)
-            if c is None:
-                self._candle(m, now_ms, px, q)
-            else:   # same update as _candle
-                if px > c[1]:
-                    c[1] = px
-                elif px < c[2]:
-                    c[2] = px
-                c[3] = px
-                c[4] += q
+            self._candle(m, now_ms, px, q)
         m.last_ticks = fills[-1][2]
         if taker.filled != total:   # pragma: no cover - engine invariant
             raise RuntimeError("fill bookkeeping mismatch")
