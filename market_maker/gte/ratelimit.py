@@ -45,6 +45,10 @@ GTE_LIMITS: Mapping[str, Limit] = {
 }
 
 DEFAULT_MARGIN = 0.05
+# Endpoints allowing this many calls per window keep one in reserve: a server whose window is aligned
+# differently, or that counted a request whose answer we never saw, still never sees the limit exceeded.
+# It also spreads a burst of 100 creates (20/s) over more than 5 s.
+HEADROOM_FROM = 5
 
 
 class RateLimiter:
@@ -94,9 +98,10 @@ class RateLimiter:
         calls = self._calls.setdefault(name, deque())
         while calls and now - calls[0] >= window:
             calls.popleft()
-        if len(calls) < limit.count:
+        usable = limit.count - 1 if limit.count >= HEADROOM_FROM else limit.count
+        if len(calls) < usable:
             return 0.0
-        return max(calls[len(calls) - limit.count] + window - now, 0.0)
+        return max(calls[len(calls) - usable] + window - now, 0.0)
 
     def time_until_available(self, endpoint: str) -> float:
         """Seconds until ``acquire(endpoint)`` would return without waiting (0 = now)."""
