@@ -54,7 +54,6 @@ Exit status: 0 when every invariant held, 1 otherwise.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import logging
 import os

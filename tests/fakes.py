@@ -3,7 +3,7 @@ import itertools
 from decimal import Decimal
 
 from market_maker.gte.errors import OrderNotFound
-from market_maker.models import (BUY, SELL, Book, Instrument, Margin, MarketSnapshot, Order, Position, Positions)
+from market_maker.models import Book, Instrument, Margin, MarketSnapshot, Order, Position, Positions
 
 INSTRUMENT = Instrument(symbol="BTC_USD", settle_currency="BTC", tick_size=Decimal("0.5"), price_precision=1,
                         face_value=Decimal(1), symbol_id=1)

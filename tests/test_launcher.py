@@ -50,7 +50,6 @@ def test_hot_reload_and_sigterm_against_a_running_simulator(tmp_path):
     import os
     import signal
     import threading
-    from decimal import Decimal
 
     from market_maker.sim import SimConfig, run_simulator
 
