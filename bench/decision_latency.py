@@ -184,15 +184,53 @@ def calls_per_move(label: str, shift_ticks) -> None:
     print(f"API calls for one requote after a {label} move (default settings, ORDER_PAIRS=6): {total} ({detail})")
 
 
+def record_stages() -> Dict[str, List[float]]:
+    """Wrap the decision's stages to record their in-loop durations (adds ~1 us per call)."""
+    from market_maker import converge, quoting
+    from market_maker import market_maker as mm
+
+    stages: Dict[str, List[float]] = {}
+
+    def wrap(owner: object, name: str, label: str) -> None:
+        inner = getattr(owner, name)
+
+        def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+            t0 = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                stages.setdefault(label, []).append(time.perf_counter() - t0)
+        setattr(owner, name, timed)
+
+    wrap(GteWebSocket, "handle_raw", "handle_raw")
+    wrap(GteWebSocket, "snapshot", "snapshot")
+    wrap(mm.OrderManager, "sanity_check", "sanity_check")
+    wrap(mm.ExchangeInterface, "own_open_orders", "own_open_orders")
+    wrap(quoting, "build_ladder", "build_ladder")
+    wrap(converge, "plan_converge", "plan_converge")
+    wrap(converge, "ordered_steps", "ordered_steps")
+    wrap(mm.ExchangeInterface, "cancel_orders", "cancel_orders (all)")
+    wrap(mm.ExchangeInterface, "create_order", "create_order (each)")
+    return stages
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", type=int, nargs="+", default=[6, 30])
     ap.add_argument("--moves", type=int, default=2000)
+    ap.add_argument("--stages", action="store_true",
+                    help="also print each stage's in-loop p50 (the wrappers add a little to the totals)")
     a = ap.parse_args()
     import logging
     logging.getLogger("market_maker").setLevel(logging.WARNING)
+    stages = record_stages() if a.stages else None
     for pairs in a.pairs:
+        if stages is not None:
+            stages.clear()
         latency(pairs, a.moves)
+        if stages is not None:
+            for label, times in stages.items():
+                print(f"    {label:<22} p50 {statistics.median(times) * 1e6:7.1f} us  ({len(times)} calls)")
     calls_per_move("1-tick", lambda mid: 1)
     calls_per_move("1 %", lambda mid: mid // 100)
 

@@ -39,9 +39,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import attrgetter
 from typing import List, Tuple, Union
 
-from .models import BUY, SELL, DesiredOrder, Order
+from .models import BUY, OPEN_STATUSES, SELL, DesiredOrder, Order
 
 __all__ = [
     "CANCEL",
@@ -57,6 +58,8 @@ __all__ = [
 CANCEL = "cancel"
 CREATE = "create"
 CANCEL_PENDING = 4  # order status: cancel requested, not yet final
+
+_ACTIVE_STATUSES = OPEN_STATUSES - {CANCEL_PENDING}  # open and no cancel pending: what converge plans with
 
 #: ``("cancel", [orders])`` or ``("create", DesiredOrder)``.
 Step = Tuple[str, Union[List[Order], DesiredOrder]]
@@ -105,6 +108,10 @@ class Plan:
         return len(self.cancel_groups(batch_available)) + len(self.to_create)
 
 
+_price = attrgetter("price")
+_ZERO = Decimal(0)
+
+
 def _key(o: Order | DesiredOrder) -> tuple[str, Decimal, int]:
     return (o.side, o.price, o.close_flag)
 
@@ -114,10 +121,9 @@ def _validate_desired(buys: Sequence[DesiredOrder], sells: Sequence[DesiredOrder
         for d in orders:
             if d.side != side:
                 raise ValueError(f"desired {side} list holds a {d.side} order: {d}")
-            if d.qty <= 0 or d.price <= 0 or d.close_flag not in (0, 1):
+            if d.qty <= 0 or d.price <= _ZERO or d.close_flag not in (0, 1):
                 raise ValueError(f"invalid desired order: {d}")
-    keys = [_key(d) for d in list(buys) + list(sells)]
-    if len(set(keys)) != len(keys):
+    if len({(d.side, d.price, d.close_flag) for orders in (buys, sells) for d in orders}) != len(buys) + len(sells):
         raise ValueError("desired orders repeat a (side, price, close_flag)")
     if buys and sells and max(d.price for d in buys) >= min(d.price for d in sells):
         raise ValueError("desired buys cross desired sells")
@@ -126,6 +132,8 @@ def _validate_desired(buys: Sequence[DesiredOrder], sells: Sequence[DesiredOrder
 def _mess(live: Sequence[Order], max_open: int) -> str | None:
     if len(live) > max_open:
         return f"{len(live)} live orders > max_open {max_open}"
+    if len({(o.side, o.price, o.close_flag) for o in live}) == len(live):
+        return None  # the common case: no duplicate
     seen = set()
     for o in live:
         k = _key(o)
@@ -152,6 +160,9 @@ def _match_class(
     Returns index pairs (desired index, live index).
     """
     n, m = len(desired), len(live)
+    if n == 1 and m == 1:  # the usual class (one level per size): no DP needed
+        d = desired[0]
+        return [(0, 0)] if abs(live[0].price - d.price) <= relist_interval * d.price else []
     zero = (0, Decimal(0))
     best = [[zero] * (m + 1) for _ in range(n + 1)]
     for i in range(1, n + 1):
@@ -196,7 +207,7 @@ def plan_converge(
         relist_interval = Decimal(str(relist_interval))
     buys, sells = tuple(desired_buys), tuple(desired_sells)
     _validate_desired(buys, sells)
-    live = tuple(o for o in live_orders if o.is_open and o.status != CANCEL_PENDING)
+    live = tuple(o for o in live_orders if o.status in _ACTIVE_STATUSES)
     reason = _mess(live, max_open)
     if reason is not None:
         return Plan(to_cancel=live, to_create=buys + sells, keep=(), reason=reason)
@@ -206,15 +217,16 @@ def plan_converge(
     everything = buys + sells
     kept_ids = set()
     matched = set()  # indices into ``everything``
+    live_by_side: dict[str, list[Order]] = {BUY: [], SELL: []}
+    for o in live:
+        live_by_side.setdefault(o.side, []).append(o)
     for side, offset, desired in ((BUY, 0, buys), (SELL, len(buys), sells)):
         # 1. Keep exact matches. A live order on a desired price of its side
         #    may only be kept for that very order, so this is always optimal.
         exact = {(d.price, d.close_flag, d.qty): offset + k for k, d in enumerate(desired)}
         side_prices = {d.price for d in desired}
         rest: dict[tuple[int, int], list[Order]] = defaultdict(list)
-        for o in live:
-            if o.side != side:
-                continue
+        for o in live_by_side[side]:
             k = exact.get((o.price, o.close_flag, o.remaining))
             if k is not None and k not in matched:
                 matched.add(k)
@@ -228,18 +240,23 @@ def plan_converge(
             if offset + k not in matched:
                 d_classes[(d.close_flag, d.qty)].append(offset + k)
         for cls, d_idx in d_classes.items():
-            lives = sorted(rest.get(cls, []), key=lambda o: o.price)
+            lives = rest.get(cls)
             if not lives:
                 continue
-            d_idx.sort(key=lambda k: everything[k].price)
+            if len(lives) > 1:
+                lives.sort(key=_price)
+            if len(d_idx) > 1:
+                d_idx.sort(key=lambda k: everything[k].price)
             pairs = _match_class([everything[k] for k in d_idx], lives, relist_interval)
             for di, li in pairs:
                 matched.add(d_idx[di])
                 kept_ids.add(id(lives[li]))
-    keep = tuple(o for o in live if id(o) in kept_ids)
-    to_cancel = tuple(o for o in live if id(o) not in kept_ids)
+    keep: list[Order] = []
+    to_cancel: list[Order] = []
+    for o in live:
+        (keep if id(o) in kept_ids else to_cancel).append(o)
     to_create = tuple(d for k, d in enumerate(everything) if k not in matched)
-    return Plan(to_cancel=to_cancel, to_create=to_create, keep=keep, reason=None)
+    return Plan(to_cancel=tuple(to_cancel), to_create=to_create, keep=tuple(keep), reason=None)
 
 
 def _blocks(c: Order, d: DesiredOrder) -> bool:

@@ -29,7 +29,7 @@ from .gte.rest import GteRest
 from .gte.signing import Credentials
 from .gte.ws import GteWebSocket
 from .log import register_secret, setup_logging
-from .models import BUY, SELL, DesiredOrder, MarketSnapshot, Order
+from .models import BUY, OPEN_STATUSES, SELL, DesiredOrder, MarketSnapshot, Order
 from .settings import Settings, SettingsError, load_settings
 from .tracker import OrderTracker
 
@@ -142,7 +142,7 @@ class ExchangeInterface:
             return list(self._paper.values())
         ws_own = [o for o in snap.orders if self.is_own(o)]
         echoed = self.ws.known_order_ids(self.tracker.awaiting_echo())
-        return [o for o in self.tracker.merge(ws_own, echoed, now_ms()) if o.is_open]
+        return [o for o in self.tracker.merge(ws_own, echoed, now_ms()) if o.status in OPEN_STATUSES]  # is_open
 
     # -- actions
     def create_order(self, desired: DesiredOrder) -> Optional[Order]:
@@ -173,9 +173,10 @@ class ExchangeInterface:
         orders = [o for o in orders if self.is_own(o)]
         if not orders:
             return
-        for order in orders:
-            log.info("%s %s order (%s): %d @ %s", "Would cancel" if self.dry_run else "Cancelling", order.side,
-                     "close" if order.close_flag else "open", order.remaining, fmt(order.price))
+        if log.isEnabledFor(logging.INFO):  # the arguments cost ~1 us an order even when not logged
+            for order in orders:
+                log.info("%s %s order (%s): %d @ %s", "Would cancel" if self.dry_run else "Cancelling", order.side,
+                         "close" if order.close_flag else "open", order.remaining, fmt(order.price))
         if self.dry_run:
             for order in orders:
                 self._paper.pop(order.order_id, None)
@@ -400,8 +401,10 @@ class OrderManager:
 
     def check_drawdown(self) -> None:
         limit = self.settings.MAX_DRAWDOWN
+        if not limit or self.start_equity is None:
+            return
         equity = self.equity()
-        if not limit or self.start_equity is None or equity is None:
+        if equity is None:
             return
         if self.start_equity - equity >= limit:
             raise KillSwitch(f"equity {fmt(equity)} fell {fmt(self.start_equity - equity)} "

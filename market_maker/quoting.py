@@ -26,7 +26,8 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, Inexact, localcontext
+from functools import lru_cache
 from fractions import Fraction
 from typing import Any
 
@@ -193,7 +194,8 @@ def start_positions(
         if start_buy * (1 + ms) > start_sell:
             start_buy = start_buy * (1 - ms / 2)
             start_sell = start_sell * (1 + ms / 2)
-    if snap_price(start_buy, tick, BUY) >= snap_price(start_sell, tick, SELL):
+    # Snapped buy <= start_buy and snapped sell >= start_sell, so they can only cross when the starts do.
+    if start_buy >= start_sell and snap_price(start_buy, tick, BUY) >= snap_price(start_sell, tick, SELL):
         start_buy = min(start_buy, bid)
         start_sell = max(start_sell, ask)
     return start_buy, start_sell
@@ -204,6 +206,46 @@ def _exact_precision(start: Decimal, factor: Decimal, levels: int) -> int:
     error stays far below the distance between any off-grid value and the grid."""
     digits = len(start.as_tuple().digits) + len(factor.as_tuple().digits) * (levels + 1)
     return 2 * digits + 30
+
+
+@lru_cache(maxsize=64)
+def _level_steps(factor: Decimal, tick: Decimal, offset: int, levels: int,
+                 side: str) -> tuple[tuple[Decimal, int, int], ...]:
+    """Per level: the exact step (``factor ** k * tick``, divided into a buy's start, or ``factor ** k``,
+    multiplied into a sell's) and integers ``a, b`` with ``price / tick == start * a / b``.
+
+    Computed once per setting rather than on every requote; the Inexact trap guarantees
+    that the cached values are exact.
+    """
+    with localcontext() as ctx:
+        ctx.prec = len(factor.as_tuple().digits) * (offset + levels + 1) + len(tick.as_tuple().digits) + 10
+        ctx.traps[Inexact] = True
+        power = factor ** offset
+        tick_num, tick_den = tick.as_integer_ratio()
+        steps = []
+        for _ in range(levels):
+            if side == BUY:
+                step = power * tick
+                step_num, step_den = step.as_integer_ratio()
+                steps.append((step, step_den, step_num))
+            else:
+                power_num, power_den = power.as_integer_ratio()
+                steps.append((power, power_num * tick_den, power_den * tick_num))
+            power *= factor
+    return tuple(steps)
+
+
+@lru_cache(maxsize=8192)
+def _grid_price(ticks: int, tick: Decimal) -> Decimal:
+    """``ticks * tick`` (exact at any precision level_prices uses), one shared object per price.
+
+    Requotes mostly revisit the same prices; reusing the Decimal also reuses its cached hash,
+    which costs ~1 us to compute and is needed by every set and dict the price goes through.
+    """
+    with localcontext() as ctx:
+        ctx.prec = len(str(ticks)) + len(tick.as_tuple().digits) + 2
+        ctx.traps[Inexact] = True
+        return Decimal(ticks) * tick
 
 
 def level_prices(start: Decimal, side: str, params: QuoteParams) -> tuple[Decimal, ...]:
@@ -218,15 +260,27 @@ def level_prices(start: Decimal, side: str, params: QuoteParams) -> tuple[Decima
     offset = 0 if params.maintain_spreads else 1
     factor = 1 + params.interval
     tick = params.tick_size
-    rounding = ROUND_FLOOR if side == BUY else ROUND_CEILING
+    steps = _level_steps(factor, tick, offset, params.order_pairs, side)
+    buy = side == BUY
+    # Integers only for a positive start: a non-positive one (never quoted) keeps Decimal's signed zeros.
+    start_num, start_den = start.as_integer_ratio() if start.is_finite() and start > 0 else (0, 0)
     prices = []
     with localcontext() as ctx:
         ctx.prec = _exact_precision(start, factor, params.order_pairs + offset)
-        power = factor ** offset
-        for _ in range(params.order_pairs):
-            value = start / power if side == BUY else start * power
-            prices.append((value / tick).to_integral_value(rounding) * tick)
-            power *= factor
+        for step, a, b in steps:
+            if start_den:
+                # Off the grid (the usual case) the price is floor/ceil(start * a / b) ticks, found
+                # exactly with integers: the same value a high-precision Decimal quotient snaps to.
+                num, den = start_num * a, start_den * b
+                ticks = num // den if buy else -(-num // den)
+                if num % den:
+                    prices.append(_grid_price(ticks, tick))
+                    continue
+            # On the grid the Decimal quotient is exact and its exponent shapes the result's: keep it.
+            if buy:
+                prices.append((start / step).to_integral_value(ROUND_FLOOR) * tick)
+            else:
+                prices.append((start * step / tick).to_integral_value(ROUND_CEILING) * tick)
     return tuple(prices)
 
 
@@ -263,7 +317,7 @@ def make_levels(
         if price <= 0 or qty <= 0 or price in seen:
             continue
         seen.add(price)
-        out.append(DesiredOrder(side=side, price=price, qty=int(qty), close_flag=0))
+        out.append(DesiredOrder(side, price, int(qty), 0))  # positional: keywords cost 2x here
     return tuple(out)
 
 
@@ -295,6 +349,21 @@ def _best_first(orders: Sequence[DesiredOrder]) -> tuple[DesiredOrder, ...]:
     return tuple(buys + sells)
 
 
+def _uncrossed_best_first(orders: Sequence[DesiredOrder], bid: Decimal | None, ask: Decimal | None) -> bool:
+    """True when ``orders`` are one side, strictly best first and none of them crosses the book."""
+    if not orders:
+        return True
+    side = orders[0].side
+    if any(o.side != side for o in orders):
+        return False
+    prices = [o.price for o in orders]
+    if side == BUY:
+        return (ask is None or prices[0] < ask) and all(a > b for a, b in zip(prices, prices[1:]))
+    if side == SELL:
+        return (bid is None or prices[0] > bid) and all(a < b for a, b in zip(prices, prices[1:]))
+    return False
+
+
 def clamp_post_only(
     orders: Sequence[DesiredOrder], book: Book, tick_size: Decimal
 ) -> tuple[DesiredOrder, ...]:
@@ -306,6 +375,8 @@ def clamp_post_only(
     Result is sorted best first per side (buys, then sells).
     """
     bid, ask = book.best_bid, book.best_ask
+    if _uncrossed_best_first(orders, bid, ask):
+        return tuple(orders)  # the common case: nothing to move and already in order
 
     def crosses(o: DesiredOrder) -> bool:
         if o.side == BUY:
@@ -347,6 +418,8 @@ def split_close_open(orders: Sequence[DesiredOrder], capacity: int) -> tuple[Des
     is split into a close part followed by an open part at the same price.
     """
     left = max(0, capacity)
+    if not left and all(o.close_flag == 0 and o.qty > 0 and type(o) is DesiredOrder for o in orders):
+        return tuple(orders)  # no position to close: every order stays as it is
     out = []
     for o in orders:
         close_qty = min(o.qty, left)

@@ -17,7 +17,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-from ..models import (BUY, FINAL_STATUSES, LONG, SHORT, Fill, Instrument, Margin, Order, Position,
+from ..models import (BUY, FINAL_STATUSES, LONG, OPEN_STATUSES, SHORT, Fill, Instrument, Margin, Order, Position,
                       Positions, Trade)
 from .book import StreamError
 from .parse import (MalformedRow, integer, parse_execution, parse_instrument, parse_margin,
@@ -33,6 +33,9 @@ POSITION_KEYS: Key = ("symbol", "side")
 MARGIN_KEYS: Key = ("settle_currency",)
 POSITION_FULL_ROW = ("qty", "avail_qty", "entry_price")
 MARGIN_FULL_ROW = ("total", "available", "order_margin", "pos_margin")
+
+
+_FLAT_LONG, _FLAT_SHORT = Position(LONG), Position(SHORT)  # frozen, so every flat view can share them
 
 
 class UnknownKey(StreamError):
@@ -170,7 +173,7 @@ class OrderTable(KeyedTable[Order]):
         """Open orders on ``symbol``, oldest first."""
         rows = self.rows
         return tuple(o for k, o in self.items.items()
-                     if o.is_open and rows[k].get("symbol", symbol) == symbol)
+                     if o.status in OPEN_STATUSES and rows[k].get("symbol", symbol) == symbol)  # o.is_open, inlined
 
 
 def order_to_row(order: Order, symbol: str) -> dict[str, str]:
@@ -401,7 +404,7 @@ class LiveTables:
     def position_view(self) -> Positions:
         long = self.positions.get((self.symbol, "1"))
         short = self.positions.get((self.symbol, "0"))
-        return Positions(long=long or Position(LONG), short=short or Position(SHORT))
+        return Positions(long=long or _FLAT_LONG, short=short or _FLAT_SHORT)
 
     def margin(self) -> Margin | None:
         return self.margins.get((self.settle_currency,))
