@@ -12,7 +12,6 @@ import gc
 import importlib
 import itertools
 import logging
-import os
 import random
 import signal
 import sys
@@ -21,7 +20,7 @@ import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, Type
+from typing import Dict, List, Optional, Sequence, Set, Tuple, Type
 
 from . import converge, quoting
 from .gte import errors
@@ -29,7 +28,7 @@ from .gte.rest import GteRest
 from .gte.signing import Credentials
 from .gte.ws import GteWebSocket
 from .log import register_secret, setup_logging
-from .models import BUY, OPEN_STATUSES, SELL, DesiredOrder, MarketSnapshot, Order
+from .models import OPEN_STATUSES, DesiredOrder, MarketSnapshot, Order
 from .settings import Settings, SettingsError, load_settings
 from .tracker import OrderTracker
 
