@@ -331,21 +331,25 @@ class OrderManager:
         self.converge_orders(list(ladder.buys), list(ladder.sells))
 
     def converge_orders(self, buy_orders: Sequence[DesiredOrder], sell_orders: Sequence[DesiredOrder]) -> None:
-        """Make the live orders equal the given ones with as few calls as possible."""
-        if buy_orders and sell_orders and max(o.price for o in buy_orders) >= min(o.price for o in sell_orders):
-            log.error("Refusing to quote: our own buy %s would cross our sell %s",
-                      fmt(max(o.price for o in buy_orders)), fmt(min(o.price for o in sell_orders)))
-            return
-        since = time.monotonic() - self._last_send
-        if since < self.settings.API_REST_INTERVAL:
-            time.sleep(self.settings.API_REST_INTERVAL - since)
+        """Make the live orders equal the given ones with as few calls as possible.
+
+        Orders converge cannot honour (our buys crossing our sells, two at one price, a size of 0)
+        are refused whole, and nothing is sent this cycle.
+        """
         live = self.own_orders()
         max_open = 2 * self.settings.ORDER_PAIRS
-        plan = converge.plan_converge(buy_orders, sell_orders, live, self.settings.RELIST_INTERVAL, max_open)
+        try:
+            plan = converge.plan_converge(buy_orders, sell_orders, live, self.settings.RELIST_INTERVAL, max_open)
+        except ValueError as exc:
+            log.error("Refusing to quote: %s", exc)
+            return
         if plan.reason:
             log.warning("Rebuilding all orders: %s", plan.reason)
         if not plan.to_cancel and not plan.to_create:
             return
+        since = time.monotonic() - self._last_send  # pace rounds that send, not rounds that decide nothing
+        if since < self.settings.API_REST_INTERVAL:
+            time.sleep(self.settings.API_REST_INTERVAL - since)
         self._last_send = time.monotonic()
         self.live = None  # what we send changes it
         allow_batch = True
@@ -503,8 +507,9 @@ class Runner:
 
     def __init__(self, settings: Settings, exchange: ExchangeInterface, manager_cls: Type[OrderManager],
                  duration: Optional[float] = None, settings_path: Optional[str] = None,
-                 strategy_override: Optional[str] = None):
+                 strategy_override: Optional[str] = None, forced_sim: bool = False):
         self.settings = settings
+        self.forced_sim = forced_sim  # --sim: reloads keep trading on the embedded simulator
         self.exchange = exchange
         self.manager = manager_cls(settings, exchange)
         self.duration = duration
@@ -577,9 +582,6 @@ class Runner:
             self.stop_event.wait(self.settings.API_ERROR_INTERVAL)
         except quoting.NoMarket as exc:
             log.warning("Not quoting: %s", exc)
-        except ValueError as exc:  # the strategy asked for orders converge cannot honour
-            log.error("Strategy produced invalid orders, not quoting this cycle: %s", exc)
-            self.stop_event.wait(self.settings.API_ERROR_INTERVAL)
 
     def check_reload(self) -> None:
         changed = self.watcher.changed()
@@ -618,7 +620,7 @@ class Runner:
         keep = {"DRY_RUN": self.settings.DRY_RUN}
         if self.strategy_override:
             keep["STRATEGY"] = self.strategy_override
-        if getattr(self, "forced_sim", False):
+        if self.forced_sim:
             keep["BASE_URL"] = None
         return keep
 
@@ -659,10 +661,11 @@ def run(argv: Optional[Sequence[str]] = None) -> None:
 
 def build_runner(settings: Settings, base_url: str, ws_url: str, api_key: Optional[str], api_secret: Optional[str],
                  manager_cls: Type[OrderManager] = OrderManager, duration: Optional[float] = None,
-                 settings_path: Optional[str] = None, strategy_override: Optional[str] = None) -> Runner:
+                 settings_path: Optional[str] = None, strategy_override: Optional[str] = None,
+                 forced_sim: bool = False) -> Runner:
     """A ready-to-run bot against the exchange at ``base_url``/``ws_url`` (run it with ``.run()``)."""
     exchange = ExchangeInterface(settings, base_url, ws_url, api_key, api_secret)
-    return Runner(settings, exchange, manager_cls, duration, settings_path, strategy_override)
+    return Runner(settings, exchange, manager_cls, duration, settings_path, strategy_override, forced_sim)
 
 
 def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, duration: Optional[float] = None,
@@ -682,8 +685,7 @@ def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, 
         else:
             base_url, ws_url, key, secret = settings.BASE_URL, settings.WS_URL, settings.API_KEY, settings.API_SECRET
         runner = build_runner(settings, base_url, ws_url, key, secret, manager_cls, duration, settings_path,
-                              strategy_override)
-        runner.forced_sim = forced_sim
+                              strategy_override, forced_sim)
         if install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, runner.stop)
             signal.signal(signal.SIGTERM, runner.stop)

@@ -268,3 +268,12 @@ def test_authentication_refused_on_reconnect_stops_the_bot(tmp_path):
     ws.fatal_error = AuthenticationError(-10054, "API key does not exist")
     with pytest.raises(AuthenticationError):
         manager.step()
+
+
+def test_converge_refuses_orders_it_cannot_honour_without_raising(tmp_path, caplog):
+    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
+    manager = OrderManager(settings, exchange)
+    manager.start()
+    twice = [DesiredOrder(BUY, Decimal("9000"), 1), DesiredOrder(BUY, Decimal("9000"), 2)]
+    manager.converge_orders(twice, [DesiredOrder(SELL, Decimal("11000"), 1)])
+    assert not rest.orders and "Refusing to quote" in caplog.text
