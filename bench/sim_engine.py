@@ -1,14 +1,17 @@
-"""Throughput of the simulator core (matching engine + accounts + event rows).
+"""Throughput of the simulator's matching engine + accounts (``sim.core.Core``).
 
 Builds a book of ``--levels`` price levels per side owned by several accounts, then
-runs ``--events`` operations through the ``Exchange`` facade: 60 % resting limit
-adds, 30 % cancels, 10 % crossing orders; events are drained and discarded.
-The random draws are made before the clock starts.  ``--repeat N`` runs the same
-seeded workload N times on fresh exchanges and reports the best and the median
-(the machine is shared: single runs are noisy).
+runs ``--events`` operations: 60 % resting limit adds, 30 % cancels, 10 % crossing
+orders.  By default they go to ``Core`` alone (matching, margin, fills, positions,
+fees; the issue's measure).  ``--facade`` sends them through ``Exchange`` instead,
+which adds parameter validation, wire rows and events (drained and discarded): what
+the REST/WebSocket server pays per order.  The random draws are made before the clock
+starts; equity conservation is checked after the run.  ``--repeat N`` runs the same
+seeded workload N times on fresh instances and reports the best and the median (the
+machine is shared: single runs are noisy).
 
     python bench/sim_engine.py [--events 300000] [--levels 1000] [--seed 1] [--repeat 1]
-                               [--profile]
+                               [--facade] [--profile]
 """
 from __future__ import annotations
 
@@ -21,31 +24,87 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from market_maker.sim.exchange import Exchange, ExchangeConfig, SimError  # noqa: E402
+from market_maker.sim.core import Core, SimError  # noqa: E402
+from market_maker.sim.exchange import Exchange, ExchangeConfig  # noqa: E402
 
 SYMBOL = "BTC_USD"
 MID_TICKS = 20_000          # 10000.0 with tick 0.5
+TICK = Decimal("0.5")
 N_ACCOUNTS = 8
+OPEN = (1, 2, 16)           # created, new, partially filled
 
 
-def build(levels: int, rng: random.Random) -> tuple[Exchange, list[int], list[list[str]]]:
-    """An exchange whose book holds ``levels`` levels per side around 10000."""
-    ex = Exchange(ExchangeConfig())
-    accounts = [ex.open_account(f"acct{i}", Decimal("100000")) for i in range(N_ACCOUNTS)]
-    open_ids: list[list[str]] = [[] for _ in accounts]
-    tick = Decimal("0.5")
+class CoreDriver:
+    """Operations on ``Core`` with integer ticks and account objects."""
+
+    def __init__(self) -> None:
+        self.core = core = Core(ExchangeConfig())
+        self.m = core.market(SYMBOL)
+        self.accounts: list[Any] = [core.account(core.open_account(f"acct{i}", Decimal(100000)))
+                                    for i in range(N_ACCOUNTS)]
+
+    def place_fn(self) -> Callable[[int, int, int, int, int], tuple[int, int]]:
+        place, m, accounts = self.core.place, self.m, self.accounts
+
+        def go(k: int, side: int, ticks: int, qty: int, now: int) -> tuple[int, int]:
+            order = place(accounts[k], m, side, 0, ticks, qty, None, now)[0]
+            return order.oid, order.status
+        return go
+
+    def cancel_fn(self) -> Callable[[int, int, int], Any]:
+        cancel, m, accounts = self.core.cancel, self.m, self.accounts
+        return lambda k, oid, now: cancel(accounts[k], m, oid)
+
+    def best(self) -> tuple[list[int], list[int]]:
+        return self.m.book.bid_keys, self.m.book.ask_keys
+
+    def drain(self) -> int:
+        return 0
+
+
+class FacadeDriver:
+    """The same operations through ``Exchange`` (Decimal prices, rows, events)."""
+
+    def __init__(self) -> None:
+        self.core = ex = Exchange(ExchangeConfig())
+        self.accounts = [ex.open_account(f"acct{i}", Decimal(100000)) for i in range(N_ACCOUNTS)]
+        self.prices = {t: t * TICK for t in range(1, 2 * MID_TICKS)}
+
+    def place_fn(self) -> Callable[[int, int, int, int, int], tuple[int, int]]:
+        place, prices, accounts = self.core.place_order, self.prices, self.accounts
+
+        def go(k: int, side: int, ticks: int, qty: int, now: int) -> tuple[int, int]:
+            row = place(accounts[k], SYMBOL, side, 0, prices[ticks], qty, None, now)
+            return int(row["order_id"]), int(row["status"])
+        return go
+
+    def cancel_fn(self) -> Callable[[int, int, int], Any]:
+        cancel, accounts = self.core.cancel_order, self.accounts
+        return lambda k, oid, now: cancel(accounts[k], SYMBOL, oid, now)
+
+    def best(self) -> tuple[list[int], list[int]]:
+        book = self.core.market(SYMBOL).book   # read-only view of the ticks, as the core's
+        return book.bid_keys, book.ask_keys
+
+    def drain(self) -> int:
+        return len(self.core.drain_events())
+
+
+def build(driver: Any, levels: int, rng: random.Random) -> list[list[int]]:
+    """Rest ``levels`` levels per side around 10000 (two orders each); open ids per account."""
+    place = driver.place_fn()
+    open_ids: list[list[int]] = [[] for _ in range(N_ACCOUNTS)]
     for i in range(1, levels + 1):
         for side, ticks in ((1, MID_TICKS - i), (0, MID_TICKS + i)):
             for _ in range(2):
                 k = rng.randrange(N_ACCOUNTS)
-                row = ex.place_order(accounts[k], SYMBOL, side, 0, ticks * tick,
-                                     rng.randint(1, 50), None, 0)
-                open_ids[k].append(row["order_id"])
-    ex.drain_events()
-    return ex, accounts, open_ids
+                open_ids[k].append(place(k, side, ticks, rng.randint(1, 50), 0)[0])
+    driver.drain()
+    return open_ids
 
 
 def make_plan(n: int, levels: int, rng: random.Random) -> list[tuple]:
@@ -55,47 +114,68 @@ def make_plan(n: int, levels: int, rng: random.Random) -> list[tuple]:
             for _ in range(n)]
 
 
-def run(ex: Exchange, accounts: list[int], open_ids: list[list[str]], plan: list[tuple],
-        levels: int) -> tuple[int, int]:
-    """Run the planned operations; returns (number of events produced, rejected operations)."""
-    tick = Decimal("0.5")
-    prices = {t: t * tick for t in range(MID_TICKS - 3 * levels, MID_TICKS + 3 * levels)}
-    ticks_of = {p: t for t, p in prices.items()}
+def run(driver: Any, open_ids: list[list[int]], plan: list[tuple]) -> tuple[int, int]:
+    """Run the planned operations; returns (wire events produced, rejected operations)."""
+    place, cancel, drain = driver.place_fn(), driver.cancel_fn(), driver.drain
+    bids, asks = driver.best()
     n_events = rejected = 0
     now = 1
-    place, cancel, best, drain = ex.place_order, ex.cancel_order, ex.best_prices, ex.drain_events
     for r, k, side, off, qty, cross, big, pick in plan:
         now += 1
-        acct = accounts[k]
         try:
-            if r < 0.6:
-                bid, ask = best(SYMBOL)
+            if r < 0.6:                      # rest a limit order near the touch
                 if side:
-                    t = (ticks_of[ask] if ask is not None else MID_TICKS) - off
+                    t = (-asks[-1] if asks else MID_TICKS) - off
                 else:
-                    t = (ticks_of[bid] if bid is not None else MID_TICKS) + off
-                open_ids[k].append(place(acct, SYMBOL, side, 0, prices[t], qty, None, now)["order_id"])
-            elif r < 0.9:
+                    t = (bids[-1] if bids else MID_TICKS) + off
+                open_ids[k].append(place(k, side, t, qty, now)[0])
+            elif r < 0.9:                    # cancel a random order of the account
                 ids = open_ids[k]
                 if ids:
                     j = int(pick * len(ids))
                     ids[j], ids[-1] = ids[-1], ids[j]
-                    cancel(acct, SYMBOL, ids.pop(), now)
-            else:
-                bid, ask = best(SYMBOL)
-                if side and ask is not None:
-                    t = ticks_of[ask] + cross
-                elif not side and bid is not None:
-                    t = ticks_of[bid] - cross
+                    cancel(k, ids.pop(), now)
+            else:                            # cross the spread by up to 3 ticks
+                if side and asks:
+                    t = -asks[-1] + cross
+                elif not side and bids:
+                    t = bids[-1] - cross
                 else:
                     continue
-                row = place(acct, SYMBOL, side, 0, prices[t], big, None, now)
-                if row["status"] in ("2", "16"):
-                    open_ids[k].append(row["order_id"])
+                oid, status = place(k, side, t, big, now)
+                if status in OPEN:
+                    open_ids[k].append(oid)
         except SimError:
             rejected += 1
-        n_events += len(drain())
+        n_events += drain()
     return n_events, rejected
+
+
+def bench_once(args: argparse.Namespace) -> float:
+    """One seeded run; prints its figures and returns operations per second."""
+    rng = random.Random(args.seed)
+    driver = FacadeDriver() if args.facade else CoreDriver()
+    open_ids = build(driver, args.levels, rng)
+    equity0 = driver.core.total_equity()
+    plan = make_plan(args.events, args.levels, rng)
+    prof = cProfile.Profile() if args.profile else None
+    t0 = time.perf_counter()
+    if prof:
+        prof.enable()
+    n_events, rejected = run(driver, open_ids, plan)
+    if prof:
+        prof.disable()
+    elapsed = time.perf_counter() - t0
+    assert driver.core.total_equity() == equity0, "equity not conserved"
+    bids, asks = driver.best()
+    what = "Exchange facade (validation + rows + events)" if args.facade else "Core"
+    print(f"{what}: {args.events} operations in {elapsed:.2f} s = "
+          f"{args.events / elapsed:,.0f} ops/s ({elapsed / args.events * 1e6:.2f} us/op); "
+          f"rejected {rejected}; book {len(bids)} bids / {len(asks)} asks"
+          + (f"; wire events {n_events} ({n_events / elapsed:,.0f}/s)" if args.facade else ""))
+    if prof:
+        pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+    return args.events / elapsed
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -103,42 +183,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--events", type=int, default=300_000)
     ap.add_argument("--levels", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--facade", action="store_true",
+                    help="go through Exchange (validation, rows, events) instead of Core")
     ap.add_argument("--profile", action="store_true", help="print the top cProfile entries")
-    ap.add_argument("--repeat", type=int, default=1, help="runs (fresh exchange each time)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs (fresh instance each time)")
     args = ap.parse_args(argv)
-    rates = []
-    for _ in range(max(1, args.repeat)):
-        rates.append(bench_once(args))
+    rates = [bench_once(args) for _ in range(max(1, args.repeat))]
     if len(rates) > 1:
         best, typical, worst = max(rates), statistics.median(rates), min(rates)
         print(f"{len(rates)} runs: best {best:,.0f} ops/s ({1e6 / best:.2f} us/op), "
               f"median {typical:,.0f} ops/s ({1e6 / typical:.2f} us/op), worst {worst:,.0f} ops/s")
 
-
-def bench_once(args: argparse.Namespace) -> float:
-    """One seeded run; prints its figures and returns operations per second."""
-    rng = random.Random(args.seed)
-    ex, accounts, open_ids = build(args.levels, rng)
-    equity0 = ex.total_equity()
-    plan = make_plan(args.events, args.levels, rng)
-    prof = cProfile.Profile() if args.profile else None
-    t0 = time.perf_counter()
-    if prof:
-        prof.enable()
-    n_events, rejected = run(ex, accounts, open_ids, plan, args.levels)
-    if prof:
-        prof.disable()
-    elapsed = time.perf_counter() - t0
-    assert ex.total_equity() == equity0, "equity not conserved"
-    book = ex.order_book(SYMBOL, 10**9)
-    bids, asks = len(book["bids"]), len(book["asks"])
-    print(f"events (operations): {args.events}  elapsed: {elapsed:.2f} s  "
-          f"events/s: {args.events / elapsed:,.0f}  us/event: {elapsed / args.events * 1e6:.2f}")
-    print(f"wire events produced: {n_events} ({n_events / elapsed:,.0f}/s)  rejected ops: {rejected}  "
-          f"book levels: {bids} bids / {asks} asks")
-    if prof:
-        pstats.Stats(prof).sort_stats("tottime").print_stats(25)
-    return args.events / elapsed
 
 if __name__ == "__main__":
     main()

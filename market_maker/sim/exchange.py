@@ -1,6 +1,8 @@
-"""``Exchange``: the pure facade of the local GTE simulator (engine + accounts + rows).
+"""``Exchange``: the pure facade of the local GTE simulator.
 
-No I/O, no threads, no wall clock: callers pass ``now_ms``.  Every mutating call
+It is ``core.Core`` (matching engine + accounts, which a backtester can use alone)
+plus what the wire needs: parameter validation, wire rows, events, market data,
+funding and liquidation.  No I/O, no threads, no wall clock: callers pass ``now_ms``.  Every mutating call
 either raises ``SimError`` without changing anything, or applies and queues its
 ``Event``s (read them with ``drain_events``).
 
@@ -49,7 +51,7 @@ differential test against it drove these changes):
   margin events directly (exactly those ``_flush`` would have coalesced); operations
   with fills, batch cancels, liquidations etc. go through ``_touch``/``_flush``.
 * Per-account risk cache ``Account.risk`` = (epoch, asset, cross upnl loss, snapshot of
-  the non-flat positions): computed by ``_risk`` with the same Decimal operations in
+  the non-flat positions): computed by ``Core._risk`` with the same Decimal operations in
   the same order as ``accounts.cross_upnl_loss``/``cross_state``; dropped on every
   fill of the account and, for all accounts, by ``_bump`` whenever marks, settings or
   position margins change.  It serves the margin check, margin rows and position rows.
@@ -57,85 +59,33 @@ differential test against it drove these changes):
   row is read (``_position_row_of``).  A resting order keeps its last full row
   (``Order.tpl``) so that its cancel row is a copy with the changed fields.
 * Per-market cache of ticks -> Decimal price (``best_prices``, fill costs).
+* ``Core`` returns a fill report; the events of the fills are built from it afterwards
+  (``_publish_fills``), in the order the fills happened.
 """
 from __future__ import annotations
 
-from bisect import bisect_left, insort
 from collections import deque
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from . import accounts as ac
 from .accounts import CROSS, ISOLATED, LONG, SHORT, ZERO, Account, Position, q12
-from .engine import (BUY, CANCEL_PENDING, CANCELLED, CREATED, FILLED, NEW, PARTIAL, SELL, Level,
-                     Order, OrderBook)
+from .core import (BAD_VALUE, INSUFFICIENT_MARGIN, ORDER_NOT_FOUND, Q, Core, ExchangeConfig,
+                   Fill, InstrumentSpec, Market, SimError, err)
+from .engine import BUY, CANCEL_PENDING, CANCELLED, CREATED, FILLED, NEW, PARTIAL, SELL, Order
 from .rows import (PriceFormatter, current_order_row, dstr, execution_row, level_delete_row,
                    level_row, margin_row, order_row, position_row, trade_row)
 
-BAD_VALUE = -10013
-INSUFFICIENT_MARGIN = -20001
-ORDER_NOT_FOUND = -20002
-EXCEED_POSITION = -20003
-_PATTERNS = {BAD_VALUE: "VALIDATE_PARAM_VALUE_ERROR", INSUFFICIENT_MARGIN: "INSUFFICIENT_MARGIN",
-             ORDER_NOT_FOUND: "ORDER_NOT_FOUND", EXCEED_POSITION: "EXCEED_POSITION"}
-
-FEE_ACCOUNT_ID = 1
-INSURANCE_ACCOUNT_ID = 2
-FIRST_ACCOUNT_ID = 1001
-FIRST_ORDER_ID = 122702086658933120
-FIRST_TRADE_ID = 1_000_000_001
 MINUTE_MS = 60_000
+FIRST_TRADE_ID = 1_000_000_001
 DAY_MS = 86_400_000
 MAX_CANDLE_MINUTES = 100_000
 RATIO_Q = Decimal("1e-8")
 MAX_TICKS = 100_000_000
-CACHE_LIMIT = 100_000
-Q = ac.Q
+_err = err
 
 
-class SimError(Exception):
-    """A refused request: GTE error ``code``, ``pattern`` name and offending ``param``."""
-
-    def __init__(self, code: int, pattern: str, param: str | None = None,
-                 msg: str | None = None) -> None:
-        self.code = code
-        self.pattern = pattern
-        self.param = param
-        self.msg = msg or pattern.lower().replace("_", " ")
-        super().__init__(f"{code} {pattern} {param or ''} {msg or ''}".strip())
-
-
-def _err(code: int, param: str | None = None, msg: str | None = None) -> SimError:
-    return SimError(code, _PATTERNS[code], param, msg)
-
-
-@dataclass(frozen=True)
-class InstrumentSpec:
-    """Static description of one inverse perpetual contract."""
-    symbol: str = "BTC_USD"
-    asset: str = "BTC"
-    symbol_id: int = 1
-    tick_size: Decimal = Decimal("0.5")
-    price_precision: int = 1
-    face_value: Decimal = Decimal("1")
-    quote_currency: str = "USD"
-    max_leverage: Decimal = Decimal("100")
-
-
-@dataclass(frozen=True)
-class ExchangeConfig:
-    """Exchange-wide parameters (fees are fractions of notional; negative = rebate)."""
-    instruments: tuple[InstrumentSpec, ...] = (InstrumentSpec(),)
-    maker_fee: Decimal = Decimal("-0.00025")
-    taker_fee: Decimal = Decimal("0.00075")
-    default_leverage: Decimal = Decimal("10")
-    maint_margin_ratio: Decimal = Decimal("0.005")
-    start_price: Decimal = Decimal("10000")
-    funding_rate: Decimal = Decimal("0.0001")
-    insurance_balance: Decimal = Decimal("1000")
-    history_limit: int = 10_000
-    trade_history: int = 10_000
+__all__ = ["Event", "Exchange", "ExchangeConfig", "InstrumentSpec", "SimError"]
 
 
 class Event:
@@ -227,106 +177,38 @@ def _position_row_of(symbol: str, side: int, asset: str, qty: int, closing: int,
                         mode, leverage, im, face, mmr, liq)
 
 
-class _Market:
-    """Runtime state of one symbol."""
+class _Market(Market):
+    """A ``core.Market`` plus what the wire needs: price texts, trades, candles, funding."""
 
     def __init__(self, spec: InstrumentSpec, mark: Decimal, funding_rate: Decimal,
                  trade_history: int) -> None:
-        self.spec = spec
-        self.symbol = spec.symbol
-        self.asset = spec.asset
-        self.face = spec.face_value
-        self.tick = spec.tick_size
-        self.book = OrderBook()
+        super().__init__(spec, mark)
         self.fmt = PriceFormatter(spec.tick_size, spec.symbol_id)
-        self.mark = mark
-        self.im = ac.inverse_mark(spec.face_value, mark)
         self.last_ticks: int | None = None
         self.trades: deque[tuple] = deque(maxlen=trade_history)  # trade_row arguments
         self.candles: dict[int, list[int]] = {}   # minute start -> [o, h, l, c, volume]
         self.funding_rate = funding_rate
         self.next_funding: int | None = None
-        self.price_of: dict[int, Decimal] = {}    # ticks -> ticks * tick (cache)
-
-    def price(self, ticks: int) -> Decimal:
-        """``ticks * tick`` as a Decimal (cached)."""
-        p = self.price_of.get(ticks)
-        if p is None:
-            if len(self.price_of) > CACHE_LIMIT:
-                self.price_of.clear()
-            p = self.price_of[ticks] = ticks * self.tick
-        return p
 
 
-class Exchange:
-    """Matching engine + inverse-contract ledger behind the server (see module doc)."""
+class Exchange(Core):
+    """``Core`` (matching + ledger) behind validation, wire rows and events (see module doc)."""
 
-    fee_account_id = FEE_ACCOUNT_ID
-    insurance_account_id = INSURANCE_ACCOUNT_ID
+    _markets: dict[str, _Market]   # type: ignore[assignment]
 
     def __init__(self, config: ExchangeConfig, funding_interval_ms: int = 8 * 3600 * 1000) -> None:
-        self.config = config
+        super().__init__(config)
         self.funding_interval_ms = funding_interval_ms
-        self.instruments: dict[str, InstrumentSpec] = {s.symbol: s for s in config.instruments}
-        self._markets: dict[str, _Market] = {
-            s.symbol: _Market(s, config.start_price, config.funding_rate, config.trade_history)
-            for s in config.instruments}
-        self._assets: list[str] = list(dict.fromkeys(s.asset for s in config.instruments))
-        self._inv_marks: dict[str, Decimal] = {s: m.im for s, m in self._markets.items()}
-        self._mmr = config.maint_margin_ratio
-        self._history_limit = config.history_limit
-        self._accounts: dict[int, Account] = {}
         self._market_list: list[_Market] = list(self._markets.values())
-        # Account.risk caches (epoch, asset, cross upnl loss, position snapshot); it is valid
-        # while ``_epoch`` is unchanged and the account had no fill (see ``_risk``).
-        self._epoch = object()
         self._events: list[Event] = []
         self._dirty_pos: dict[tuple[int, str, int], None] = {}
         self._dirty_margin: dict[tuple[int, str], None] = {}
-        self._next_account = FIRST_ACCOUNT_ID
-        self._next_oid = FIRST_ORDER_ID
         self._next_trade = FIRST_TRADE_ID
         self._next_exec = 1
-        self._fee = self._new_account(FEE_ACCOUNT_ID, "fees", True)
-        self._insurance = self._new_account(INSURANCE_ACCOUNT_ID, "insurance", True)
-        for asset in self._assets:
-            self._fee.wallet(asset)
-            self._insurance.wallet(asset).balance = q12(config.insurance_balance)
 
-    # ------------------------------------------------------------------ accounts
-    def _new_account(self, account_id: int, name: str, internal: bool) -> Account:
-        acct = Account(account_id, name, internal)
-        self._accounts[account_id] = acct
-        return acct
-
-    def open_account(self, name: str, balance: Decimal, asset: str = "BTC") -> int:
-        """Create an account with ``balance`` in its contract account; returns its id."""
-        if asset not in self._assets:
-            raise _err(BAD_VALUE, "asset")
-        if not isinstance(balance, Decimal) or not balance.is_finite() or balance < 0:
-            raise _err(BAD_VALUE, "balance")
-        acct = self._new_account(self._next_account, name, False)
-        self._next_account += 1
-        for a in self._assets:
-            acct.wallet(a)
-        acct.wallet(asset).balance = q12(balance)
-        return acct.id
-
-    def account_ids(self) -> list[int]:
-        """Every account id, internal ones included."""
-        return list(self._accounts)
-
-    def _acct(self, account_id: int) -> Account:
-        acct = self._accounts.get(account_id)
-        if acct is None:
-            raise _err(BAD_VALUE, "account", f"unknown account {account_id}")
-        return acct
-
-    def _market(self, symbol: str) -> _Market:
-        m = self._markets.get(symbol)
-        if m is None:
-            raise _err(BAD_VALUE, "symbol", f"unknown symbol {symbol}")
-        return m
+    def _new_market(self, spec: InstrumentSpec) -> _Market:
+        c = self.config
+        return _Market(spec, c.start_price, c.funding_rate, c.trade_history)
 
     def _asset(self, asset: str) -> str:
         if asset not in self._assets:
@@ -334,12 +216,6 @@ class Exchange:
         return asset
 
     # ------------------------------------------------------------------ events
-    def _emit_order(self, o: Order, m: _Market, action: str) -> Event:
-        ev = Event("order", o.account_id, o.symbol, None, action, order_row,
-                   (o, m.fmt, m.asset, o.status, o.filled, o.value_ticks, o.fee, o.margin))
-        self._events.append(ev)
-        return ev
-
     def _flush(self) -> None:
         """Queue the coalesced book, position and margin events of one operation."""
         events = self._events
@@ -436,76 +312,21 @@ class Exchange:
         acct = self._accounts.get(account_id)
         if acct is None:
             raise _err(BAD_VALUE, "account", f"unknown account {account_id}")
-        asset = m.asset
-        buy = side == BUY
-        pos_side = LONG if buy == (close_flag == 0) else SHORT
-        s = acct.settings.get(symbol)
-        if s is None:
-            s = acct.setting(symbol, self.config.default_leverage)
-        if s.margin_mode == CROSS:
-            lev = s.cross_lev
-        else:
-            lev = s.long_lev if pos_side == LONG else s.short_lev
-        w = acct.wallets.get(asset)
-        if w is None:
-            w = acct.wallet(asset)
-        internal = acct.internal
-        if close_flag == 0:
-            unit = m.face / price / lev
-            margin = (qty * unit).quantize(Q)
-            r = acct.risk
-            if r is None or r[0] is not self._epoch or r[1] != asset:
-                r = self._risk(acct, asset)
-            if margin > w.balance - w.order_margin - w.pos_margin + r[2]:
-                raise _err(INSUFFICIENT_MARGIN, "qty", "insufficient margin")
-            w.order_margin += margin
-            pos = None
-        else:
-            pos = acct.positions.get((symbol, pos_side))
-            if pos is None:
-                pos = acct.position(symbol, pos_side, asset)
-            if qty > pos.qty - pos.closing:
-                raise _err(EXCEED_POSITION, "qty", "close qty exceeds available position")
-            pos.closing += qty
-            unit = margin = ZERO
-        oid = self._next_oid
-        self._next_oid = oid + 1
-        order = Order(oid, account_id, symbol, side, close_flag, ticks, qty, client_oid, now_ms,
-                      lev, unit, margin)
-        acct.orders[oid] = order
-        acct.open_orders[oid] = order
-        if client_oid:
-            by_client = acct.by_client.get(client_oid)
-            if by_client is None:
-                acct.by_client[client_oid] = [order]
-            else:
-                by_client.append(order)
+        order, fills = self.place(acct, m, side, close_flag, ticks, qty, client_oid, now_ms)
+        asset, fmt = m.asset, m.fmt
         events = self._events
-        fmt = m.fmt
-        fee = order.fee
-        events.append(Event("order", account_id, symbol, None, "insert", order_row,
-                            (order, fmt, asset, CREATED, 0, 0, fee, margin)))
-        book = m.book
-        if buy:
-            keys = book.ask_keys
-            crossing = keys and keys[-1] >= -ticks
-        else:
-            keys = book.bid_keys
-            crossing = keys and keys[-1] >= ticks
-        if crossing:
+        pos_side = LONG if (side == BUY) == (close_flag == 0) else SHORT
+        if fills:
             # general path: fills touch several accounts and levels; _flush coalesces
-            if not internal:
-                self._dirty_margin[(acct.id, asset)] = None
-                if pos is not None:
-                    self._dirty_pos[(acct.id, symbol, pos_side)] = None
-            self._process_fills(m, acct, order, book.match(order), now_ms)
-            filled = order.filled
-            if filled < qty:
-                book.rest(order)
-                order.status = status = PARTIAL if filled else NEW
-            else:
-                order.status = status = FILLED
-                self._finalize(acct, order)
+            margin0 = (qty * order.unit).quantize(Q) if close_flag == 0 else ZERO
+            events.append(Event("order", account_id, symbol, None, "insert", order_row,
+                                (order, fmt, asset, CREATED, 0, 0, ZERO, margin0)))
+            if not acct.internal:
+                self._dirty_margin[(account_id, asset)] = None
+                if close_flag:
+                    self._dirty_pos[(account_id, symbol, pos_side)] = None
+            self._publish_fills(m, order, fills, now_ms)
+            status, filled = order.status, order.filled
             row = order_row(order, fmt, asset, status, filled, order.value_ticks, order.fee,
                             order.margin)
             if status != FILLED:
@@ -515,174 +336,70 @@ class Exchange:
                 events.append(Event("order", account_id, symbol, row, "update"))
             self._flush()
             return row.copy()
-        # fast path (no fill): rest the order and queue exactly the events _flush would
-        order.status = NEW
-        order.tpl = row = order_row(order, fmt, asset, NEW, 0, 0, fee, margin)
+        # no fill: queue exactly the events _flush would have coalesced
+        margin = order.margin
+        events.append(Event("order", account_id, symbol, None, "insert", order_row,
+                            (order, fmt, asset, CREATED, 0, 0, ZERO, margin)))
+        order.tpl = row = order_row(order, fmt, asset, NEW, 0, 0, ZERO, margin)
         events.append(Event("order", account_id, symbol, None, "update", dict, (row,)))
-        if buy:
-            key, keys, book_side = ticks, book.bid_keys, BUY
-        else:
-            key, keys, book_side = -ticks, book.ask_keys, SELL
-        levels = book.levels
-        level = levels.get(key)
-        if level is None:
-            level = levels[key] = Level()
-            insort(keys, key)
-            action = "insert"
-        else:
-            action = "update"
-        level.orders[oid] = order
-        level.total += qty
-        events.append(Event("order_book", None, symbol, None, action, level_row,
-                            (fmt, symbol, asset, book_side, ticks, level.total)))
-        if not internal:
-            if pos is not None:
-                events.append(Event("position", acct.id, symbol, None, "update",
-                                    _position_row_of, self._position_snapshot(acct, pos)))
-            if pos is None:   # open order: ``r`` is the fresh risk entry of the margin check
-                snap = (asset, w.balance, w.order_margin, w.pos_margin, r[3])
-            else:
-                snap = self._margin_snapshot(acct, asset)
-            events.append(Event("margin", acct.id, None, None, "update", margin_row, snap))
+        level = m.book.levels[ticks if side == BUY else -ticks]
+        events.append(Event("order_book", None, symbol, None,
+                            "insert" if len(level.orders) == 1 else "update", level_row,
+                            (fmt, symbol, asset, side, ticks, level.total)))
+        if not acct.internal:
+            if close_flag:
+                events.append(Event("position", account_id, symbol, None, "update",
+                                    _position_row_of,
+                                    self._position_snapshot(acct, acct.positions[(symbol, pos_side)])))
+            events.append(Event("margin", account_id, None, None, "update", margin_row,
+                                self._margin_snapshot(acct, asset)))
         return row.copy()
 
-    def _bump(self) -> None:
-        """Invalidate every account's risk cache (marks, settings or margins changed)."""
-        self._epoch = object()
+    def _publish_fills(self, m: _Market, taker: Order, fills: list[Fill], now_ms: int) -> None:
+        """Queue the executions, maker order updates and trades of a taking order's fills.
 
-    def _risk(self, acct: Account, asset: str) -> tuple:
-        """(epoch, asset, cross upnl loss, positions snapshot) of ``acct`` in ``asset``.
-
-        The loss is ``accounts.cross_upnl_loss`` (same operations in the same order); the
-        snapshot holds (is_long, qty, cost, is_cross, inverse mark, margin) of every
-        non-flat position of the asset.  Cached until the next fill of the account or
-        the next ``_bump``."""
-        r = acct.risk
-        if r is not None and r[0] is self._epoch and r[1] == asset:
-            return r
-        loss = ZERO
-        snap = []
-        positions = acct.positions
-        if positions:
-            marks = self._inv_marks
-            settings = acct.settings
-            for p in positions.values():
-                qty = p.qty
-                if qty and p.asset == asset:
-                    s = settings.get(p.symbol)
-                    is_cross = s is None or s.margin_mode == CROSS
-                    is_long = p.side == LONG
-                    im = marks[p.symbol]
-                    if is_cross:
-                        u = p.cost - qty * im if is_long else qty * im - p.cost
-                        if u < 0:
-                            loss += u
-                    snap.append((is_long, qty, p.cost, is_cross, im, p.margin))
-        r = acct.risk = (self._epoch, asset, loss, tuple(snap))
-        return r
-
-    def _finalize(self, acct: Account, order: Order) -> None:
-        order.tpl = None
-        acct.open_orders.pop(order.oid, None)
-        finals = acct.finals
-        finals.append(order.oid)
-        if len(finals) > self._history_limit:
-            old = acct.orders.pop(finals.popleft(), None)
-            if old is not None and old.client_oid:
-                # the client_oid index holds exactly the orders still in ``acct.orders``
-                same = acct.by_client.get(old.client_oid)
-                if same is not None:
-                    for i, o in enumerate(same):
-                        if o is old:
-                            del same[i]
-                            break
-                    if not same:
-                        del acct.by_client[old.client_oid]
-
-    def _process_fills(self, m: _Market, tacct: Account, taker: Order,
-                       fills: list[tuple[Order, int, int]], now_ms: int) -> None:
-        total = taker.filled
-        taker.filled = 0
-        face, symbol, fmt, asset = m.face, m.symbol, m.fmt, m.asset
-        maker_rate, taker_rate = self.config.maker_fee, self.config.taker_fee
+        Per fill: maker execution, maker order update, taker execution, trade (a maker
+        fills at most once per taking order, so its final state is its state after it)."""
+        symbol, fmt, asset = m.symbol, m.fmt, m.asset
         accounts = self._accounts
         events = self._events
-        apply_fill = self._apply_fill
-        price = m.price
-        taker_side = taker.side
-        fee_wallet = self._fee.wallets.get(asset)
-        if fee_wallet is None:
-            fee_wallet = self._fee.wallet(asset)
-        for maker, q, px in fills:
-            cost = ((q * face) / price(px)).quantize(Q)
+        dirty_margin, dirty_pos = self._dirty_margin, self._dirty_pos
+        taker_id, taker_side = taker.account_id, taker.side
+        taker_public = not accounts[taker_id].internal
+        taker_pos = (taker_id, symbol,
+                     LONG if (taker_side == BUY) == (taker.close_flag == 0) else SHORT)
+        cum = 0
+        for maker, q, px, _cost, maker_fee, taker_fee in fills:
             trade_id = self._next_trade
+            exec_id = self._next_exec
             self._next_trade = trade_id + 1
-            macct = accounts[maker.account_id]
-            maker.status = FILLED if maker.filled == maker.qty else PARTIAL
-            apply_fill(m, macct, maker, q, px, cost, (cost * maker_rate).quantize(Q),
-                       True, trade_id, now_ms, fee_wallet)
-            events.append(Event("order", maker.account_id, symbol, None, "update", order_row,
-                                (maker, fmt, asset, maker.status, maker.filled,
-                                 maker.value_ticks, maker.fee, maker.margin)))
-            if maker.status == FILLED:
-                self._finalize(macct, maker)
-            taker.filled += q
-            taker.status = FILLED if taker.filled == taker.qty else PARTIAL
-            apply_fill(m, tacct, taker, q, px, cost, (cost * taker_rate).quantize(Q),
-                       False, trade_id, now_ms, fee_wallet)
+            self._next_exec = exec_id + 2
+            maker_id = maker.account_id
+            status, filled = maker.status, maker.filled
+            events.append(Event("execution", maker_id, symbol, None, "insert", execution_row,
+                                (maker, fmt, asset, exec_id, q, px, maker_fee, True, trade_id,
+                                 now_ms, status, filled)))
+            events.append(Event("order", maker_id, symbol, None, "update", order_row,
+                                (maker, fmt, asset, status, filled, maker.value_ticks,
+                                 maker.fee, maker.margin)))
+            if status == FILLED:
+                maker.tpl = None
+            if not accounts[maker_id].internal:
+                dirty_margin[(maker_id, asset)] = None
+                dirty_pos[(maker_id, symbol,
+                           LONG if (maker.side == BUY) == (maker.close_flag == 0) else SHORT)] = None
+            cum += q
+            events.append(Event("execution", taker_id, symbol, None, "insert", execution_row,
+                                (taker, fmt, asset, exec_id + 1, q, px, taker_fee, False, trade_id,
+                                 now_ms, FILLED if cum == taker.qty else PARTIAL, cum)))
+            if taker_public:
+                dirty_margin[(taker_id, asset)] = None
+                dirty_pos[taker_pos] = None
             args = (trade_id, fmt, symbol, asset, taker_side, px, q, now_ms)
             m.trades.append(args)
             events.append(Event("trade", None, symbol, None, "insert", trade_row, args))
             self._candle(m, now_ms, px, q)
         m.last_ticks = fills[-1][2]
-        if taker.filled != total:   # pragma: no cover - engine invariant
-            raise RuntimeError("fill bookkeeping mismatch")
-
-    def _apply_fill(self, m: _Market, acct: Account, o: Order, q: int, px: int, cost: Decimal,
-                    fee: Decimal, maker: bool, trade_id: int, now_ms: int,
-                    fee_wallet: Any = None) -> None:
-        asset = m.asset
-        acct.risk = None
-        w = acct.wallets.get(asset)
-        if w is None:
-            w = acct.wallet(asset)
-        o.value_ticks += q * px
-        o.fee += fee
-        if o.close_flag == 0:
-            new_margin = ((o.qty - o.filled) * o.unit).quantize(Q)
-            w.order_margin -= o.margin - new_margin
-            o.margin = new_margin
-            key = (o.symbol, LONG if o.side == BUY else SHORT)
-            pos = acct.positions.get(key)
-            if pos is None:
-                pos = acct.position(key[0], key[1], asset)
-            pm = (cost / o.leverage).quantize(Q)
-            pos.qty += q
-            pos.cost += cost
-            pos.margin += pm
-            w.pos_margin += pm
-        else:
-            key = (o.symbol, SHORT if o.side == BUY else LONG)
-            pos = acct.positions.get(key)
-            if pos is None:
-                pos = acct.position(key[0], key[1], asset)
-            pos.closing -= q
-            pnl, released = pos.reduce(q, cost)
-            w.pos_margin -= released
-            w.balance += pnl
-        w.balance -= fee
-        if fee_wallet is None:
-            fee_wallet = self._fee.wallet(asset)
-        fee_wallet.balance += fee
-        exec_id = self._next_exec
-        self._next_exec = exec_id + 1
-        self._events.append(Event("execution", acct.id, o.symbol, None, "insert", execution_row,
-                                  (o, m.fmt, asset, exec_id, q, px, fee, maker, trade_id,
-                                   now_ms, o.status, o.filled)))
-        if not acct.internal:
-            aid = acct.id
-            self._dirty_margin[(aid, asset)] = None
-            self._dirty_pos[(aid, key[0], key[1])] = None
 
     def _candle(self, m: _Market, now_ms: int, px: int, q: int) -> None:
         minute = now_ms - now_ms % MINUTE_MS
@@ -717,43 +434,18 @@ class Exchange:
         try:
             oid = int(order_id)
         except (TypeError, ValueError):
-            oid = None
-        o = acct.open_orders.get(oid)   # type: ignore[arg-type]
+            raise _err(ORDER_NOT_FOUND, "id", "order not found or not open") from None
+        o = acct.open_orders.get(oid)
         if o is None or o.symbol != symbol:
             raise _err(ORDER_NOT_FOUND, "id", "order not found or not open")
         # the events _cancel + _flush would queue, in the same order, without coalescing
-        book = m.book
-        if o.side == BUY:
-            key, keys, book_side = o.ticks, book.bid_keys, BUY
-        else:
-            key, keys, book_side = -o.ticks, book.ask_keys, SELL
-        levels = book.levels
-        level = levels[key]
-        filled = o.filled
-        del level.orders[o.oid]
-        level.total -= o.qty - filled
-        size = level.total
-        if not level.orders:
-            del levels[key]
-            del keys[bisect_left(keys, key)]
+        filled, value_ticks, fee, margin0, tpl = o.filled, o.value_ticks, o.fee, o.margin, o.tpl
+        self.cancel(acct, m, oid)
+        o.tpl = None
         asset, fmt = m.asset, m.fmt
         events = self._events
-        value_ticks, fee = o.value_ticks, o.fee
-        events.append(Event("order", o.account_id, symbol, None, "update", order_row,
-                            (o, fmt, asset, CANCEL_PENDING, filled, value_ticks, fee, o.margin)))
-        if o.close_flag:
-            pos = acct.position(symbol, SHORT if o.side == BUY else LONG, asset)
-            pos.closing -= o.qty - filled
-        else:
-            pos = None
-            w = acct.wallets.get(asset)
-            if w is None:
-                w = acct.wallet(asset)
-            w.order_margin -= o.margin
-            o.margin = ZERO
-        o.status = CANCELLED
-        tpl = o.tpl
-        self._finalize(acct, o)
+        events.append(Event("order", account_id, symbol, None, "update", order_row,
+                            (o, fmt, asset, CANCEL_PENDING, filled, value_ticks, fee, margin0)))
         if tpl is not None:
             row = tpl.copy()
             row["status"] = "8"
@@ -764,45 +456,42 @@ class Exchange:
             row["order_margin"] = "0"
         else:
             row = order_row(o, fmt, asset, CANCELLED, filled, value_ticks, fee, ZERO)
-        events.append(Event("order", o.account_id, symbol, row, "update"))
-        if size:
+        events.append(Event("order", account_id, symbol, row, "update"))
+        book_side, ticks = o.side, o.ticks
+        level = m.book.levels.get(ticks if book_side == BUY else -ticks)
+        if level is not None:
             events.append(Event("order_book", None, symbol, None, "update", level_row,
-                                (fmt, symbol, asset, book_side, o.ticks, size)))
+                                (fmt, symbol, asset, book_side, ticks, level.total)))
         else:
             events.append(Event("order_book", None, symbol, None, "delete", level_delete_row,
-                                (fmt, symbol, book_side, o.ticks)))
+                                (fmt, symbol, book_side, ticks)))
         if not acct.internal:
-            if pos is not None:
-                events.append(Event("position", acct.id, symbol, None, "update",
+            if o.close_flag:
+                pos = acct.positions[(symbol, SHORT if book_side == BUY else LONG)]
+                events.append(Event("position", account_id, symbol, None, "update",
                                     _position_row_of, self._position_snapshot(acct, pos)))
-            events.append(Event("margin", acct.id, None, None, "update", margin_row,
+            events.append(Event("margin", account_id, None, None, "update", margin_row,
                                 self._margin_snapshot(acct, asset)))
         return row.copy()
 
     def _cancel(self, acct: Account, m: _Market, o: Order) -> dict:
-        m.book.remove(o)
+        """Cancel ``o`` inside a larger operation (its book and balance events coalesce)."""
+        filled, value_ticks, fee, margin0 = o.filled, o.value_ticks, o.fee, o.margin
+        self.cancel(acct, m, o.oid)
+        o.tpl = None
+        touched = m.book.touched
+        key = o.ticks if o.side == BUY else -o.ticks
+        if key not in touched:
+            touched[key] = True
         asset, fmt = m.asset, m.fmt
         events = self._events
-        filled, value_ticks, fee = o.filled, o.value_ticks, o.fee
         events.append(Event("order", o.account_id, o.symbol, None, "update", order_row,
-                            (o, fmt, asset, CANCEL_PENDING, filled, value_ticks, fee, o.margin)))
-        if o.close_flag:
-            pos = acct.position(o.symbol, SHORT if o.side == BUY else LONG, asset)
-            pos.closing -= o.qty - filled
-            if not acct.internal:
-                self._dirty_margin[(acct.id, asset)] = None
-                self._dirty_pos[(acct.id, pos.symbol, pos.side)] = None
-        else:
-            w = acct.wallets.get(asset)
-            if w is None:
-                w = acct.wallet(asset)
-            w.order_margin -= o.margin
-            o.margin = ZERO
-            if not acct.internal:
-                self._dirty_margin[(acct.id, asset)] = None
-        o.status = CANCELLED
-        self._finalize(acct, o)
-        row = order_row(o, fmt, asset, CANCELLED, filled, value_ticks, fee, o.margin)
+                            (o, fmt, asset, CANCEL_PENDING, filled, value_ticks, fee, margin0)))
+        if not acct.internal:
+            self._dirty_margin[(acct.id, asset)] = None
+            if o.close_flag:
+                self._dirty_pos[(acct.id, o.symbol, SHORT if o.side == BUY else LONG)] = None
+        row = order_row(o, fmt, asset, CANCELLED, filled, value_ticks, fee, ZERO)
         events.append(Event("order", o.account_id, o.symbol, row, "update"))
         return row.copy()
 
@@ -1064,20 +753,6 @@ class Exchange:
             w.fund += volume
         self._touch(acct, asset)
         self._flush()
-
-    def equity(self, account_id: int, asset: str = "BTC") -> Decimal:
-        """Exact fund + contract balance + unrealised PnL of one account."""
-        acct = self._acct(account_id)
-        with localcontext() as ctx:
-            ctx.prec = 80
-            w = acct.wallet(asset)
-            return w.fund + w.balance + ac.upnl_total(acct, asset, self._inv_marks)
-
-    def total_equity(self, asset: str = "BTC") -> Decimal:
-        """Exact sum of ``equity`` over every account (internal ones included)."""
-        with localcontext() as ctx:
-            ctx.prec = 80
-            return sum((self.equity(a, asset) for a in self._accounts), ZERO)
 
     # ------------------------------------------------------------------ positions
     def _position_snapshot(self, acct: Account, pos: Position) -> tuple:

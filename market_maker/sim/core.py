@@ -1,0 +1,448 @@
+"""The simulator's trading core: matching engine + inverse-contract accounts, nothing else.
+
+``Core`` places and cancels orders in integer ticks, matches them (``engine.OrderBook``),
+reserves and releases order margin, books every fill into both accounts' positions,
+wallets and the fee account, and keeps the order history.  It builds no wire rows,
+queues no events and validates only what is a trading rule (margin, closable
+quantity, open order); ``Exchange`` (exchange.py) wraps it with parameter
+validation, rows and events.  A backtester can drive ``Core`` directly:
+
+    core = Core(ExchangeConfig())
+    acct = core.account(core.open_account("a", Decimal(1)))
+    m = core.market("BTC_USD")
+    order, fills = core.place(acct, m, BUY, 0, 20_000, 5)      # 10000.0 with tick 0.5
+    core.cancel(acct, m, order.oid)
+
+``fills`` lists ``(maker order, qty, price in ticks, cost, maker fee, taker fee)`` in
+match order; ``cost`` is the settle-currency notional ``quantize(qty * face / price)``
+booked on both sides, so equity is conserved exactly (see accounts.py).
+"""
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+
+from . import accounts as ac
+from .accounts import CROSS, LONG, SHORT, ZERO, Account, q12
+from .engine import BUY, CANCELLED, FILLED, NEW, PARTIAL, Level, Order, OrderBook
+
+BAD_VALUE = -10013
+INSUFFICIENT_MARGIN = -20001
+ORDER_NOT_FOUND = -20002
+EXCEED_POSITION = -20003
+_PATTERNS = {BAD_VALUE: "VALIDATE_PARAM_VALUE_ERROR", INSUFFICIENT_MARGIN: "INSUFFICIENT_MARGIN",
+             ORDER_NOT_FOUND: "ORDER_NOT_FOUND", EXCEED_POSITION: "EXCEED_POSITION"}
+
+FEE_ACCOUNT_ID = 1
+INSURANCE_ACCOUNT_ID = 2
+FIRST_ACCOUNT_ID = 1001
+FIRST_ORDER_ID = 122702086658933120
+CACHE_LIMIT = 100_000
+Q = ac.Q
+
+Fill = tuple  # (maker Order, qty, ticks, cost, maker fee, taker fee)
+
+
+class SimError(Exception):
+    """A refused request: GTE error ``code``, ``pattern`` name and offending ``param``."""
+
+    def __init__(self, code: int, pattern: str, param: str | None = None,
+                 msg: str | None = None) -> None:
+        # no super().__init__: a refusal is cheap to raise (the text is built by __str__)
+        self.code = code
+        self.pattern = pattern
+        self.param = param
+        self._msg = msg
+
+    @property
+    def msg(self) -> str:
+        """Human-readable reason (the pattern in words when none was given)."""
+        return self._msg or self.pattern.lower().replace("_", " ")
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.pattern} {self.param or ''} {self._msg or ''}".strip()
+
+    def __repr__(self) -> str:
+        return f"SimError({self.code}, {self.pattern!r}, {self.param!r}, {self._msg!r})"
+
+
+def err(code: int, param: str | None = None, msg: str | None = None) -> SimError:
+    """A ``SimError`` of one of the trading codes above."""
+    return SimError(code, _PATTERNS[code], param, msg)
+
+
+@dataclass(frozen=True)
+class InstrumentSpec:
+    """Static description of one inverse perpetual contract."""
+    symbol: str = "BTC_USD"
+    asset: str = "BTC"
+    symbol_id: int = 1
+    tick_size: Decimal = Decimal("0.5")
+    price_precision: int = 1
+    face_value: Decimal = Decimal("1")
+    quote_currency: str = "USD"
+    max_leverage: Decimal = Decimal("100")
+
+
+@dataclass(frozen=True)
+class ExchangeConfig:
+    """Exchange-wide parameters (fees are fractions of notional; negative = rebate)."""
+    instruments: tuple[InstrumentSpec, ...] = (InstrumentSpec(),)
+    maker_fee: Decimal = Decimal("-0.00025")
+    taker_fee: Decimal = Decimal("0.00075")
+    default_leverage: Decimal = Decimal("10")
+    maint_margin_ratio: Decimal = Decimal("0.005")
+    start_price: Decimal = Decimal("10000")
+    funding_rate: Decimal = Decimal("0.0001")
+    insurance_balance: Decimal = Decimal("1000")
+    history_limit: int = 10_000
+    trade_history: int = 10_000
+
+
+class Market:
+    """Trading state of one symbol: its book, mark price and a ticks -> price cache."""
+
+    def __init__(self, spec: InstrumentSpec, mark: Decimal) -> None:
+        self.spec = spec
+        self.symbol = spec.symbol
+        self.asset = spec.asset
+        self.face = spec.face_value
+        self.tick = spec.tick_size
+        self.book = OrderBook()
+        self.mark = mark
+        self.im = ac.inverse_mark(spec.face_value, mark)
+        self.price_of: dict[int, Decimal] = {}    # ticks -> ticks * tick (cache)
+
+    def price(self, ticks: int) -> Decimal:
+        """``ticks * tick`` as a Decimal (cached)."""
+        p = self.price_of.get(ticks)
+        if p is None:
+            if len(self.price_of) > CACHE_LIMIT:
+                self.price_of.clear()
+            p = self.price_of[ticks] = ticks * self.tick
+        return p
+
+
+class Core:
+    """Matching engine + ledger of every account (see module doc)."""
+
+    fee_account_id = FEE_ACCOUNT_ID
+    insurance_account_id = INSURANCE_ACCOUNT_ID
+
+    def __init__(self, config: ExchangeConfig) -> None:
+        self.config = config
+        self.instruments: dict[str, InstrumentSpec] = {s.symbol: s for s in config.instruments}
+        self._markets: dict[str, Market] = {s.symbol: self._new_market(s)
+                                            for s in config.instruments}
+        self._assets: list[str] = list(dict.fromkeys(s.asset for s in config.instruments))
+        self._inv_marks: dict[str, Decimal] = {s: m.im for s, m in self._markets.items()}
+        self._mmr = config.maint_margin_ratio
+        self._maker_rate = config.maker_fee
+        self._taker_rate = config.taker_fee
+        self._history_limit = config.history_limit
+        self._accounts: dict[int, Account] = {}
+        # Account.risk caches (epoch, asset, cross upnl loss, position snapshot); it is valid
+        # while ``_epoch`` is unchanged and the account had no fill (see ``_risk``).
+        self._epoch = object()
+        self._next_account = FIRST_ACCOUNT_ID
+        self._next_oid = FIRST_ORDER_ID
+        self._fee = self._new_account(FEE_ACCOUNT_ID, "fees", True)
+        self._insurance = self._new_account(INSURANCE_ACCOUNT_ID, "insurance", True)
+        for asset in self._assets:
+            self._fee.wallet(asset)
+            self._insurance.wallet(asset).balance = q12(config.insurance_balance)
+
+    def _new_market(self, spec: InstrumentSpec) -> Market:
+        return Market(spec, self.config.start_price)
+
+    # ------------------------------------------------------------------ accounts
+    def _new_account(self, account_id: int, name: str, internal: bool) -> Account:
+        acct = Account(account_id, name, internal)
+        self._accounts[account_id] = acct
+        return acct
+
+    def open_account(self, name: str, balance: Decimal, asset: str = "BTC") -> int:
+        """Create an account with ``balance`` in its contract account; returns its id."""
+        if asset not in self._assets:
+            raise err(BAD_VALUE, "asset")
+        if not isinstance(balance, Decimal) or not balance.is_finite() or balance < 0:
+            raise err(BAD_VALUE, "balance")
+        acct = self._new_account(self._next_account, name, False)
+        self._next_account += 1
+        for a in self._assets:
+            acct.wallet(a)
+        acct.wallet(asset).balance = q12(balance)
+        return acct.id
+
+    def account_ids(self) -> list[int]:
+        """Every account id, internal ones included."""
+        return list(self._accounts)
+
+    def account(self, account_id: int) -> Account:
+        """The account with that id (-10013 "account" if unknown)."""
+        acct = self._accounts.get(account_id)
+        if acct is None:
+            raise err(BAD_VALUE, "account", f"unknown account {account_id}")
+        return acct
+
+    def market(self, symbol: str) -> Market:
+        """The market of ``symbol`` (-10013 "symbol" if unknown)."""
+        m = self._markets.get(symbol)
+        if m is None:
+            raise err(BAD_VALUE, "symbol", f"unknown symbol {symbol}")
+        return m
+
+    _acct = account
+    _market = market
+
+    def equity(self, account_id: int, asset: str = "BTC") -> Decimal:
+        """Exact fund + contract balance + unrealised PnL of one account."""
+        acct = self._acct(account_id)
+        with localcontext() as ctx:
+            ctx.prec = 80
+            w = acct.wallet(asset)
+            return w.fund + w.balance + ac.upnl_total(acct, asset, self._inv_marks)
+
+    def total_equity(self, asset: str = "BTC") -> Decimal:
+        """Exact sum of ``equity`` over every account (internal ones included)."""
+        with localcontext() as ctx:
+            ctx.prec = 80
+            return sum((self.equity(a, asset) for a in self._accounts), ZERO)
+
+    # ------------------------------------------------------------------ risk cache
+    def _bump(self) -> None:
+        """Invalidate every account's risk cache (marks, settings or margins changed)."""
+        self._epoch = object()
+
+    def _risk(self, acct: Account, asset: str) -> tuple:
+        """(epoch, asset, cross upnl loss, positions snapshot) of ``acct`` in ``asset``.
+
+        The loss is ``accounts.cross_upnl_loss`` (same operations in the same order); the
+        snapshot holds (is_long, qty, cost, is_cross, inverse mark, margin) of every
+        non-flat position of the asset.  Cached until the next fill of the account or
+        the next ``_bump``."""
+        r = acct.risk
+        if r is not None and r[0] is self._epoch and r[1] == asset:
+            return r
+        loss = ZERO
+        snap = []
+        positions = acct.positions
+        if positions:
+            marks = self._inv_marks
+            settings = acct.settings
+            for p in positions.values():
+                qty = p.qty
+                if qty and p.asset == asset:
+                    s = settings.get(p.symbol)
+                    is_cross = s is None or s.margin_mode == CROSS
+                    is_long = p.side == LONG
+                    im = marks[p.symbol]
+                    if is_cross:
+                        u = p.cost - qty * im if is_long else qty * im - p.cost
+                        if u < 0:
+                            loss += u
+                    snap.append((is_long, qty, p.cost, is_cross, im, p.margin))
+        r = acct.risk = (self._epoch, asset, loss, tuple(snap))
+        return r
+
+    # ------------------------------------------------------------------ orders
+    def place(self, acct: Account, m: Market, side: int, close_flag: int, ticks: int, qty: int,
+              client_oid: str | None = None, now_ms: int = 0) -> tuple[Order, list[Fill]]:
+        """Accept a limit order, match it as taker, rest the remainder.
+
+        Arguments are trusted (the caller validated types and ranges); trading rules
+        are checked here: -20001 when the available balance cannot carry the order
+        margin, -20003 when a close order exceeds the closable position."""
+        symbol = m.symbol
+        asset = m.asset
+        buy = side == BUY
+        pos_side = LONG if buy == (close_flag == 0) else SHORT
+        s = acct.settings.get(symbol)
+        if s is None:
+            s = acct.setting(symbol, self.config.default_leverage)
+        if s.margin_mode == CROSS:
+            lev = s.cross_lev
+        else:
+            lev = s.long_lev if pos_side == LONG else s.short_lev
+        if close_flag == 0:
+            w = acct.wallets.get(asset)
+            if w is None:
+                w = acct.wallet(asset)
+            price = m.price_of.get(ticks)
+            if price is None:
+                price = m.price(ticks)
+            unit = m.face / price / lev
+            margin = (qty * unit).quantize(Q)
+            r = acct.risk
+            if r is None or r[0] is not self._epoch or r[1] != asset:
+                r = self._risk(acct, asset)
+            if margin > w.balance - w.order_margin - w.pos_margin + r[2]:
+                raise err(INSUFFICIENT_MARGIN, "qty", "insufficient margin")
+            w.order_margin += margin
+        else:
+            pos = acct.positions.get((symbol, pos_side))
+            if pos is None:
+                pos = acct.position(symbol, pos_side, asset)
+            if qty > pos.qty - pos.closing:
+                raise err(EXCEED_POSITION, "qty", "close qty exceeds available position")
+            pos.closing += qty
+            unit = margin = ZERO
+        oid = self._next_oid
+        self._next_oid = oid + 1
+        order = Order(oid, acct.id, symbol, side, close_flag, ticks, qty, client_oid, now_ms,
+                      lev, unit, margin)
+        acct.orders[oid] = order
+        acct.open_orders[oid] = order
+        if client_oid:
+            by_client = acct.by_client.get(client_oid)
+            if by_client is None:
+                acct.by_client[client_oid] = [order]
+            else:
+                by_client.append(order)
+        book = m.book
+        if buy:
+            keys = book.ask_keys
+            crossing = keys and keys[-1] >= -ticks
+        else:
+            keys = book.bid_keys
+            crossing = keys and keys[-1] >= ticks
+        if crossing:
+            fills = self._book_fills(m, acct, order, book.match(order))
+            if order.filled < qty:
+                book.rest(order)
+                order.status = PARTIAL
+            else:
+                order.status = FILLED
+                self._finalize(acct, order)
+            return order, fills
+        # no fill: rest the order on its level (OrderBook.rest without the touched record)
+        order.status = NEW
+        if buy:
+            key, keys = ticks, book.bid_keys
+        else:
+            key, keys = -ticks, book.ask_keys
+        levels = book.levels
+        level = levels.get(key)
+        if level is None:
+            level = levels[key] = Level()
+            insort(keys, key)
+        level.orders[oid] = order
+        level.total += qty
+        return order, []
+
+    def cancel(self, acct: Account, m: Market, oid: int) -> Order:
+        """Cancel the account's open order ``oid`` in ``m`` (-20002 if there is none)."""
+        o = acct.open_orders.get(oid)
+        if o is None or o.symbol != m.symbol:
+            raise err(ORDER_NOT_FOUND, "id", "order not found or not open")
+        book = m.book
+        if o.side == BUY:
+            key, keys = o.ticks, book.bid_keys
+        else:
+            key, keys = -o.ticks, book.ask_keys
+        levels = book.levels
+        level = levels[key]
+        del level.orders[oid]
+        left = o.qty - o.filled
+        level.total -= left
+        if not level.orders:
+            del levels[key]
+            del keys[bisect_left(keys, key)]
+        if o.close_flag:
+            pos = acct.position(m.symbol, SHORT if o.side == BUY else LONG, m.asset)
+            pos.closing -= left
+        else:
+            w = acct.wallets.get(m.asset)
+            if w is None:
+                w = acct.wallet(m.asset)
+            w.order_margin -= o.margin
+            o.margin = ZERO
+        o.status = CANCELLED
+        self._finalize(acct, o)
+        return o
+
+    def _finalize(self, acct: Account, order: Order) -> None:
+        """Move a final order from the open set to the bounded history."""
+        acct.open_orders.pop(order.oid, None)
+        finals = acct.finals
+        finals.append(order.oid)
+        if len(finals) > self._history_limit:
+            old = acct.orders.pop(finals.popleft(), None)
+            if old is not None and old.client_oid:
+                # the client_oid index holds exactly the orders still in ``acct.orders``
+                same = acct.by_client.get(old.client_oid)
+                if same is not None:
+                    for i, o in enumerate(same):
+                        if o is old:
+                            del same[i]
+                            break
+                    if not same:
+                        del acct.by_client[old.client_oid]
+
+    # ------------------------------------------------------------------ fills
+    def _book_fills(self, m: Market, tacct: Account, taker: Order,
+                    matches: list[tuple[Order, int, int]]) -> list[Fill]:
+        """Book the engine's matches into both sides' accounts; the fill report."""
+        face = m.face
+        price = m.price
+        maker_rate, taker_rate = self._maker_rate, self._taker_rate
+        accounts = self._accounts
+        apply_fill = self._apply_fill
+        fees = ZERO
+        out = []
+        total = taker.filled
+        taker.filled = 0
+        for maker, q, px in matches:
+            cost = ((q * face) / price(px)).quantize(Q)
+            mfee = (cost * maker_rate).quantize(Q)
+            tfee = (cost * taker_rate).quantize(Q)
+            macct = accounts[maker.account_id]
+            maker.status = FILLED if maker.filled == maker.qty else PARTIAL
+            apply_fill(m, macct, maker, q, px, cost, mfee)
+            if maker.status == FILLED:
+                self._finalize(macct, maker)
+            taker.filled += q
+            apply_fill(m, tacct, taker, q, px, cost, tfee)
+            fees += mfee + tfee
+            out.append((maker, q, px, cost, mfee, tfee))
+        if taker.filled != total:   # pragma: no cover - engine invariant
+            raise RuntimeError("fill bookkeeping mismatch")
+        fee_wallet = self._fee.wallets.get(m.asset)
+        if fee_wallet is None:
+            fee_wallet = self._fee.wallet(m.asset)
+        fee_wallet.balance += fees
+        return out
+
+    def _apply_fill(self, m: Market, acct: Account, o: Order, q: int, px: int, cost: Decimal,
+                    fee: Decimal) -> None:
+        """One fill of ``o`` (``o.filled`` already counts it) into the account's books."""
+        acct.risk = None
+        w = acct.wallets.get(m.asset)
+        if w is None:
+            w = acct.wallet(m.asset)
+        o.value_ticks += q * px
+        o.fee += fee
+        if o.close_flag == 0:
+            new_margin = ((o.qty - o.filled) * o.unit).quantize(Q)
+            w.order_margin -= o.margin - new_margin
+            o.margin = new_margin
+            key = (o.symbol, LONG if o.side == BUY else SHORT)
+            pos = acct.positions.get(key)
+            if pos is None:
+                pos = acct.position(key[0], key[1], m.asset)
+            pm = (cost / o.leverage).quantize(Q)
+            pos.qty += q
+            pos.cost += cost
+            pos.margin += pm
+            w.pos_margin += pm
+        else:
+            key = (o.symbol, SHORT if o.side == BUY else LONG)
+            pos = acct.positions.get(key)
+            if pos is None:
+                pos = acct.position(key[0], key[1], m.asset)
+            pos.closing -= q
+            pnl, released = pos.reduce(q, cost)
+            w.pos_margin -= released
+            w.balance += pnl
+        w.balance -= fee

@@ -1,0 +1,90 @@
+"""``sim.core.Core`` on its own (no rows, no events), and the facade's fill events built on it."""
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+
+from market_maker.sim.core import Core, ExchangeConfig, SimError
+from market_maker.sim.engine import BUY, CANCELLED, FILLED, NEW, PARTIAL, SELL
+from market_maker.sim.exchange import Exchange
+
+Q = D("1e-12")
+SYM = "BTC_USD"
+
+
+def _core() -> tuple[Core, object, object, object]:
+    core = Core(ExchangeConfig())
+    a, b = (core.account(core.open_account(n, D(1))) for n in "ab")
+    return core, core.market(SYM), a, b
+
+
+def test_resting_order_reserves_margin_and_cancel_releases_it() -> None:
+    core, m, a, _ = _core()
+    order, fills = core.place(a, m, BUY, 0, 19_998, 100)          # 100 contracts at 9999
+    assert fills == [] and order.status == NEW and m.book.best_bid() == 19_998
+    reserved = (100 * (D(1) / D(9999) / D(10))).quantize(Q)
+    assert a.wallet("BTC").order_margin == order.margin == reserved
+    assert core.cancel(a, m, order.oid) is order and order.status == CANCELLED
+    assert a.wallet("BTC").order_margin == 0 and m.book.best_bid() is None
+    assert a.open_orders == {} and order.oid in a.orders         # kept in the history
+
+
+def test_fill_report_books_both_sides_and_the_fees() -> None:
+    core, m, a, b = _core()
+    equity0 = core.total_equity()
+    maker1, _ = core.place(a, m, SELL, 0, 20_000, 30)             # 10000.0
+    maker2, _ = core.place(a, m, SELL, 0, 20_001, 30)             # 10000.5
+    taker, fills = core.place(b, m, BUY, 0, 20_001, 50)
+    assert [(mk, q, px) for mk, q, px, *_ in fills] == [(maker1, 30, 20_000), (maker2, 20, 20_001)]
+    for _mk, q, px, cost, maker_fee, taker_fee in fills:
+        assert cost == (q * D(1) / (px * D("0.5"))).quantize(Q)
+        assert maker_fee == (cost * D("-0.00025")).quantize(Q)
+        assert taker_fee == (cost * D("0.00075")).quantize(Q)
+    assert (maker1.status, maker2.status, taker.status) == (FILLED, PARTIAL, FILLED)
+    assert taker.filled == 50 and taker.value_ticks == 30 * 20_000 + 20 * 20_001
+    costs = sum(f[3] for f in fills)
+    assert a.positions[(SYM, 0)].qty == 50 and a.positions[(SYM, 0)].cost == costs
+    assert b.positions[(SYM, 1)].qty == 50 and b.positions[(SYM, 1)].cost == costs
+    fees = sum(f[4] + f[5] for f in fills)
+    assert core.account(core.fee_account_id).wallet("BTC").balance == fees
+    assert a.wallet("BTC").order_margin == maker2.margin == (10 * maker2.unit).quantize(Q)
+    assert b.wallet("BTC").order_margin == 0 and taker.margin == 0
+    assert core.total_equity() == equity0
+
+
+def test_refusals_change_nothing() -> None:
+    core, m, a, b = _core()
+    with pytest.raises(SimError) as err:
+        core.place(a, m, BUY, 0, 20_000, 10**6)                   # 100 BTC of margin
+    assert err.value.code == -20001 and str(err.value).startswith("-20001 INSUFFICIENT_MARGIN")
+    with pytest.raises(SimError) as err:
+        core.place(a, m, SELL, 1, 20_000, 1)                      # nothing to close
+    assert err.value.code == -20003
+    with pytest.raises(SimError) as err:
+        core.cancel(a, m, 12345)
+    assert (err.value.code, err.value.param, err.value.msg) == \
+        (-20002, "id", "order not found or not open")
+    assert a.orders == {} and a.wallet("BTC").order_margin == 0
+    assert m.book.best_bid() is None and m.book.best_ask() is None
+
+
+def test_taker_executions_count_up_fill_by_fill() -> None:
+    ex = Exchange(ExchangeConfig())
+    a, b = ex.open_account("a", D(1)), ex.open_account("b", D(1))
+    for price in ("10000", "10000.5", "10001"):
+        ex.place_order(a, SYM, 0, 0, D(price), 10, None, 1)
+    ex.drain_events()
+    row = ex.place_order(b, SYM, 1, 0, D("10001"), 25, None, 2)
+    assert (row["status"], row["filled_qty"]) == ("32", "25")
+    events = ex.drain_events()
+    taker = [e.row for e in events if e.kind == "execution" and e.account_id == b]
+    assert [(r["last_qty"], r["cum_qty"], r["leaves_qty"], r["order_status"]) for r in taker] == \
+        [("10", "10", "15", "16"), ("10", "20", "5", "16"), ("5", "25", "0", "32")]
+    maker = [e.row for e in events if e.kind == "execution" and e.account_id == a]
+    assert [r["order_status"] for r in maker] == ["32", "32", "16"]
+    ids = [int(r["exec_id"]) for e in events if e.kind == "execution" for r in [e.row]]
+    assert ids == sorted(ids) and len(set(ids)) == 6
+    # per fill: maker execution, maker order update, taker execution, trade
+    kinds = [e.kind for e in events]
+    assert kinds[1:5] == ["execution", "order", "execution", "trade"]
