@@ -117,13 +117,15 @@ def _key(o: Order | DesiredOrder) -> tuple[str, Decimal, int]:
 
 
 def _validate_desired(buys: Sequence[DesiredOrder], sells: Sequence[DesiredOrder]) -> None:
+    keys = set()
     for side, orders in ((BUY, buys), (SELL, sells)):
         for d in orders:
             if d.side != side:
                 raise ValueError(f"desired {side} list holds a {d.side} order: {d}")
-            if d.qty <= 0 or d.price <= _ZERO or d.close_flag not in (0, 1):
+            if d.qty <= 0 or not d.price > _ZERO or d.close_flag not in (0, 1):
                 raise ValueError(f"invalid desired order: {d}")
-    if len({(d.side, d.price, d.close_flag) for orders in (buys, sells) for d in orders}) != len(buys) + len(sells):
+            keys.add((side, d.price, d.close_flag))
+    if len(keys) != len(buys) + len(sells):
         raise ValueError("desired orders repeat a (side, price, close_flag)")
     if buys and sells and max(d.price for d in buys) >= min(d.price for d in sells):
         raise ValueError("desired buys cross desired sells")
@@ -220,6 +222,9 @@ def plan_converge(
     live_by_side: dict[str, list[Order]] = {BUY: [], SELL: []}
     for o in live:
         live_by_side.setdefault(o.side, []).append(o)
+    # With relist_interval 0 only an order at its desired price may be kept, and step 1 finds
+    # every such order: step 2 could not keep anything.
+    proximity = relist_interval > _ZERO
     for side, offset, desired in ((BUY, 0, buys), (SELL, len(buys), sells)):
         # 1. Keep exact matches. A live order on a desired price of its side
         #    may only be kept for that very order, so this is always optimal.
@@ -227,21 +232,27 @@ def plan_converge(
         side_prices = {d.price for d in desired}
         rest: dict[tuple[int, int], list[Order]] = defaultdict(list)
         for o in live_by_side[side]:
-            k = exact.get((o.price, o.close_flag, o.remaining))
+            k = exact.get((o.price, o.close_flag, o.qty - o.filled_qty))
             if k is not None and k not in matched:
                 matched.add(k)
                 kept_ids.add(id(o))
-            elif o.price not in side_prices and _shift_ok(o, min_sell, max_buy):
-                rest[(o.close_flag, o.remaining)].append(o)
+            elif proximity and o.price not in side_prices and _shift_ok(o, min_sell, max_buy):
+                rest[(o.close_flag, o.qty - o.filled_qty)].append(o)
+        if not rest:
+            continue
         # 2. The remaining candidates form an interval structure per
         #    (close_flag, qty) class: an order-preserving DP is optimal.
         d_classes: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for k, d in enumerate(desired):
-            if offset + k not in matched:
-                d_classes[(d.close_flag, d.qty)].append(offset + k)
+        for k, d in enumerate(desired, offset):
+            if k not in matched and (d.close_flag, d.qty) in rest:
+                d_classes[(d.close_flag, d.qty)].append(k)
         for cls, d_idx in d_classes.items():
-            lives = rest.get(cls)
-            if not lives:
+            lives = rest[cls]
+            if len(lives) == 1 and len(d_idx) == 1:  # the usual class (one level per size)
+                d = everything[d_idx[0]]
+                if abs(lives[0].price - d.price) <= relist_interval * d.price:
+                    matched.add(d_idx[0])
+                    kept_ids.add(id(lives[0]))
                 continue
             if len(lives) > 1:
                 lives.sort(key=_price)

@@ -139,8 +139,10 @@ class ExchangeInterface:
     def own_open_orders(self, snap: MarketSnapshot) -> List[Order]:
         if self.dry_run:
             return list(self._paper.values())
-        ws_own = [o for o in snap.orders if self.is_own(o)]
-        echoed = self.ws.known_order_ids(self.tracker.awaiting_echo())
+        prefix = self.prefix
+        ws_own = [o for o in snap.orders if o.client_oid.startswith(prefix)]  # is_own, inlined
+        awaiting = self.tracker.awaiting_echo()
+        echoed = self.ws.known_order_ids(awaiting) if awaiting else set()
         return [o for o in self.tracker.merge(ws_own, echoed, now_ms()) if o.status in OPEN_STATUSES]  # is_open
 
     # -- actions

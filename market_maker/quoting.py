@@ -27,7 +27,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, Inexact, localcontext
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from fractions import Fraction
 from typing import Any
 
@@ -48,6 +48,16 @@ __all__ = [
     "split_close_open",
     "start_positions",
 ]
+
+
+_ZERO = Decimal(0)
+_TUPLE_NEW = tuple.__new__
+
+
+def _desired(side: str, price: Decimal, qty: int, close_flag: int) -> DesiredOrder:
+    """``DesiredOrder(side, price, qty, close_flag)`` without the named tuple's Python-level
+    ``__new__`` (a third of the cost of a ladder level)."""
+    return _TUPLE_NEW(DesiredOrder, (side, price, qty, close_flag))
 
 
 class NoMarket(Exception):
@@ -99,6 +109,11 @@ class QuoteParams:
             raise ValueError("min_order_size must be <= max_order_size")
         if self.check_position_limits and self.min_position > self.max_position:
             raise ValueError("min_position must be <= max_position")
+
+    @cached_property
+    def fixed_sizes(self) -> tuple[int, ...]:
+        """Level sizes without ``random_order_size``: start, start + step, ..."""
+        return tuple(self.order_start_size + i * self.order_step_size for i in range(self.order_pairs))
 
     @classmethod
     def from_settings(cls, settings: Any, tick_size: Decimal | str | int) -> QuoteParams:
@@ -235,17 +250,25 @@ def _level_steps(factor: Decimal, tick: Decimal, offset: int, levels: int,
     return tuple(steps)
 
 
-@lru_cache(maxsize=8192)
+_GRID_PRICES: dict[Decimal, dict[int, Decimal]] = {}  # tick -> ticks -> ticks * tick
+
+
 def _grid_price(ticks: int, tick: Decimal) -> Decimal:
     """``ticks * tick`` (exact at any precision level_prices uses), one shared object per price.
 
     Requotes mostly revisit the same prices; reusing the Decimal also reuses its cached hash,
     which costs ~1 us to compute and is needed by every set and dict the price goes through.
     """
-    with localcontext() as ctx:
-        ctx.prec = len(str(ticks)) + len(tick.as_tuple().digits) + 2
-        ctx.traps[Inexact] = True
-        return Decimal(ticks) * tick
+    prices = _GRID_PRICES.get(tick)
+    if prices is None or len(prices) > 8192:
+        prices = _GRID_PRICES[tick] = {}
+    price = prices.get(ticks)
+    if price is None:
+        with localcontext() as ctx:
+            ctx.prec = len(str(ticks)) + len(tick.as_tuple().digits) + 2
+            ctx.traps[Inexact] = True
+            price = prices[ticks] = Decimal(ticks) * tick
+    return price
 
 
 def level_prices(start: Decimal, side: str, params: QuoteParams) -> tuple[Decimal, ...]:
@@ -267,6 +290,7 @@ def level_prices(start: Decimal, side: str, params: QuoteParams) -> tuple[Decima
     prices = []
     with localcontext() as ctx:
         ctx.prec = _exact_precision(start, factor, params.order_pairs + offset)
+        grid = _GRID_PRICES.get(tick) or {}
         for step, a, b in steps:
             if start_den:
                 # Off the grid (the usual case) the price is floor/ceil(start * a / b) ticks, found
@@ -274,7 +298,7 @@ def level_prices(start: Decimal, side: str, params: QuoteParams) -> tuple[Decima
                 num, den = start_num * a, start_den * b
                 ticks = num // den if buy else -(-num // den)
                 if num % den:
-                    prices.append(_grid_price(ticks, tick))
+                    prices.append(grid.get(ticks) or _grid_price(ticks, tick))
                     continue
             # On the grid the Decimal quotient is exact and its exponent shapes the result's: keep it.
             if buy:
@@ -298,9 +322,7 @@ def level_sizes(params: QuoteParams, rng: random.Random | None = None) -> tuple[
             rng.randint(params.min_order_size, params.max_order_size)
             for _ in range(params.order_pairs)
         )
-    return tuple(
-        params.order_start_size + i * params.order_step_size for i in range(params.order_pairs)
-    )
+    return params.fixed_sizes
 
 
 def make_levels(
@@ -314,10 +336,10 @@ def make_levels(
     seen: set = set()
     out = []
     for price, qty in zip(prices, sizes):
-        if price <= 0 or qty <= 0 or price in seen:
+        if not price > _ZERO or qty <= 0 or price in seen:
             continue
         seen.add(price)
-        out.append(DesiredOrder(side, price, int(qty), 0))  # positional: keywords cost 2x here
+        out.append(_desired(side, price, int(qty), 0))
     return tuple(out)
 
 
@@ -425,9 +447,9 @@ def split_close_open(orders: Sequence[DesiredOrder], capacity: int) -> tuple[Des
         close_qty = min(o.qty, left)
         left -= close_qty
         if close_qty:
-            out.append(DesiredOrder(o.side, o.price, close_qty, 1))
+            out.append(_desired(o.side, o.price, close_qty, 1))
         if o.qty - close_qty:
-            out.append(DesiredOrder(o.side, o.price, o.qty - close_qty, 0))
+            out.append(_desired(o.side, o.price, o.qty - close_qty, 0))
     return tuple(out)
 
 

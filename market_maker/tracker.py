@@ -47,16 +47,19 @@ class OrderTracker:
         already filled is not resurrected.
         """
         horizon = now_ms - self.ttl_ms
-        for order_id, (_, at) in list(self._created.items()):
-            if order_id in seen_ids or at < horizon:
-                del self._created[order_id]
+        created = self._created
+        if created:
+            for order_id, (_, at) in list(created.items()):
+                if order_id in seen_ids or at < horizon:
+                    del created[order_id]
         cancelled = self._cancelled
         while cancelled and next(iter(cancelled.values())) < horizon:
             cancelled.popitem(last=False)
-        live = [o for o in ws_open if o.order_id not in self._cancelled]
-        live_ids = {o.order_id for o in live}
-        live.extend(o for o, _ in self._created.values() if o.order_id not in live_ids
-                    and o.order_id not in self._cancelled)
+        live = [o for o in ws_open if o.order_id not in cancelled] if cancelled else list(ws_open)
+        if created:
+            live_ids = {o.order_id for o in live}
+            live.extend(o for o, _ in created.values() if o.order_id not in live_ids
+                        and o.order_id not in cancelled)
         return live
 
     @property
