@@ -15,7 +15,9 @@ validation, rows and events.  A backtester can drive ``Core`` directly:
 
 ``fills`` lists ``(maker order, qty, price in ticks, cost, maker fee, taker fee)`` in
 match order; ``cost`` is the settle-currency notional ``quantize(qty * face / price)``
-booked on both sides, so equity is conserved exactly (see accounts.py).
+booked on both sides, so equity is conserved exactly (see accounts.py).  Levels that a
+match changes are also noted in ``m.book.touched`` for a publisher to take (``Exchange``
+does after every operation); a direct user may ignore it (one entry per price level).
 """
 from __future__ import annotations
 
