@@ -69,6 +69,11 @@ class SimError(Exception):
         return f"SimError({self.code}, {self.pattern!r}, {self.param!r}, {self._msg!r})"
 
 
+def position_side(side: int, close_flag: int) -> int:
+    """The position an order trades: opening buys and closing sells the long, the others the short."""
+    return LONG if (side == BUY) == (close_flag == 0) else SHORT
+
+
 def err(code: int, param: str | None = None, msg: str | None = None) -> SimError:
     """A ``SimError`` of one of the trading codes above."""
     return SimError(code, _PATTERNS[code], param, msg)
@@ -259,7 +264,7 @@ class Core:
         symbol = m.symbol
         asset = m.asset
         buy = side == BUY
-        pos_side = LONG if buy == (close_flag == 0) else SHORT
+        pos_side = position_side(side, close_flag)
         s = acct.settings.get(symbol)
         if s is None:
             s = acct.setting(symbol, self.config.default_leverage)

@@ -71,7 +71,7 @@ from typing import Any
 from . import accounts as ac
 from .accounts import CROSS, ISOLATED, LONG, SHORT, ZERO, Account, Position, q12
 from .core import (BAD_VALUE, INSUFFICIENT_MARGIN, ORDER_NOT_FOUND, Q, Core, ExchangeConfig,
-                   Fill, InstrumentSpec, Market, SimError, err)
+                   Fill, InstrumentSpec, Market, SimError, err, position_side)
 from .engine import BUY, CANCEL_PENDING, CANCELLED, CREATED, FILLED, NEW, PARTIAL, SELL, Order
 from .rows import (PriceFormatter, current_order_row, dstr, execution_row, level_delete_row,
                    level_row, margin_row, order_row, position_row, trade_row)
@@ -315,7 +315,7 @@ class Exchange(Core):
         order, fills = self.place(acct, m, side, close_flag, ticks, qty, client_oid, now_ms)
         asset, fmt = m.asset, m.fmt
         events = self._events
-        pos_side = LONG if (side == BUY) == (close_flag == 0) else SHORT
+        pos_side = position_side(side, close_flag)
         if fills:
             # general path: fills touch several accounts and levels; _flush coalesces
             margin0 = (qty * order.unit).quantize(Q) if close_flag == 0 else ZERO
@@ -366,8 +366,7 @@ class Exchange(Core):
         dirty_margin, dirty_pos = self._dirty_margin, self._dirty_pos
         taker_id, taker_side = taker.account_id, taker.side
         taker_public = not accounts[taker_id].internal
-        taker_pos = (taker_id, symbol,
-                     LONG if (taker_side == BUY) == (taker.close_flag == 0) else SHORT)
+        taker_pos = (taker_id, symbol, position_side(taker_side, taker.close_flag))
         cum = 0
         for maker, q, px, _cost, maker_fee, taker_fee in fills:
             trade_id = self._next_trade
@@ -386,8 +385,7 @@ class Exchange(Core):
                 maker.tpl = None
             if not accounts[maker_id].internal:
                 dirty_margin[(maker_id, asset)] = None
-                dirty_pos[(maker_id, symbol,
-                           LONG if (maker.side == BUY) == (maker.close_flag == 0) else SHORT)] = None
+                dirty_pos[(maker_id, symbol, position_side(maker.side, maker.close_flag))] = None
             cum += q
             events.append(Event("execution", taker_id, symbol, None, "insert", execution_row,
                                 (taker, fmt, asset, exec_id + 1, q, px, taker_fee, False, trade_id,
