@@ -88,3 +88,23 @@ def test_taker_executions_count_up_fill_by_fill() -> None:
     # per fill: maker execution, maker order update, taker execution, trade
     kinds = [e.kind for e in events]
     assert kinds[1:5] == ["execution", "order", "execution", "trade"]
+
+
+def test_order_margin_follows_each_accounts_leverage_at_the_same_price() -> None:
+    """The market's per-(price, leverage) unit cache must not leak one account's leverage."""
+    core, m, a, b = _core()
+    b.setting(SYM, D(10)).cross_lev = D(25)
+    oa, _ = core.place(a, m, BUY, 0, 19_990, 7)
+    ob, _ = core.place(b, m, BUY, 0, 19_990, 7)
+    oa2, _ = core.place(a, m, BUY, 0, 19_990, 7)
+    price = D(19_990) * D("0.5")
+    assert oa.margin == oa2.margin == (7 * (D(1) / price / D(10))).quantize(Q)
+    assert ob.margin == (7 * (D(1) / price / D(25))).quantize(Q)
+
+
+def test_fully_filled_maker_releases_all_its_order_margin() -> None:
+    core, m, a, b = _core()
+    maker, _ = core.place(a, m, SELL, 0, 20_000, 40)
+    core.place(b, m, BUY, 0, 20_000, 40)
+    assert maker.status == FILLED and maker.margin == 0
+    assert a.wallet("BTC").order_margin == 0 and b.wallet("BTC").order_margin == 0

@@ -10,6 +10,7 @@ import sys
 from decimal import Decimal, InvalidOperation
 from collections.abc import Sequence
 
+from ..heap import freeze_startup_heap
 from .config import SimConfig
 from .server import SimServer
 
@@ -147,6 +148,7 @@ async def serve(config: SimConfig) -> None:
     """Run until SIGINT/SIGTERM, then shut down cleanly."""
     server = SimServer(config)
     await server.start()
+    freeze_startup_heap()
     generated = not (config.api_key and config.api_secret)
     print(_banner(server, generated), flush=True)
     stop = asyncio.Event()

@@ -120,6 +120,7 @@ class Market:
         self.mark = mark
         self.im = ac.inverse_mark(spec.face_value, mark)
         self.price_of: dict[int, Decimal] = {}    # ticks -> ticks * tick (cache)
+        self.units: dict[tuple[int, Decimal], Decimal] = {}   # (ticks, leverage) -> unit
 
     def price(self, ticks: int) -> Decimal:
         """``ticks * tick`` as a Decimal (cached)."""
@@ -129,6 +130,16 @@ class Market:
                 self.price_of.clear()
             p = self.price_of[ticks] = ticks * self.tick
         return p
+
+    def unit(self, ticks: int, leverage: Decimal) -> Decimal:
+        """Order margin per contract, ``face / price / leverage`` (cached)."""
+        key = (ticks, leverage)
+        u = self.units.get(key)
+        if u is None:
+            if len(self.units) > CACHE_LIMIT:
+                self.units.clear()
+            u = self.units[key] = self.face / self.price(ticks) / leverage
+        return u
 
 
 class Core:
@@ -264,22 +275,20 @@ class Core:
         symbol = m.symbol
         asset = m.asset
         buy = side == BUY
-        pos_side = position_side(side, close_flag)
         s = acct.settings.get(symbol)
         if s is None:
             s = acct.setting(symbol, self.config.default_leverage)
         if s.margin_mode == CROSS:
             lev = s.cross_lev
         else:
-            lev = s.long_lev if pos_side == LONG else s.short_lev
+            lev = s.long_lev if position_side(side, close_flag) == LONG else s.short_lev
         if close_flag == 0:
             w = acct.wallets.get(asset)
             if w is None:
                 w = acct.wallet(asset)
-            price = m.price_of.get(ticks)
-            if price is None:
-                price = m.price(ticks)
-            unit = m.face / price / lev
+            unit = m.units.get((ticks, lev))
+            if unit is None:
+                unit = m.unit(ticks, lev)
             margin = (qty * unit).quantize(Q)
             r = acct.risk
             if r is None or r[0] is not self._epoch or r[1] != asset:
@@ -288,6 +297,7 @@ class Core:
                 raise err(INSUFFICIENT_MARGIN, "qty", "insufficient margin")
             w.order_margin += margin
         else:
+            pos_side = position_side(side, close_flag)
             pos = acct.positions.get((symbol, pos_side))
             if pos is None:
                 pos = acct.position(symbol, pos_side, asset)
@@ -431,7 +441,8 @@ class Core:
         o.value_ticks += q * px
         o.fee += fee
         if o.close_flag == 0:
-            new_margin = ((o.qty - o.filled) * o.unit).quantize(Q)
+            left = o.qty - o.filled
+            new_margin = (left * o.unit).quantize(Q) if left else ZERO
             w.order_margin -= o.margin - new_margin
             o.margin = new_margin
             key = (o.symbol, LONG if o.side == BUY else SHORT)
