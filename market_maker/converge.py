@@ -39,7 +39,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from operator import attrgetter
 from typing import List, Tuple, Union
 
 from .models import BUY, OPEN_STATUSES, SELL, DesiredOrder, Order
@@ -108,37 +107,49 @@ class Plan:
         return len(self.cancel_groups(batch_available)) + len(self.to_create)
 
 
-_price = attrgetter("price")
 _ZERO = Decimal(0)
 
 
-def _key(o: Order | DesiredOrder) -> tuple[str, Decimal, int]:
-    return (o.side, o.price, o.close_flag)
 
+def _validate_desired(
+    buys: Sequence[DesiredOrder], sells: Sequence[DesiredOrder]
+) -> tuple[dict[tuple[str, Decimal, int], int], Decimal | None, Decimal | None]:
+    """Check the desired orders; return ``(index, max_buy, min_sell)``.
 
-def _validate_desired(buys: Sequence[DesiredOrder], sells: Sequence[DesiredOrder]) -> None:
-    keys = set()
+    ``index`` maps each desired ``(side, price, close_flag)`` to its position in
+    ``buys + sells``; ``max_buy``/``min_sell`` are the best desired prices (None
+    for an empty side).
+    """
+    index: dict[tuple[str, Decimal, int], int] = {}
+    k = 0
     for side, orders in ((BUY, buys), (SELL, sells)):
         for d in orders:
             if d.side != side:
                 raise ValueError(f"desired {side} list holds a {d.side} order: {d}")
-            if d.qty <= 0 or not d.price > _ZERO or d.close_flag not in (0, 1):
+            price, close_flag = d.price, d.close_flag
+            if d.qty <= 0 or not price > _ZERO or close_flag not in (0, 1):
                 raise ValueError(f"invalid desired order: {d}")
-            keys.add((side, d.price, d.close_flag))
-    if len(keys) != len(buys) + len(sells):
+            index[(side, price, close_flag)] = k
+            k += 1
+    if len(index) != k:
         raise ValueError("desired orders repeat a (side, price, close_flag)")
-    if buys and sells and max(d.price for d in buys) >= min(d.price for d in sells):
+    max_buy = max([d.price for d in buys]) if buys else None
+    min_sell = min([d.price for d in sells]) if sells else None
+    if max_buy is not None and min_sell is not None and max_buy >= min_sell:
         raise ValueError("desired buys cross desired sells")
+    return index, max_buy, min_sell
 
 
-def _mess(live: Sequence[Order], max_open: int) -> str | None:
+def _mess(live: Sequence[Order], keys: Sequence[tuple[str, Decimal, int]], max_open: int) -> str | None:
+    """Why the live orders are unsafe to converge from, or None.
+
+    ``keys[i]`` is ``live[i]``'s (side, price, close_flag)."""
     if len(live) > max_open:
         return f"{len(live)} live orders > max_open {max_open}"
-    if len({(o.side, o.price, o.close_flag) for o in live}) == len(live):
+    if len(set(keys)) == len(keys):
         return None  # the common case: no duplicate
     seen = set()
-    for o in live:
-        k = _key(o)
+    for o, k in zip(live, keys):
         if k in seen:
             return f"duplicate live orders at {o.side} {o.price} close_flag={o.close_flag}"
         seen.add(k)
@@ -208,66 +219,86 @@ def plan_converge(
     if not isinstance(relist_interval, Decimal):
         relist_interval = Decimal(str(relist_interval))
     buys, sells = tuple(desired_buys), tuple(desired_sells)
-    _validate_desired(buys, sells)
-    live = tuple(o for o in live_orders if o.status in _ACTIVE_STATUSES)
-    reason = _mess(live, max_open)
-    if reason is not None:
-        return Plan(to_cancel=live, to_create=buys + sells, keep=(), reason=reason)
-
-    min_sell = min((d.price for d in sells), default=None)
-    max_buy = max((d.price for d in buys), default=None)
+    desired_at, max_buy, min_sell = _validate_desired(buys, sells)
     everything = buys + sells
-    kept_ids = set()
+    live = tuple(o for o in live_orders if o.status in _ACTIVE_STATUSES)
+    live_keys = [(o.side, o.price, o.close_flag) for o in live]
+    reason = _mess(live, live_keys, max_open)
+    if reason is not None:
+        return Plan(to_cancel=live, to_create=everything, keep=(), reason=reason)
+
     matched = set()  # indices into ``everything``
-    live_by_side: dict[str, list[Order]] = {BUY: [], SELL: []}
-    for o in live:
-        live_by_side.setdefault(o.side, []).append(o)
+    kept = [False] * len(live)  # by index into ``live``
+    # 1. Keep exact matches. A live order on a desired price of its side may only be kept
+    #    for that very order, so this is always optimal. Live keys are unique (no mess), as
+    #    are desired ones, so a desired order is found by (side, price, close_flag) and then
+    #    needs the same remaining quantity.
+    for i, key in enumerate(live_keys):
+        k = desired_at.get(key)
+        if k is not None and k not in matched:
+            o = live[i]
+            if everything[k].qty == o.qty - o.filled_qty:
+                matched.add(k)
+                kept[i] = True
     # With relist_interval 0 only an order at its desired price may be kept, and step 1 finds
     # every such order: step 2 could not keep anything.
-    proximity = relist_interval > _ZERO
-    for side, offset, desired in ((BUY, 0, buys), (SELL, len(buys), sells)):
-        # 1. Keep exact matches. A live order on a desired price of its side
-        #    may only be kept for that very order, so this is always optimal.
-        exact = {(d.price, d.close_flag, d.qty): offset + k for k, d in enumerate(desired)}
-        side_prices = {d.price for d in desired}
-        rest: dict[tuple[int, int], list[Order]] = defaultdict(list)
-        for o in live_by_side[side]:
-            k = exact.get((o.price, o.close_flag, o.qty - o.filled_qty))
-            if k is not None and k not in matched:
-                matched.add(k)
-                kept_ids.add(id(o))
-            elif proximity and o.price not in side_prices and _shift_ok(o, min_sell, max_buy):
-                rest[(o.close_flag, o.qty - o.filled_qty)].append(o)
-        if not rest:
-            continue
-        # 2. The remaining candidates form an interval structure per
-        #    (close_flag, qty) class: an order-preserving DP is optimal.
-        d_classes: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for k, d in enumerate(desired, offset):
-            if k not in matched and (d.close_flag, d.qty) in rest:
-                d_classes[(d.close_flag, d.qty)].append(k)
-        for cls, d_idx in d_classes.items():
-            lives = rest[cls]
-            if len(lives) == 1 and len(d_idx) == 1:  # the usual class (one level per size)
-                d = everything[d_idx[0]]
-                if abs(lives[0].price - d.price) <= relist_interval * d.price:
-                    matched.add(d_idx[0])
-                    kept_ids.add(id(lives[0]))
-                continue
-            if len(lives) > 1:
-                lives.sort(key=_price)
-            if len(d_idx) > 1:
-                d_idx.sort(key=lambda k: everything[k].price)
-            pairs = _match_class([everything[k] for k in d_idx], lives, relist_interval)
-            for di, li in pairs:
-                matched.add(d_idx[di])
-                kept_ids.add(id(lives[li]))
+    if relist_interval > _ZERO:
+        for side, offset, desired in ((BUY, 0, buys), (SELL, len(buys), sells)):
+            _match_near(side, offset, desired, everything, live, kept, matched, relist_interval,
+                        min_sell, max_buy)
     keep: list[Order] = []
     to_cancel: list[Order] = []
-    for o in live:
-        (keep if id(o) in kept_ids else to_cancel).append(o)
-    to_create = tuple(d for k, d in enumerate(everything) if k not in matched)
+    for o, is_kept in zip(live, kept):
+        (keep if is_kept else to_cancel).append(o)
+    to_create = tuple(d for k, d in enumerate(everything) if k not in matched) if matched else everything
     return Plan(to_cancel=tuple(to_cancel), to_create=to_create, keep=tuple(keep), reason=None)
+
+
+def _match_near(
+    side: str,
+    offset: int,
+    desired: Sequence[DesiredOrder],
+    everything: Sequence[DesiredOrder],
+    live: Sequence[Order],
+    kept: list[bool],
+    matched: set[int],
+    relist_interval: Decimal,
+    min_sell: Decimal | None,
+    max_buy: Decimal | None,
+) -> None:
+    """Step 2 of :func:`plan_converge` for one side: keep live orders near their desired price.
+
+    The remaining candidates form an interval structure per (close_flag, qty) class: an
+    order-preserving DP is optimal. Updates ``kept`` and ``matched`` in place.
+    """
+    side_prices = {d.price for d in desired}
+    rest: dict[tuple[int, int], list[int]] = defaultdict(list)  # class -> indices into ``live``
+    for i, o in enumerate(live):
+        if (o.side == side and not kept[i] and o.price not in side_prices
+                and _shift_ok(o, min_sell, max_buy)):
+            rest[(o.close_flag, o.qty - o.filled_qty)].append(i)
+    if not rest:
+        return
+    d_classes: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for k, d in enumerate(desired, offset):
+        if k not in matched and (d.close_flag, d.qty) in rest:
+            d_classes[(d.close_flag, d.qty)].append(k)
+    for cls, d_idx in d_classes.items():
+        l_idx = rest[cls]
+        if len(l_idx) == 1 and len(d_idx) == 1:  # the usual class (one level per size)
+            d = everything[d_idx[0]]
+            if abs(live[l_idx[0]].price - d.price) <= relist_interval * d.price:
+                matched.add(d_idx[0])
+                kept[l_idx[0]] = True
+            continue
+        if len(l_idx) > 1:
+            l_idx.sort(key=lambda i: live[i].price)
+        if len(d_idx) > 1:
+            d_idx.sort(key=lambda k: everything[k].price)
+        pairs = _match_class([everything[k] for k in d_idx], [live[i] for i in l_idx], relist_interval)
+        for di, li in pairs:
+            matched.add(d_idx[di])
+            kept[l_idx[li]] = True
 
 
 def _blocks(c: Order, d: DesiredOrder) -> bool:
@@ -285,18 +316,30 @@ def _blocks(c: Order, d: DesiredOrder) -> bool:
 
 def _any_blocks(cancels: Sequence[Order], creates: Sequence[DesiredOrder]) -> bool:
     """``any(_blocks(c, d) for c in cancels for d in creates)`` in O(n + m)."""
-    def prices(orders, side):  # type: ignore[no-untyped-def]
-        return [o.price for o in orders if o.side == side]
-    cancel_sells, create_buys = prices(cancels, SELL), prices(creates, BUY)
+    cancel_buys, cancel_sells = _prices_by_side(cancels)
+    create_buys, create_sells = _prices_by_side(creates)
     if cancel_sells and create_buys and min(cancel_sells) <= max(create_buys):
         return True  # self-cross
-    cancel_buys, create_sells = prices(cancels, BUY), prices(creates, SELL)
     if cancel_buys and create_sells and max(cancel_buys) >= min(create_sells):
         return True
-    if {_key(c) for c in cancels} & {_key(d) for d in creates}:
+    cancel_keys = {(c.side, c.price, c.close_flag) for c in cancels}
+    if not cancel_keys.isdisjoint([(d.side, d.price, d.close_flag) for d in creates]):
         return True  # duplicate side/price/close_flag
     closing = {c.side for c in cancels if c.close_flag == 1}
-    return any(d.close_flag == 1 and d.side in closing for d in creates)  # locked avail_qty
+    return bool(closing) and any(d.close_flag == 1 and d.side in closing for d in creates)  # locked avail_qty
+
+
+def _prices_by_side(orders: Sequence[Order | DesiredOrder]) -> tuple[list[Decimal], list[Decimal]]:
+    """(buy prices, sell prices) of ``orders``; orders of any other side are left out."""
+    buys: list[Decimal] = []
+    sells: list[Decimal] = []
+    for o in orders:
+        side = o.side
+        if side == BUY:
+            buys.append(o.price)
+        elif side == SELL:
+            sells.append(o.price)
+    return buys, sells
 
 
 def ordered_steps(
@@ -325,12 +368,9 @@ def ordered_steps(
     ref_ask = best_ask if best_ask is not None else min(
         (d.price for d in creates if d.side == SELL), default=Decimal(1))
 
-    def inner_key(d: DesiredOrder) -> tuple[Decimal, int, int]:
-        if d.side == BUY:
-            return ((ref_bid - d.price) / ref_bid, 0, -d.close_flag)
-        return ((d.price - ref_ask) / ref_ask, 1, -d.close_flag)
-
-    creates.sort(key=inner_key)
+    keys = [((ref_bid - d.price) / ref_bid, 0, -d.close_flag) if d.side == BUY
+            else ((d.price - ref_ask) / ref_ask, 1, -d.close_flag) for d in creates]
+    creates = [creates[i] for i in sorted(range(len(creates)), key=keys.__getitem__)]  # stable, like sort()
     create_steps: list[Step] = [(CREATE, d) for d in creates]
     if not plan.to_cancel:
         return create_steps

@@ -288,19 +288,22 @@ def level_prices(start: Decimal, side: str, params: QuoteParams) -> tuple[Decima
     # Integers only for a positive start: a non-positive one (never quoted) keeps Decimal's signed zeros.
     start_num, start_den = start.as_integer_ratio() if start.is_finite() and start > 0 else (0, 0)
     prices = []
-    with localcontext() as ctx:
-        ctx.prec = _exact_precision(start, factor, params.order_pairs + offset)
-        grid = _GRID_PRICES.get(tick) or {}
-        for step, a, b in steps:
-            if start_den:
-                # Off the grid (the usual case) the price is floor/ceil(start * a / b) ticks, found
-                # exactly with integers: the same value a high-precision Decimal quotient snaps to.
-                num, den = start_num * a, start_den * b
-                ticks = num // den if buy else -(-num // den)
-                if num % den:
-                    prices.append(grid.get(ticks) or _grid_price(ticks, tick))
-                    continue
-            # On the grid the Decimal quotient is exact and its exponent shapes the result's: keep it.
+    grid = _GRID_PRICES.get(tick) or {}
+    for step, a, b in steps:
+        if start_den:
+            # Off the grid (the usual case) the price is floor/ceil(start * a / b) ticks, found
+            # exactly with integers: the same value a high-precision Decimal quotient snaps to.
+            if buy:
+                ticks, off_grid = divmod(start_num * a, start_den * b)
+            else:
+                ticks, off_grid = divmod(-start_num * a, start_den * b)
+                ticks = -ticks
+            if off_grid:
+                prices.append(grid.get(ticks) or _grid_price(ticks, tick))
+                continue
+        # On the grid the Decimal quotient is exact and its exponent shapes the result's: keep it.
+        with localcontext() as ctx:
+            ctx.prec = _exact_precision(start, factor, params.order_pairs + offset)
             if buy:
                 prices.append((start / step).to_integral_value(ROUND_FLOOR) * tick)
             else:
@@ -339,8 +342,30 @@ def make_levels(
         if not price > _ZERO or qty <= 0 or price in seen:
             continue
         seen.add(price)
-        out.append(_desired(side, price, int(qty), 0))
+        out.append(_TUPLE_NEW(DesiredOrder, (side, price, int(qty), 0)))  # _desired, inlined
     return tuple(out)
+
+
+_LAST_LEVELS: dict[str, tuple[QuoteParams, tuple, tuple[int, ...], tuple[DesiredOrder, ...]]] = {}
+
+
+def _side_levels(side: str, start: Decimal, sizes: tuple[int, ...],
+                 params: QuoteParams) -> tuple[DesiredOrder, ...]:
+    """``make_levels(side, level_prices(start, side, params), sizes)``, remembered per side
+    for its last inputs.
+
+    A requote usually follows a move of one side of the book: the other side's start, and so
+    its levels, are the same as last time. The result is a pure function of the inputs
+    compared here (``params`` by identity, ``start`` digit for digit, since its exponent can
+    shape the prices), so a stored result is valid for as long as they match.
+    """
+    start_digits = start.as_tuple()
+    last = _LAST_LEVELS.get(side)
+    if last is not None and last[0] is params and last[1] == start_digits and last[2] == sizes:
+        return last[3]
+    levels = make_levels(side, level_prices(start, side, params), sizes)
+    _LAST_LEVELS[side] = (params, start_digits, sizes, levels)
+    return levels
 
 
 def apply_position_limits(
@@ -427,6 +452,8 @@ def close_capacity(side: str, positions: Positions, own_orders: Sequence[Order])
     leg's ``qty`` in case the snapshot is momentarily inconsistent.
     """
     leg = positions.long if side == SELL else positions.short
+    if leg.qty <= 0:
+        return 0  # nothing to close, whatever rests
     resting = sum(
         o.remaining for o in own_orders if o.side == side and o.close_flag == 1 and o.is_open
     )
@@ -440,8 +467,12 @@ def split_close_open(orders: Sequence[DesiredOrder], capacity: int) -> tuple[Des
     is split into a close part followed by an open part at the same price.
     """
     left = max(0, capacity)
-    if not left and all(o.close_flag == 0 and o.qty > 0 and type(o) is DesiredOrder for o in orders):
-        return tuple(orders)  # no position to close: every order stays as it is
+    if not left:
+        for o in orders:
+            if not (o.close_flag == 0 and o.qty > 0 and type(o) is DesiredOrder):
+                break
+        else:
+            return tuple(orders)  # no position to close: every order stays as it is
     out = []
     for o in orders:
         close_qty = min(o.qty, left)
@@ -470,8 +501,8 @@ def build_ladder(
     start_buy, start_sell = start_positions(book, own_orders, params)
     buy_sizes = level_sizes(params, rng)
     sell_sizes = level_sizes(params, rng)
-    buys = make_levels(BUY, level_prices(start_buy, BUY, params), buy_sizes)
-    sells = make_levels(SELL, level_prices(start_sell, SELL, params), sell_sizes)
+    buys = _side_levels(BUY, start_buy, buy_sizes, params)
+    sells = _side_levels(SELL, start_sell, sell_sizes, params)
     buys, sells = apply_position_limits(buys, sells, positions, params)
     if params.post_only:
         buys = clamp_post_only(buys, book, params.tick_size)

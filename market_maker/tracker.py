@@ -8,9 +8,9 @@ passes the time in.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List
+from typing import Deque, Dict, Iterable, List, Tuple
 
 from .models import Order
 
@@ -19,21 +19,32 @@ from .models import Order
 class OrderTracker:
     ttl_ms: int = 5000  # after this long the WebSocket view wins whatever it says
     _created: Dict[str, tuple] = field(default_factory=dict)  # order_id -> (Order, time_ms)
-    _cancelled: "OrderedDict[str, int]" = field(default_factory=OrderedDict)  # order_id -> time_ms, oldest first
+    # Cancelled ids, forgotten oldest cancel first. A dict and a queue rather than an OrderedDict:
+    # expiring one costs a fraction (a requote cancels dozens). ``_cancelled`` maps an id to the
+    # number of its latest cancel; ``_cancel_log`` holds (time_ms, number, id) of every cancel in
+    # order, an entry whose number is not the id's latest being stale (the id was cancelled again).
+    _cancelled: Dict[str, int] = field(default_factory=dict)
+    _cancel_log: Deque[Tuple[int, int, str]] = field(default_factory=deque)
+    _cancel_count: int = 0
 
     def created(self, order: Order, now_ms: int) -> None:
         self._created[order.order_id] = (order, now_ms)
 
     def cancelled(self, order_ids: Iterable[str], now_ms: int) -> None:
+        cancelled, log, created = self._cancelled, self._cancel_log, self._created
+        number = self._cancel_count
         for order_id in order_ids:
-            self._cancelled[order_id] = now_ms
-            self._cancelled.move_to_end(order_id)
-            self._created.pop(order_id, None)
+            number += 1
+            cancelled[order_id] = number
+            log.append((now_ms, number, order_id))
+            created.pop(order_id, None)
+        self._cancel_count = number
 
     def forget_all(self) -> None:
         """After a resync the reconciled tables are the truth."""
         self._created.clear()
         self._cancelled.clear()
+        self._cancel_log.clear()
 
     def awaiting_echo(self) -> List[str]:
         """Ids of created orders the WebSocket has not reported yet."""
@@ -52,15 +63,27 @@ class OrderTracker:
             for order_id, (_, at) in list(created.items()):
                 if order_id in seen_ids or at < horizon:
                     del created[order_id]
+        self._expire_cancels(horizon)
         cancelled = self._cancelled
-        while cancelled and next(iter(cancelled.values())) < horizon:
-            cancelled.popitem(last=False)
         live = [o for o in ws_open if o.order_id not in cancelled] if cancelled else list(ws_open)
         if created:
             live_ids = {o.order_id for o in live}
             live.extend(o for o, _ in created.values() if o.order_id not in live_ids
                         and o.order_id not in cancelled)
         return live
+
+    def _expire_cancels(self, horizon: int) -> None:
+        """Forget cancels, oldest first, up to the first one made at or after ``horizon``."""
+        cancelled, log = self._cancelled, self._cancel_log
+        while log:
+            at, number, order_id = log[0]
+            if cancelled.get(order_id) != number:
+                log.popleft()  # stale: this id was cancelled again later (or forgotten)
+            elif at < horizon:
+                log.popleft()
+                del cancelled[order_id]
+            else:
+                break
 
     @property
     def pending(self) -> int:

@@ -47,3 +47,18 @@ def test_order_side_codes():
     assert parse_order(row).side == "sell" and parse_order({**row, "side": "1"}).side == "buy"
     with pytest.raises(MalformedRow):
         parse_order({**row, "side": "2"})
+
+
+def test_order_prices_are_shared_and_exact():
+    """parse_order shares one Decimal per price string (same digits and exponent as dec)."""
+    row = {"order_id": "1", "client_oid": "mm1", "side": "1", "close_flag": "0", "price": "9995.50",
+           "qty": "10", "filled_qty": "0", "status": "2"}
+    first, again = parse_order(row), parse_order(dict(row, order_id="2"))
+    assert first.price is again.price
+    assert str(first.price) == "9995.50" and first.price == dec(row, "price")
+    other = parse_order(dict(row, price="9995.5"))
+    assert str(other.price) == "9995.5" and other.price is not first.price
+    with pytest.raises(MalformedRow):
+        parse_order(dict(row, price="1e5"))
+    with pytest.raises(MalformedRow):
+        parse_order(dict(row, price="1e5"))  # a refused string is never remembered

@@ -438,3 +438,42 @@ def test_a_split_level_never_makes_a_side_longer_than_order_pairs():
     assert len(ladder.sells) == 3 and len(ladder.buys) == 3
     # 150 closable: level 1 closes 100, level 2 splits 50 close + 50 open, level 3 is dropped
     assert [(o.qty, o.close_flag) for o in ladder.sells] == [(100, 1), (50, 1), (50, 0)]
+
+
+# ---------------------------------------------------------------- per-side level memo
+def test_side_levels_memo_follows_every_input():
+    """build_ladder reuses a side's levels only while start, sizes and params are unchanged."""
+    from market_maker.quoting import _side_levels
+
+    p = params(order_pairs=4)
+    first = _side_levels(SELL, D("100.5"), p.fixed_sizes, p)
+    assert _side_levels(SELL, D("100.5"), p.fixed_sizes, p) is first  # unchanged side: reused
+    assert first == make_levels(SELL, level_prices(D("100.5"), SELL, p), p.fixed_sizes)
+    for start, sizes, q in [(D("101"), p.fixed_sizes, p),  # the side moved
+                            (D("100.5"), (7, 8, 9, 10), p),  # other sizes
+                            (D("100.5"), p.fixed_sizes, params(order_pairs=4, interval=D("0.01"))),  # other params
+                            (D("100.50"), p.fixed_sizes, params(order_pairs=4, tick_size=D("0.50")))]:
+        assert _side_levels(SELL, start, sizes, q) == make_levels(SELL, level_prices(start, SELL, q), sizes)
+    # equal params, other object: recomputed (params are compared by identity)
+    same = params(order_pairs=4)
+    assert _side_levels(SELL, D("100.5"), same.fixed_sizes, same) is not first
+    # a start equal in value but with another exponent is recomputed: the exponent can shape the prices
+    q = params(order_pairs=2, interval=D("0"), maintain_spreads=True, tick_size=D("0.5"))
+    plain = _side_levels(BUY, D("100"), q.fixed_sizes, q)
+    wide = _side_levels(BUY, D("100.00"), q.fixed_sizes, q)
+    assert [str(d.price) for d in wide] == [str(d.price) for d in make_levels(
+        BUY, level_prices(D("100.00"), BUY, q), q.fixed_sizes)]
+    assert plain == wide
+    # buys and sells are remembered separately
+    assert _side_levels(BUY, D("99.5"), p.fixed_sizes, p) == make_levels(BUY, level_prices(D("99.5"), BUY, p),
+                                                                        p.fixed_sizes)
+    assert _side_levels(SELL, D("100.5"), same.fixed_sizes, same) == first
+
+
+def test_build_ladder_after_a_one_sided_move_matches_a_fresh_computation():
+    p = params(order_pairs=5, post_only=True)
+    for bid, ask in [(100, 101), (100.5, 101), (100, 101), (99.5, 101.5), (99.5, 101.5)]:
+        ladder = build_ladder(book(bid, ask), [], pos(), p)
+        start_buy, start_sell = start_positions(book(bid, ask), [], p)
+        assert ladder.buys == make_levels(BUY, level_prices(start_buy, BUY, p), p.fixed_sizes)
+        assert ladder.sells == make_levels(SELL, level_prices(start_sell, SELL, p), p.fixed_sizes)

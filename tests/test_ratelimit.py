@@ -108,3 +108,12 @@ def test_never_more_than_limit_in_any_window(gaps, endpoint):
         elif limiter.try_acquire(endpoint):
             times.append(clock())
     assert max_in_window(times, limit.period) <= limit.count
+
+
+def test_key_is_remembered_and_unknown_endpoints_still_raise():
+    limiter = RateLimiter()
+    for _ in range(2):
+        assert limiter.key("cancel_batch") == "pc/order/cancel_batch"
+        assert limiter.key("/v1/api/pc/order/create?x=1") == "pc/order/create"
+        with pytest.raises(KeyError):
+            limiter.key("no/such/endpoint")

@@ -481,3 +481,20 @@ def test_secret_never_in_logs_reprs_or_errors(client, requests_mock, caplog):
     assert "pc/order/create" in caplog.text  # the DEBUG lines are there
     assert client.stats.requests["pc/order/create"] == 2
     assert client.stats.errors["AuthenticationError"] == 1
+
+
+def test_post_copies_its_template_like_requests_copy(client):
+    """The lean copy of a POST template has every attribute requests' own copy() sets, equal values."""
+    from market_maker.gte.rest import _copy_template
+
+    template = client._post_template("POST", "/v1/api/pc/order/create")
+    lean, full = _copy_template(template), template.copy()
+    assert vars(lean).keys() == vars(full).keys()
+    for name, value in vars(full).items():
+        if name == "_cookies":
+            assert lean._cookies is template._cookies and len(value) == 0 == len(lean._cookies)
+        else:
+            assert getattr(lean, name) == value, name
+    assert lean.headers is not template.headers  # per-request headers never leak into the template
+    lean.headers["api-key"] = "x"
+    assert "api-key" not in template.headers

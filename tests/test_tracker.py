@@ -44,3 +44,14 @@ def test_forget_all():
     t.cancelled(["2"], 1)
     t.forget_all()
     assert t.pending == 0
+
+
+
+def test_cancelled_again_is_remembered_from_the_latest_cancel():
+    t = OrderTracker(ttl_ms=5000)
+    t.cancelled(["1", "2"], now_ms=1000)
+    t.cancelled(["1"], now_ms=4000)  # cancelled again (e.g. a retry): hidden until 9000
+    assert t.merge([order("1"), order("2")], set(), 6500) == [order("2")]
+    assert t.pending == 1
+    assert t.merge([order("1"), order("2")], set(), 9001) == [order("1"), order("2")]
+    assert t.pending == 0

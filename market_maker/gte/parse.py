@@ -38,6 +38,31 @@ def dec(row: Mapping[str, Any], name: str, default: Decimal | None = None) -> De
     return Decimal(value)
 
 
+_PRICES: dict[str, Decimal] = {}  # wire string -> its Decimal, shared by every order at that price
+_PRICES_MAX = 4096
+
+
+def shared_price(row: Mapping[str, Any], name: str = "price") -> Decimal:
+    """``dec(row, name)``, one shared Decimal per distinct price string.
+
+    Our orders' prices keep recurring (a grid around the touch) and a Decimal caches its
+    hash: a shared object saves parsing the string again and, above all, rehashing it
+    (~0.5 us) wherever the requote looks an order up by price. Decimals are immutable and
+    ``Decimal(s)`` depends on nothing but ``s``, so the shared value is the one ``dec`` returns.
+    """
+    value = row.get(name)
+    if value.__class__ is str:
+        shared = _PRICES.get(value)
+        if shared is not None:
+            return shared
+        parsed = dec(row, name)
+        if len(_PRICES) >= _PRICES_MAX:
+            _PRICES.clear()
+        _PRICES[value] = parsed
+        return parsed
+    return dec(row, name)
+
+
 def integer(row: Mapping[str, Any], name: str, default: int | None = None) -> int:
     value = dec(row, name, None if default is None else Decimal(default))
     if value != value.to_integral_value():
@@ -71,7 +96,7 @@ def parse_order(row: Mapping[str, Any]) -> Order:
         client_oid=text(row, "client_oid", ""),
         side=order_side(row.get("side")),
         close_flag=integer(row, "close_flag", 0),
-        price=dec(row, "price"),
+        price=shared_price(row),
         qty=integer(row, "qty"),
         filled_qty=integer(row, "filled_qty", 0),
         status=integer(row, "status"),

@@ -69,12 +69,23 @@ class RateLimiter:
         self._margin = margin
         self._calls: Dict[str, Deque[float]] = {}
         self._lock = threading.Lock()
+        self._keys: Dict[str, str] = {}  # endpoint as given -> key(); the limits never change
 
     def __repr__(self) -> str:
         return f"RateLimiter({len(self._limits)} endpoints, margin={self._margin})"
 
     def key(self, endpoint: str) -> str:
         """Normalise ``/v1/api/pc/order/create``, ``pc/order/create``, ``order/create``, ``cancel_batch``."""
+        try:
+            return self._keys[endpoint]
+        except KeyError:
+            pass
+        key = self._find_key(endpoint)
+        if len(self._keys) < 256:  # bounded, whatever callers pass (e.g. query strings)
+            self._keys[endpoint] = key
+        return key
+
+    def _find_key(self, endpoint: str) -> str:
         name = endpoint.split("?", 1)[0]
         if name.startswith("/v1/api/"):
             name = name[len("/v1/api/"):]
