@@ -1,7 +1,9 @@
 """``sim.core.Core`` on its own (no rows, no events), and the facade's fill events built on it."""
 from __future__ import annotations
 
+import math
 from decimal import Decimal as D
+from fractions import Fraction as F
 
 import pytest
 
@@ -9,8 +11,12 @@ from market_maker.sim.core import Core, ExchangeConfig, SimError
 from market_maker.sim.engine import BUY, CANCELLED, FILLED, NEW, PARTIAL, SELL
 from market_maker.sim.exchange import Exchange
 
-Q = D("1e-12")
 SYM = "BTC_USD"
+
+
+def units(amount: F) -> int:
+    """The ledger's rounding: nearest 1e-12 unit, ties toward +infinity."""
+    return math.floor(amount * 10**12 + F(1, 2))
 
 
 def _core() -> tuple[Core, object, object, object]:
@@ -23,7 +29,7 @@ def test_resting_order_reserves_margin_and_cancel_releases_it() -> None:
     core, m, a, _ = _core()
     order, fills = core.place(a, m, BUY, 0, 19_998, 100)          # 100 contracts at 9999
     assert fills == [] and order.status == NEW and m.book.best_bid() == 19_998
-    reserved = (100 * (D(1) / D(9999) / D(10))).quantize(Q)
+    reserved = units(F(100) / 9999 / 10)
     assert a.wallet("BTC").order_margin == order.margin == reserved
     assert core.cancel(a, m, order.oid) is order and order.status == CANCELLED
     assert a.wallet("BTC").order_margin == 0 and m.book.best_bid() is None
@@ -38,9 +44,9 @@ def test_fill_report_books_both_sides_and_the_fees() -> None:
     taker, fills = core.place(b, m, BUY, 0, 20_001, 50)
     assert [(mk, q, px) for mk, q, px, *_ in fills] == [(maker1, 30, 20_000), (maker2, 20, 20_001)]
     for _mk, q, px, cost, maker_fee, taker_fee in fills:
-        assert cost == (q * D(1) / (px * D("0.5"))).quantize(Q)
-        assert maker_fee == (cost * D("-0.00025")).quantize(Q)
-        assert taker_fee == (cost * D("0.00075")).quantize(Q)
+        assert cost == units(F(q) / (px * F(1, 2)))
+        assert maker_fee == units(F(cost, 10**12) * F("-0.00025"))
+        assert taker_fee == units(F(cost, 10**12) * F("0.00075"))
     assert (maker1.status, maker2.status, taker.status) == (FILLED, PARTIAL, FILLED)
     assert taker.filled == 50 and taker.value_ticks == 30 * 20_000 + 20 * 20_001
     costs = sum(f[3] for f in fills)
@@ -48,7 +54,7 @@ def test_fill_report_books_both_sides_and_the_fees() -> None:
     assert b.positions[(SYM, 1)].qty == 50 and b.positions[(SYM, 1)].cost == costs
     fees = sum(f[4] + f[5] for f in fills)
     assert core.account(core.fee_account_id).wallet("BTC").balance == fees
-    assert a.wallet("BTC").order_margin == maker2.margin == (10 * maker2.unit).quantize(Q)
+    assert a.wallet("BTC").order_margin == maker2.margin == units(F(10) / F("10000.5") / 10)
     assert b.wallet("BTC").order_margin == 0 and taker.margin == 0
     assert core.total_equity() == equity0
 
@@ -97,9 +103,9 @@ def test_order_margin_follows_each_accounts_leverage_at_the_same_price() -> None
     oa, _ = core.place(a, m, BUY, 0, 19_990, 7)
     ob, _ = core.place(b, m, BUY, 0, 19_990, 7)
     oa2, _ = core.place(a, m, BUY, 0, 19_990, 7)
-    price = D(19_990) * D("0.5")
-    assert oa.margin == oa2.margin == (7 * (D(1) / price / D(10))).quantize(Q)
-    assert ob.margin == (7 * (D(1) / price / D(25))).quantize(Q)
+    price = F(19_990, 2)
+    assert oa.margin == oa2.margin == units(7 / price / 10)
+    assert ob.margin == units(7 / price / 25)
 
 
 def test_fully_filled_maker_releases_all_its_order_margin() -> None:

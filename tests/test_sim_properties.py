@@ -84,6 +84,15 @@ def _check_static(ex: Exchange, accts: list[int], equity0: D) -> None:
             assert 0 <= avail <= qty
             net += qty if row["side"] == "1" else -qty
     assert net == 0, "net exposure over all accounts must be zero"
+    for a in ex.account_ids():          # the ledger counts in integer units, never Decimal
+        acct = ex.account(a)
+        for w in acct.wallets.values():
+            assert {type(w.balance), type(w.fund), type(w.order_margin),
+                    type(w.pos_margin)} == {int}
+        for p in acct.positions.values():
+            assert {type(p.cost), type(p.margin), type(p.realised)} == {int}
+        for o in acct.open_orders.values():
+            assert type(o.margin) is int and type(o.fee) is int
     for a in accts:
         open_rows = ex.open_orders_of(a)
         pc = ex.pc_account_rows(a, "BTC")[0]

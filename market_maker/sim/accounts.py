@@ -1,24 +1,30 @@
 """Inverse-contract account ledger of the simulator (pure; no I/O, no clock).
 
+Every settle-currency amount is an integer count of **ledger units** of 1e-12 (``SCALE``
+units per BTC): balances, margins, position costs, fees, realised PnL.  Integer
+arithmetic is exact and several times cheaper than ``Decimal``; Decimals appear only at
+the edges (``to_units`` for amounts coming in, ``to_decimal`` and ``rows.ustr`` going
+out).  Divisions round to the nearest unit, ties toward +infinity (``rdiv``).
+
 Model, per account and settle asset (see ``docs`` in exchange.py for the wire view):
 
 * ``Wallet.balance`` — contract-account wallet balance (deposits, realised PnL,
   fees, funding).  ``Wallet.fund`` — the separate "fund" account balance.
 * ``Wallet.order_margin`` — sum of margin reserved by resting *open* orders:
-  ``quantize(remaining * face / price / leverage)``; no taker-fee reserve.
+  ``rdiv(remaining * face / price / leverage)``; no taker-fee reserve.
 * ``Wallet.pos_margin`` — sum of the positions' margins.  A fill that opens
-  ``q`` contracts at ``p`` adds ``quantize(cost / leverage)`` with
-  ``cost = quantize(q * face / p)``; a close releases the pro-rata share.
+  ``q`` contracts at ``p`` adds ``rdiv(cost / leverage)`` with
+  ``cost = rdiv(q * face / p)``; a close releases the pro-rata share.
 * available = balance - order_margin - pos_margin + sum(min(0, upnl)) over
-  cross positions.  ``total`` (wire) = balance + unrealised PnL.
+  cross positions, floored to a unit.  ``total`` (wire) = balance + unrealised PnL.
 
-Positions keep a cost basis ``cost = sum(q * face / p)`` in settle currency, so the
-entry price is the harmonic mean ``qty * face / cost``.  Unrealised PnL uses the
-per-symbol inverse mark ``im = quantize(face / mark, 1e-20)``: long
-``cost - qty * im``, short ``qty * im - cost``.  Because every fill is booked with
-one shared ``cost`` value on both sides and ``qty * im`` is exact, the sum of all
-accounts' equity is conserved *exactly* (fees go to an internal fee account,
-funding rounding residue to the insurance account).
+Positions keep a cost basis ``cost = sum(q * face / p)``, so the entry price is the
+harmonic mean ``qty * face / cost``.  Unrealised PnL is counted in finer **mark units**
+of 1e-20 (``FINE`` = 1e8 mark units per ledger unit): the per-symbol inverse mark
+``im = rdiv(face / mark)`` in mark units; long ``cost * FINE - qty * im``, short
+``qty * im - cost * FINE``.  Because every fill is booked with one shared ``cost`` on
+both sides, the sum of all accounts' equity is conserved *exactly* (fees go to an
+internal fee account, funding rounding residue to the insurance account).
 
 Liquidation (maintenance margin MM = mmr * cost):
 * isolated: when ``margin + upnl <= MM``.  Liquidation price: long
@@ -33,37 +39,77 @@ Liquidation (maintenance margin MM = mmr * cost):
 from __future__ import annotations
 
 from collections import deque
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
-Q = Decimal("1e-12")          # settle-currency quantum of balances, costs, fees
-IM_Q = Decimal("1e-20")       # quantum of the inverse mark price face/mark
-ZERO = Decimal(0)
-ONE = Decimal(1)
+SCALE = 10 ** 12              # ledger units per settle-currency unit
+MARK_SCALE = 10 ** 20         # mark units (unrealised PnL, inverse marks) per settle unit
+FINE = MARK_SCALE // SCALE    # mark units per ledger unit
 
 CROSS = 1
 ISOLATED = 2
 LONG = 1
 SHORT = 0
 
-
-def q12(value: Decimal) -> Decimal:
-    """Round a settle-currency amount to the ledger quantum."""
-    return value.quantize(Q)
+Ratio = tuple[int, int]       # (numerator, denominator > 0) of an exact Decimal
 
 
-def inverse_mark(face: Decimal, mark: Decimal) -> Decimal:
-    """Value of one contract in settle currency at ``mark`` (quantized, shared by all)."""
-    return (face / mark).quantize(IM_Q)
+def rdiv(n: int, d: int) -> int:
+    """``n / d`` rounded to the nearest integer, ties toward +infinity (``d > 0``)."""
+    return (2 * n + d) // (2 * d)
 
 
-def fill_cost(qty: int, face: Decimal, price: Decimal) -> Decimal:
-    """Settle-currency notional of ``qty`` contracts at ``price``: qty*face/price."""
-    return (qty * face / price).quantize(Q)
+def ratio(value: Decimal) -> Ratio:
+    """Exact (numerator, denominator) of a finite Decimal."""
+    return value.as_integer_ratio()
 
 
-def order_margin(qty: int, unit: Decimal) -> Decimal:
-    """Margin reserved by ``qty`` contracts; ``unit`` = face / price / leverage."""
-    return (qty * unit).quantize(Q)
+Rate = tuple[int, int, int]   # x -> rdiv(x * num, den), kept as (2 * num, den, 2 * den)
+
+
+def make_rate(num: int, den: int) -> Rate:
+    """The ``Rate`` multiplying by ``num / den`` (``den > 0``); apply it with ``times``."""
+    return (2 * num, den, 2 * den)
+
+
+def times(x: int, rate: Rate) -> int:
+    """``rdiv(x * num, den)`` for ``rate = make_rate(num, den)``."""
+    return (x * rate[0] + rate[1]) // rate[2]
+
+
+def pos_margin(cost: int, leverage: Decimal) -> int:
+    """Initial margin of a position of ``cost`` ledger units: ``rdiv(cost / leverage)``."""
+    n, d = leverage.as_integer_ratio()
+    return rdiv(cost * d, n)
+
+
+def to_units(amount: Decimal) -> int:
+    """A settle-currency amount in ledger units (rounded to 1e-12 with ``rdiv``)."""
+    n, d = amount.as_integer_ratio()
+    return rdiv(n * SCALE, d)
+
+
+def is_whole_units(amount: Decimal) -> bool:
+    """True if ``amount`` is an exact multiple of the ledger unit (1e-12)."""
+    return (amount * SCALE) % 1 == 0
+
+
+def to_decimal(units: int, scale: int = SCALE) -> Decimal:
+    """Ledger units (or mark units with ``scale=MARK_SCALE``) as an exact Decimal."""
+    with localcontext() as ctx:
+        ctx.prec = 80
+        return Decimal(units) / scale
+
+
+def inverse_mark(face: Decimal, mark: Decimal) -> int:
+    """Value of one contract at ``mark`` in mark units (1e-20), shared by all accounts."""
+    fn, fd = face.as_integer_ratio()
+    mn, md = mark.as_integer_ratio()
+    return rdiv(fn * md * MARK_SCALE, fd * mn)
+
+
+def at_or_below(equity: int, cost: int, mmr: Ratio) -> bool:
+    """``equity`` (mark units) <= maintenance margin ``mmr * cost`` (ledger units)."""
+    return equity * mmr[1] <= mmr[0] * cost * FINE
 
 
 class Setting:
@@ -94,9 +140,9 @@ class Position:
         self.asset = asset
         self.qty = 0
         self.closing = 0          # contracts held by resting close orders
-        self.cost = ZERO          # sum(q*face/p) of the open contracts
-        self.margin = ZERO
-        self.realised = ZERO
+        self.cost = 0             # sum(q*face/p) of the open contracts, ledger units
+        self.margin = 0
+        self.realised = 0
         self.auto_flag = 0
 
     @property
@@ -104,33 +150,27 @@ class Position:
         """Contracts that a new close order may still take."""
         return self.qty - self.closing
 
-    def upnl(self, im: Decimal) -> Decimal:
-        """Unrealised PnL at inverse mark ``im`` (exact, not quantized)."""
+    def upnl(self, im: int) -> int:
+        """Unrealised PnL in mark units at inverse mark ``im`` (exact)."""
         if self.side == LONG:
-            return self.cost - self.qty * im
-        return self.qty * im - self.cost
+            return self.cost * FINE - self.qty * im
+        return self.qty * im - self.cost * FINE
 
-    def entry_price(self, face: Decimal) -> Decimal:
-        """Harmonic average entry price (0 when flat)."""
-        if not self.qty or not self.cost:
-            return ZERO
-        return self.qty * face / self.cost
-
-    def add(self, qty: int, cost: Decimal, margin: Decimal) -> None:
+    def add(self, qty: int, cost: int, margin: int) -> None:
         """Open ``qty`` more contracts with the given cost and margin."""
         self.qty += qty
         self.cost += cost
         self.margin += margin
 
-    def reduce(self, qty: int, cost: Decimal) -> tuple[Decimal, Decimal]:
+    def reduce(self, qty: int, cost: int) -> tuple[int, int]:
         """Close ``qty`` contracts whose exit value is ``cost``.
 
         Returns (realised PnL, released margin)."""
         if qty == self.qty:
             basis, released = self.cost, self.margin
         else:
-            basis = q12(self.cost * qty / self.qty)
-            released = q12(self.margin * qty / self.qty)
+            basis = rdiv(self.cost * qty, self.qty)
+            released = rdiv(self.margin * qty, self.qty)
         pnl = basis - cost if self.side == LONG else cost - basis
         self.qty -= qty
         self.cost -= basis
@@ -145,10 +185,10 @@ class Wallet:
 
     def __init__(self, asset: str) -> None:
         self.asset = asset
-        self.balance = ZERO
-        self.fund = ZERO
-        self.order_margin = ZERO
-        self.pos_margin = ZERO
+        self.balance = 0
+        self.fund = 0
+        self.order_margin = 0
+        self.pos_margin = 0
 
 
 class Account:
@@ -196,9 +236,9 @@ class Account:
         return [p for p in self.positions.values() if p.qty and p.asset == asset]
 
 
-def cross_upnl_loss(acct: Account, asset: str, inv_marks: dict[str, Decimal]) -> Decimal:
-    """Sum of negative unrealised PnL of the account's cross positions in ``asset``."""
-    loss = ZERO
+def cross_upnl_loss(acct: Account, asset: str, inv_marks: dict[str, int]) -> int:
+    """Sum of negative unrealised PnL (mark units) of the account's cross positions."""
+    loss = 0
     for p in acct.positions.values():
         if p.qty and p.asset == asset:
             s = acct.settings.get(p.symbol)
@@ -209,59 +249,39 @@ def cross_upnl_loss(acct: Account, asset: str, inv_marks: dict[str, Decimal]) ->
     return loss
 
 
-def available(acct: Account, asset: str, inv_marks: dict[str, Decimal]) -> Decimal:
-    """Balance free for new orders, transfers and margin increases."""
+def available(acct: Account, asset: str, inv_marks: dict[str, int]) -> int:
+    """Ledger units free for new orders, transfers and margin increases (floored)."""
     w = acct.wallet(asset)
-    return w.balance - w.order_margin - w.pos_margin + cross_upnl_loss(acct, asset, inv_marks)
+    return (w.balance - w.order_margin - w.pos_margin
+            + cross_upnl_loss(acct, asset, inv_marks) // FINE)
 
 
-def upnl_total(acct: Account, asset: str, inv_marks: dict[str, Decimal]) -> Decimal:
-    """Exact unrealised PnL of all the account's positions settled in ``asset``."""
-    total = ZERO
+def upnl_total(acct: Account, asset: str, inv_marks: dict[str, int]) -> int:
+    """Exact unrealised PnL (mark units) of all the account's positions in ``asset``."""
+    total = 0
     for p in acct.positions.values():
         if p.qty and p.asset == asset:
             total += p.upnl(inv_marks[p.symbol])
     return total
 
 
-def liquidation_price(pos: Position, margin: Decimal, face: Decimal, mmr: Decimal) -> Decimal:
-    """Mark price at which ``margin + upnl`` falls to ``mmr * cost`` (0 if none)."""
-    if not pos.qty:
-        return ZERO
-    if pos.side == LONG:
-        denom = margin + pos.cost * (ONE - mmr)
-    else:
-        denom = pos.cost * (ONE + mmr) - margin
-    if denom <= 0:
-        return ZERO
-    return pos.qty * face / denom
+def cross_state(acct: Account, asset: str,
+                inv_marks: dict[str, int]) -> tuple[int, int, list[Position]]:
+    """(cross equity in mark units, cost of the cross positions, cross positions) of ``asset``.
 
-
-def cross_state(acct: Account, asset: str, inv_marks: dict[str, Decimal],
-                mmr: Decimal) -> tuple[Decimal, Decimal, list[Position]]:
-    """(cross equity, cross maintenance margin, cross positions) of ``asset``."""
+    The cross maintenance margin is ``mmr * cost`` (see ``at_or_below``)."""
     w = acct.wallet(asset)
-    equity = w.balance
-    maint = ZERO
+    equity = w.balance * FINE
+    cost = 0
     crosses: list[Position] = []
     for p in acct.positions.values():
         if not p.qty or p.asset != asset:
             continue
         s = acct.settings.get(p.symbol)
         if s is not None and s.margin_mode == ISOLATED:
-            equity -= p.margin
+            equity -= p.margin * FINE
         else:
             equity += p.upnl(inv_marks[p.symbol])
-            maint += mmr * p.cost
+            cost += p.cost
             crosses.append(p)
-    return equity, maint, crosses
-
-
-def isolated_effective_margin(acct: Account, pos: Position, inv_marks: dict[str, Decimal],
-                              mmr: Decimal) -> Decimal:
-    """Margin backing ``pos`` for the liquidation-price formula (cross: the free equity)."""
-    s = acct.settings.get(pos.symbol)
-    if s is not None and s.margin_mode == ISOLATED:
-        return pos.margin
-    equity, maint, crosses = cross_state(acct, pos.asset, inv_marks, mmr)
-    return equity - pos.upnl(inv_marks[pos.symbol]) - (maint - mmr * pos.cost)
+    return equity, cost, crosses

@@ -14,8 +14,10 @@ validation, rows and events.  A backtester can drive ``Core`` directly:
     core.cancel(acct, m, order.oid)
 
 ``fills`` lists ``(maker order, qty, price in ticks, cost, maker fee, taker fee)`` in
-match order; ``cost`` is the settle-currency notional ``quantize(qty * face / price)``
-booked on both sides, so equity is conserved exactly (see accounts.py).  Levels that a
+match order; ``cost`` is the settle-currency notional ``rdiv(qty * face / price)``
+booked on both sides, so equity is conserved exactly.  Money is in integer ledger
+units of 1e-12 (see accounts.py): ``Wallet``, ``Position`` and ``Order`` amounts, the
+fill report; ``open_account`` takes and ``equity`` returns Decimals.  Levels that a
 match changes are also noted in ``m.book.touched`` for a publisher to take (``Exchange``
 does after every operation); a direct user may ignore it (one entry per price level).
 """
@@ -23,10 +25,10 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from decimal import Decimal
 
 from . import accounts as ac
-from .accounts import CROSS, LONG, SHORT, ZERO, Account, q12
+from .accounts import CROSS, FINE, LONG, SHORT, Account, Rate, make_rate, to_units
 from .engine import BUY, CANCELLED, FILLED, NEW, PARTIAL, Level, Order, OrderBook
 
 BAD_VALUE = -10013
@@ -41,7 +43,6 @@ INSURANCE_ACCOUNT_ID = 2
 FIRST_ACCOUNT_ID = 1001
 FIRST_ORDER_ID = 122702086658933120
 CACHE_LIMIT = 100_000
-Q = ac.Q
 
 Fill = tuple  # (maker Order, qty, ticks, cost, maker fee, taker fee)
 
@@ -108,7 +109,7 @@ class ExchangeConfig:
 
 
 class Market:
-    """Trading state of one symbol: its book, mark price and a ticks -> price cache."""
+    """Trading state of one symbol: its book, mark price and cached conversions."""
 
     def __init__(self, spec: InstrumentSpec, mark: Decimal) -> None:
         self.spec = spec
@@ -118,9 +119,14 @@ class Market:
         self.tick = spec.tick_size
         self.book = OrderBook()
         self.mark = mark
-        self.im = ac.inverse_mark(spec.face_value, mark)
+        self.im = ac.inverse_mark(spec.face_value, mark)    # mark units
         self.price_of: dict[int, Decimal] = {}    # ticks -> ticks * tick (cache)
-        self.units: dict[tuple[int, Decimal], Decimal] = {}   # (ticks, leverage) -> unit
+        self.units: dict[tuple[int, Decimal], Rate] = {}   # (ticks, leverage) -> unit
+        fn, fd = spec.face_value.as_integer_ratio()
+        tn, td = spec.tick_size.as_integer_ratio()
+        # fill cost of q contracts at px ticks = rdiv(q * cost_num, px * cost_den) units
+        self.cost_num = fn * td * ac.SCALE
+        self.cost_den = fd * tn
 
     def price(self, ticks: int) -> Decimal:
         """``ticks * tick`` as a Decimal (cached)."""
@@ -131,15 +137,22 @@ class Market:
             p = self.price_of[ticks] = ticks * self.tick
         return p
 
-    def unit(self, ticks: int, leverage: Decimal) -> Decimal:
-        """Order margin per contract, ``face / price / leverage`` (cached)."""
+    def unit(self, ticks: int, leverage: Decimal) -> Rate:
+        """Order margin per contract, ``face / price / leverage``, as a ``Rate`` (cached).
+
+        The margin of ``qty`` contracts is ``accounts.times(qty, unit)`` ledger units."""
         key = (ticks, leverage)
         u = self.units.get(key)
         if u is None:
             if len(self.units) > CACHE_LIMIT:
                 self.units.clear()
-            u = self.units[key] = self.face / self.price(ticks) / leverage
+            ln, ld = leverage.as_integer_ratio()
+            u = self.units[key] = make_rate(self.cost_num * ld, self.cost_den * ln * ticks)
         return u
+
+    def fill_cost(self, qty: int, ticks: int) -> int:
+        """Settle-currency notional of ``qty`` contracts at ``ticks``, in ledger units."""
+        return ac.rdiv(qty * self.cost_num, ticks * self.cost_den)
 
 
 class Core:
@@ -154,10 +167,12 @@ class Core:
         self._markets: dict[str, Market] = {s.symbol: self._new_market(s)
                                             for s in config.instruments}
         self._assets: list[str] = list(dict.fromkeys(s.asset for s in config.instruments))
-        self._inv_marks: dict[str, Decimal] = {s: m.im for s, m in self._markets.items()}
+        self._inv_marks: dict[str, int] = {s: m.im for s, m in self._markets.items()}
         self._mmr = config.maint_margin_ratio
-        self._maker_rate = config.maker_fee
-        self._taker_rate = config.taker_fee
+        self._mmr_ratio = ac.ratio(config.maint_margin_ratio)
+        self._maker_rate = make_rate(*ac.ratio(config.maker_fee))
+        self._taker_rate = make_rate(*ac.ratio(config.taker_fee))
+        self._lev_rates: dict[Decimal, Rate] = {}   # leverage -> Rate of 1 / leverage
         self._history_limit = config.history_limit
         self._accounts: dict[int, Account] = {}
         # Account.risk caches (epoch, asset, cross upnl loss, position snapshot); it is valid
@@ -169,7 +184,7 @@ class Core:
         self._insurance = self._new_account(INSURANCE_ACCOUNT_ID, "insurance", True)
         for asset in self._assets:
             self._fee.wallet(asset)
-            self._insurance.wallet(asset).balance = q12(config.insurance_balance)
+            self._insurance.wallet(asset).balance = to_units(config.insurance_balance)
 
     def _new_market(self, spec: InstrumentSpec) -> Market:
         return Market(spec, self.config.start_price)
@@ -190,7 +205,7 @@ class Core:
         self._next_account += 1
         for a in self._assets:
             acct.wallet(a)
-        acct.wallet(asset).balance = q12(balance)
+        acct.wallet(asset).balance = to_units(balance)
         return acct.id
 
     def account_ids(self) -> list[int]:
@@ -216,17 +231,17 @@ class Core:
 
     def equity(self, account_id: int, asset: str = "BTC") -> Decimal:
         """Exact fund + contract balance + unrealised PnL of one account."""
-        acct = self._acct(account_id)
-        with localcontext() as ctx:
-            ctx.prec = 80
-            w = acct.wallet(asset)
-            return w.fund + w.balance + ac.upnl_total(acct, asset, self._inv_marks)
+        return ac.to_decimal(self._equity_marks(account_id, asset), ac.MARK_SCALE)
 
     def total_equity(self, asset: str = "BTC") -> Decimal:
         """Exact sum of ``equity`` over every account (internal ones included)."""
-        with localcontext() as ctx:
-            ctx.prec = 80
-            return sum((self.equity(a, asset) for a in self._accounts), ZERO)
+        return ac.to_decimal(sum(self._equity_marks(a, asset) for a in self._accounts),
+                             ac.MARK_SCALE)
+
+    def _equity_marks(self, account_id: int, asset: str) -> int:
+        acct = self._acct(account_id)
+        w = acct.wallet(asset)
+        return (w.fund + w.balance) * FINE + ac.upnl_total(acct, asset, self._inv_marks)
 
     # ------------------------------------------------------------------ risk cache
     def _bump(self) -> None:
@@ -236,14 +251,14 @@ class Core:
     def _risk(self, acct: Account, asset: str) -> tuple:
         """(epoch, asset, cross upnl loss, positions snapshot) of ``acct`` in ``asset``.
 
-        The loss is ``accounts.cross_upnl_loss`` (same operations in the same order); the
-        snapshot holds (is_long, qty, cost, is_cross, inverse mark, margin) of every
-        non-flat position of the asset.  Cached until the next fill of the account or
-        the next ``_bump``."""
+        The loss is ``accounts.cross_upnl_loss`` floored to ledger units (so that
+        ``accounts.available`` = balance - margins + loss); the snapshot holds (is_long,
+        qty, cost, is_cross, inverse mark, margin) of every non-flat position of the
+        asset.  Cached until the next fill of the account or the next ``_bump``."""
         r = acct.risk
         if r is not None and r[0] is self._epoch and r[1] == asset:
             return r
-        loss = ZERO
+        loss = 0
         snap = []
         positions = acct.positions
         if positions:
@@ -257,11 +272,11 @@ class Core:
                     is_long = p.side == LONG
                     im = marks[p.symbol]
                     if is_cross:
-                        u = p.cost - qty * im if is_long else qty * im - p.cost
+                        u = p.cost * FINE - qty * im if is_long else qty * im - p.cost * FINE
                         if u < 0:
                             loss += u
                     snap.append((is_long, qty, p.cost, is_cross, im, p.margin))
-        r = acct.risk = (self._epoch, asset, loss, tuple(snap))
+        r = acct.risk = (self._epoch, asset, loss // FINE, tuple(snap))
         return r
 
     # ------------------------------------------------------------------ orders
@@ -289,7 +304,7 @@ class Core:
             unit = m.units.get((ticks, lev))
             if unit is None:
                 unit = m.unit(ticks, lev)
-            margin = (qty * unit).quantize(Q)
+            margin = (qty * unit[0] + unit[1]) // unit[2]      # accounts.times, inlined
             r = acct.risk
             if r is None or r[0] is not self._epoch or r[1] != asset:
                 r = self._risk(acct, asset)
@@ -304,11 +319,18 @@ class Core:
             if qty > pos.qty - pos.closing:
                 raise err(EXCEED_POSITION, "qty", "close qty exceeds available position")
             pos.closing += qty
-            unit = margin = ZERO
+            unit = None
+            margin = 0
+        lev_rate = self._lev_rates.get(lev)
+        if lev_rate is None:
+            if len(self._lev_rates) > CACHE_LIMIT:
+                self._lev_rates.clear()
+            n, d = lev.as_integer_ratio()
+            lev_rate = self._lev_rates[lev] = make_rate(d, n)
         oid = self._next_oid
         self._next_oid = oid + 1
         order = Order(oid, acct.id, symbol, side, close_flag, ticks, qty, client_oid, now_ms,
-                      lev, unit, margin)
+                      lev, unit, margin, lev_rate)
         acct.orders[oid] = order
         acct.open_orders[oid] = order
         if client_oid:
@@ -374,7 +396,7 @@ class Core:
             if w is None:
                 w = acct.wallet(m.asset)
             w.order_margin -= o.margin
-            o.margin = ZERO
+            o.margin = 0
         o.status = CANCELLED
         self._finalize(acct, o)
         return o
@@ -401,19 +423,20 @@ class Core:
     def _book_fills(self, m: Market, tacct: Account, taker: Order,
                     matches: list[tuple[Order, int, int]]) -> list[Fill]:
         """Book the engine's matches into both sides' accounts; the fill report."""
-        face = m.face
-        price = m.price
-        maker_rate, taker_rate = self._maker_rate, self._taker_rate
+        cost2, cost_den = 2 * m.cost_num, m.cost_den
+        mr0, mr1, mr2 = self._maker_rate
+        tr0, tr1, tr2 = self._taker_rate
         accounts = self._accounts
         apply_fill = self._apply_fill
-        fees = ZERO
+        fees = 0
         out = []
         total = taker.filled
         taker.filled = 0
         for maker, q, px in matches:
-            cost = ((q * face) / price(px)).quantize(Q)
-            mfee = (cost * maker_rate).quantize(Q)
-            tfee = (cost * taker_rate).quantize(Q)
+            d = px * cost_den
+            cost = (q * cost2 + d) // (2 * d)          # m.fill_cost(q, px), inlined
+            mfee = (cost * mr0 + mr1) // mr2           # accounts.times, inlined
+            tfee = (cost * tr0 + tr1) // tr2
             macct = accounts[maker.account_id]
             maker.status = FILLED if maker.filled == maker.qty else PARTIAL
             apply_fill(m, macct, maker, q, px, cost, mfee)
@@ -431,8 +454,8 @@ class Core:
         fee_wallet.balance += fees
         return out
 
-    def _apply_fill(self, m: Market, acct: Account, o: Order, q: int, px: int, cost: Decimal,
-                    fee: Decimal) -> None:
+    def _apply_fill(self, m: Market, acct: Account, o: Order, q: int, px: int, cost: int,
+                    fee: int) -> None:
         """One fill of ``o`` (``o.filled`` already counts it) into the account's books."""
         acct.risk = None
         w = acct.wallets.get(m.asset)
@@ -442,14 +465,19 @@ class Core:
         o.fee += fee
         if o.close_flag == 0:
             left = o.qty - o.filled
-            new_margin = (left * o.unit).quantize(Q) if left else ZERO
+            if left:
+                unit = o.unit
+                new_margin = (left * unit[0] + unit[1]) // unit[2]
+            else:
+                new_margin = 0
             w.order_margin -= o.margin - new_margin
             o.margin = new_margin
             key = (o.symbol, LONG if o.side == BUY else SHORT)
             pos = acct.positions.get(key)
             if pos is None:
                 pos = acct.position(key[0], key[1], m.asset)
-            pm = (cost / o.leverage).quantize(Q)
+            lr = o.lev_rate
+            pm = (cost * lr[0] + lr[1]) // lr[2]
             pos.qty += q
             pos.cost += cost
             pos.margin += pm

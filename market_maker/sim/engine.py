@@ -15,7 +15,6 @@ from decimal import Decimal
 
 BUY = 1
 SELL = 0
-_ZERO = Decimal(0)
 
 # order statuses
 CREATED, NEW, CANCEL_PENDING, CANCELLED, PARTIAL, FILLED = 1, 2, 4, 8, 16, 32
@@ -26,11 +25,12 @@ class Order:
     """One limit order; the engine uses side/ticks/qty/filled, the exchange the rest."""
     __slots__ = ("oid", "account_id", "symbol", "side", "close_flag", "ticks", "qty", "filled",
                  "status", "client_oid", "ctime", "fee", "margin", "unit", "leverage",
-                 "value_ticks", "tpl")
+                 "value_ticks", "tpl", "lev_rate")
 
     def __init__(self, oid: int, account_id: int, symbol: str, side: int, close_flag: int,
                  ticks: int, qty: int, client_oid: str | None, ctime: int,
-                 leverage: Decimal, unit: Decimal, margin: Decimal) -> None:
+                 leverage: Decimal, unit: tuple | None, margin: int,
+                 lev_rate: tuple) -> None:
         self.oid = oid
         self.account_id = account_id
         self.symbol = symbol
@@ -42,10 +42,11 @@ class Order:
         self.status = CREATED
         self.client_oid = client_oid
         self.ctime = ctime
-        self.fee = _ZERO
-        self.margin = margin          # margin currently reserved (open orders only)
-        self.unit = unit              # face / price / leverage
+        self.fee = 0                  # ledger units (1e-12), see accounts.py
+        self.margin = margin          # ledger units reserved (open orders only)
+        self.unit = unit              # accounts.Rate of face / price / leverage (None: close)
         self.leverage = leverage
+        self.lev_rate = lev_rate      # accounts.Rate of 1 / leverage
         self.value_ticks = 0          # sum(fill qty * fill ticks), for avg_price
         self.tpl: dict | None = None  # exchange's cached row of this order while it rests
 

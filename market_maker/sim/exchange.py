@@ -28,8 +28,9 @@ Conventions and additions to the binding contract (all additive):
 * ``equity`` = fund + contract balance + unrealised PnL (exact); the sum over all
   accounts (``total_equity``) is invariant under every operation (transfers,
   fills, fees, funding, liquidation, mark moves).
-* Margin: order margin = quantize(qty*face/price/leverage), no fee reserve.
-  Position margin of a fill = quantize(cost/leverage) at the order's leverage.
+* Money is counted in integer ledger units of 1e-12 (accounts.py); rows render it
+  with ``rows.ustr``.  Margin: order margin = rdiv(qty*face/price/leverage), no fee
+  reserve.  Position margin of a fill = rdiv(cost/leverage) at the order's leverage.
   ``total`` (margin/pc rows) = balance + unrealised PnL.  Liquidation formulas:
   see accounts.py.  Cross liquidation closes all cross positions of the asset
   at mark into the insurance account, which also takes the remaining cross equity.
@@ -51,8 +52,8 @@ differential test against it drove these changes):
   margin events directly (exactly those ``_flush`` would have coalesced); operations
   with fills, batch cancels, liquidations etc. go through ``_touch``/``_flush``.
 * Per-account risk cache ``Account.risk`` = (epoch, asset, cross upnl loss, snapshot of
-  the non-flat positions): computed by ``Core._risk`` with the same Decimal operations in
-  the same order as ``accounts.cross_upnl_loss``/``cross_state``; dropped on every
+  the non-flat positions): computed by ``Core._risk`` with the same integer operations
+  as ``accounts.cross_upnl_loss``; dropped on every
   fill of the account and, for all accounts, by ``_bump`` whenever marks, settings or
   position margins change.  It serves the margin check, margin rows and position rows.
 * Position events snapshot their inputs; the liquidation price is derived when the
@@ -69,18 +70,19 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from . import accounts as ac
-from .accounts import CROSS, ISOLATED, LONG, SHORT, ZERO, Account, Position, q12
-from .core import (BAD_VALUE, INSUFFICIENT_MARGIN, ORDER_NOT_FOUND, Q, Core, ExchangeConfig,
+from .accounts import CROSS, FINE, ISOLATED, LONG, MARK_SCALE, SHORT, Account, Position
+from .core import (BAD_VALUE, INSUFFICIENT_MARGIN, ORDER_NOT_FOUND, Core, ExchangeConfig,
                    Fill, InstrumentSpec, Market, SimError, err, position_side)
 from .engine import BUY, CANCEL_PENDING, CANCELLED, CREATED, FILLED, NEW, PARTIAL, SELL, Order
 from .rows import (PriceFormatter, current_order_row, dstr, execution_row, level_delete_row,
-                   level_row, margin_row, order_row, position_row, trade_row)
+                   level_row, margin_row, order_row, position_row, trade_row, ustr)
 
 MINUTE_MS = 60_000
 FIRST_TRADE_ID = 1_000_000_001
 DAY_MS = 86_400_000
 MAX_CANDLE_MINUTES = 100_000
 RATIO_Q = Decimal("1e-8")
+_DZERO = Decimal(0)
 MAX_TICKS = 100_000_000
 _err = err
 
@@ -143,36 +145,40 @@ class Event:
                 f"symbol={self.symbol!r}, row={self.row!r}, action={self.action!r})")
 
 
-def _position_row_of(symbol: str, side: int, asset: str, qty: int, closing: int, cost: Decimal,
-                     margin: Decimal, realised: Decimal, auto_flag: int, mode: int,
-                     leverage: Decimal, im: Decimal, face: Decimal, mmr: Decimal,
-                     balance: Decimal | None, snap: tuple | None) -> dict:
+def _position_row_of(symbol: str, side: int, asset: str, qty: int, closing: int, cost: int,
+                     margin: int, realised: int, auto_flag: int, mode: int,
+                     leverage: Decimal, im: int, face: Decimal, mmr: Decimal,
+                     balance: int | None, snap: tuple | None) -> dict:
     """Position row from a snapshot; the liquidation price is derived here, on first read.
 
-    Same operations, in the same order, as ``accounts.isolated_effective_margin`` (via
-    ``cross_state`` over the snapshot of the account's positions) and
-    ``accounts.liquidation_price``."""
-    liq = ZERO
+    Amounts in ledger units, ``im`` in mark units (accounts.py).  The margin backing
+    the position is its own (isolated) or the free cross equity: balance - isolated
+    margins + cross upnl - the other cross positions' maintenance margin (over the
+    snapshot of the account's positions).  Computed exactly in integers scaled by the
+    denominator of ``mmr``; one Decimal division at the end."""
+    liq = _DZERO
     if qty:
+        n, d = mmr.as_integer_ratio()
         if mode == ISOLATED:
-            eff = margin
+            eff = margin * FINE * d
         else:
-            equity = balance
-            maint = ZERO
+            equity = balance * FINE             # type: ignore[operator]
+            cross_cost = 0
             for is_long, q, c, is_cross, im_p, mg in snap:   # type: ignore[union-attr]
                 if is_cross:
-                    equity += c - q * im_p if is_long else q * im_p - c
-                    maint += mmr * c
+                    equity += c * FINE - q * im_p if is_long else q * im_p - c * FINE
+                    cross_cost += c
                 else:
-                    equity -= mg
-            upnl = cost - qty * im if side == LONG else qty * im - cost
-            eff = equity - upnl - (maint - mmr * cost)   # type: ignore[operator]
+                    equity -= mg * FINE
+            upnl = cost * FINE - qty * im if side == LONG else qty * im - cost * FINE
+            eff = (equity - upnl) * d - n * (cross_cost - cost) * FINE
         if side == LONG:
-            denom = eff + cost * (ac.ONE - mmr)
+            denom = eff + cost * FINE * (d - n)
         else:
-            denom = cost * (ac.ONE + mmr) - eff
+            denom = cost * FINE * (d + n) - eff
         if denom > 0:
-            liq = qty * face / denom
+            fn, fd = face.as_integer_ratio()
+            liq = Decimal(qty * fn * d * MARK_SCALE) / Decimal(fd * denom)
     return position_row(symbol, side, asset, qty, closing, cost, margin, realised, auto_flag,
                         mode, leverage, im, face, mmr, liq)
 
@@ -318,9 +324,9 @@ class Exchange(Core):
         pos_side = position_side(side, close_flag)
         if fills:
             # general path: fills touch several accounts and levels; _flush coalesces
-            margin0 = (qty * order.unit).quantize(Q) if close_flag == 0 else ZERO
+            margin0 = ac.times(qty, order.unit) if close_flag == 0 else 0
             events.append(Event("order", account_id, symbol, None, "insert", order_row,
-                                (order, fmt, asset, CREATED, 0, 0, ZERO, margin0)))
+                                (order, fmt, asset, CREATED, 0, 0, 0, margin0)))
             if not acct.internal:
                 self._dirty_margin[(account_id, asset)] = None
                 if close_flag:
@@ -339,8 +345,8 @@ class Exchange(Core):
         # no fill: queue exactly the events _flush would have coalesced
         margin = order.margin
         events.append(Event("order", account_id, symbol, None, "insert", order_row,
-                            (order, fmt, asset, CREATED, 0, 0, ZERO, margin)))
-        order.tpl = row = order_row(order, fmt, asset, NEW, 0, 0, ZERO, margin)
+                            (order, fmt, asset, CREATED, 0, 0, 0, margin)))
+        order.tpl = row = order_row(order, fmt, asset, NEW, 0, 0, 0, margin)
         events.append(Event("order", account_id, symbol, None, "update", dict, (row,)))
         level = m.book.levels[ticks if side == BUY else -ticks]
         events.append(Event("order_book", None, symbol, None,
@@ -450,10 +456,10 @@ class Exchange(Core):
             if filled:
                 row["filled_qty"] = str(filled)
                 row["avg_price"] = fmt.avg_price(value_ticks, filled)
-                row["fee"] = dstr(fee) if fee else "0"
+                row["fee"] = ustr(fee) if fee else "0"
             row["order_margin"] = "0"
         else:
-            row = order_row(o, fmt, asset, CANCELLED, filled, value_ticks, fee, ZERO)
+            row = order_row(o, fmt, asset, CANCELLED, filled, value_ticks, fee, 0)
         events.append(Event("order", account_id, symbol, row, "update"))
         book_side, ticks = o.side, o.ticks
         level = m.book.levels.get(ticks if book_side == BUY else -ticks)
@@ -489,7 +495,7 @@ class Exchange(Core):
             self._dirty_margin[(acct.id, asset)] = None
             if o.close_flag:
                 self._dirty_pos[(acct.id, o.symbol, SHORT if o.side == BUY else LONG)] = None
-        row = order_row(o, fmt, asset, CANCELLED, filled, value_ticks, fee, ZERO)
+        row = order_row(o, fmt, asset, CANCELLED, filled, value_ticks, fee, 0)
         events.append(Event("order", o.account_id, o.symbol, row, "update"))
         return row.copy()
 
@@ -657,7 +663,7 @@ class Exchange(Core):
                 volume += c[4]
         mark = self._price_text(m, m.mark)
         last = m.fmt.price(m.last_ticks) if m.last_ticks is not None else mark
-        change = ZERO
+        change = _DZERO
         if first_open is not None and m.last_ticks is not None:
             change = (Decimal(m.last_ticks - first_open) / first_open).quantize(RATIO_Q)
         open_interest = sum(p.qty for a in self._accounts.values()
@@ -722,8 +728,8 @@ class Exchange(Core):
     def fund_account_rows(self, account_id: int, asset: str | None) -> list[dict]:
         """Fund-account rows {asset, available, lock, total}."""
         acct = self._acct(account_id)
-        return [{"asset": a, "available": dstr(acct.wallet(a).fund), "lock": "0",
-                 "total": dstr(acct.wallet(a).fund)}
+        return [{"asset": a, "available": ustr(acct.wallet(a).fund), "lock": "0",
+                 "total": ustr(acct.wallet(a).fund)}
                 for a in self._assets if asset is None or a == asset]
 
     def transfer(self, account_id: int, asset: str, from_type: int, to_type: int,
@@ -736,19 +742,20 @@ class Exchange(Core):
         if to_type not in (1, 2) or to_type == from_type:
             raise _err(BAD_VALUE, "to", "only fund (1) and contract (2) accounts")
         if not isinstance(volume, Decimal) or not volume.is_finite() or volume <= 0 \
-                or volume != q12(volume):
+                or not ac.is_whole_units(volume):
             raise _err(BAD_VALUE, "volume")
+        units = ac.to_units(volume)
         w = acct.wallet(asset)
         if from_type == 1:
-            if volume > w.fund:
+            if units > w.fund:
                 raise _err(INSUFFICIENT_MARGIN, "volume", "insufficient fund balance")
-            w.fund -= volume
-            w.balance += volume
+            w.fund -= units
+            w.balance += units
         else:
-            if volume > ac.available(acct, asset, self._inv_marks):
+            if units > ac.available(acct, asset, self._inv_marks):
                 raise _err(INSUFFICIENT_MARGIN, "volume", "insufficient available balance")
-            w.balance -= volume
-            w.fund += volume
+            w.balance -= units
+            w.fund += units
         self._touch(acct, asset)
         self._flush()
 
@@ -830,11 +837,11 @@ class Exchange(Core):
                 new.short_lev = leverage
         deltas = []
         for p in positions:
-            target = q12(p.cost / new.leverage(p.side)) if p.qty else p.margin
+            target = ac.pos_margin(p.cost, new.leverage(p.side)) if p.qty else p.margin
             deltas.append(target - p.margin)
-        increase = sum((d for d in deltas if d > 0), ZERO)
+        increase = sum(d for d in deltas if d > 0)
         if increase > 0 and increase > ac.available(acct, m.asset, self._inv_marks) + \
-                sum((-d for d in deltas if d < 0), ZERO):
+                sum(-d for d in deltas if d < 0):
             raise _err(INSUFFICIENT_MARGIN, "leverage", "insufficient margin for leverage")
         acct.settings[symbol] = new
         w = acct.wallet(m.asset)
@@ -856,8 +863,9 @@ class Exchange(Core):
         if increase_flag not in (0, 1):
             raise _err(BAD_VALUE, "increase_flag")
         if not isinstance(margin, Decimal) or not margin.is_finite() or margin <= 0 \
-                or margin != q12(margin):
+                or not ac.is_whole_units(margin):
             raise _err(BAD_VALUE, "margin")
+        units = ac.to_units(margin)
         s = acct.setting(symbol, self.config.default_leverage)
         if s.margin_mode != ISOLATED:
             raise _err(BAD_VALUE, "symbol", "margin can only be changed on isolated positions")
@@ -866,16 +874,17 @@ class Exchange(Core):
             raise _err(BAD_VALUE, "long_flag", "no position")
         w = acct.wallet(m.asset)
         if increase_flag:
-            if margin > ac.available(acct, m.asset, self._inv_marks):
+            if units > ac.available(acct, m.asset, self._inv_marks):
                 raise _err(INSUFFICIENT_MARGIN, "margin")
-            pos.margin += margin
-            w.pos_margin += margin
+            pos.margin += units
+            w.pos_margin += units
         else:
-            floor = q12(pos.cost / s.leverage(pos.side)) - min(pos.upnl(m.im), ZERO)
-            if pos.margin - margin < floor:
+            # the initial margin plus any unrealised loss must stay (in mark units)
+            floor = ac.pos_margin(pos.cost, s.leverage(pos.side)) * FINE - min(pos.upnl(m.im), 0)
+            if (pos.margin - units) * FINE < floor:
                 raise _err(BAD_VALUE, "margin", "margin would fall below the initial margin")
-            pos.margin -= margin
-            w.pos_margin -= margin
+            pos.margin -= units
+            w.pos_margin -= units
         self._bump()
         self._touch(acct, m.asset, pos)
         self._flush()
@@ -912,13 +921,14 @@ class Exchange(Core):
     def apply_funding(self, symbol: str, rate: Decimal, now_ms: int) -> None:
         """Longs pay shorts ``rate * qty * face / mark`` (rounding residue -> insurance)."""
         m = self._market(symbol)
-        residue = ZERO
+        rate_n, rate_d = rate.as_integer_ratio()
+        residue = 0
         for acct in self._accounts.values():
             for side in (LONG, SHORT):
                 pos = acct.positions.get((symbol, side))
                 if pos is None or not pos.qty:
                     continue
-                pay = q12(pos.qty * m.im * rate)
+                pay = ac.rdiv(pos.qty * m.im * rate_n, FINE * rate_d)
                 w = acct.wallet(m.asset)
                 if side == LONG:
                     w.balance -= pay
@@ -943,7 +953,7 @@ class Exchange(Core):
         self._flush()
 
     def _check_liquidations(self, now_ms: int) -> None:
-        mmr, marks = self._mmr, self._inv_marks
+        mmr, marks = self._mmr_ratio, self._inv_marks
         for acct in list(self._accounts.values()):
             if acct.internal or not acct.positions:
                 continue
@@ -954,20 +964,21 @@ class Exchange(Core):
                 if s is None or s.margin_mode != ISOLATED:
                     continue
                 im = marks[pos.symbol]
-                if pos.margin + pos.upnl(im) <= mmr * pos.cost:
+                if ac.at_or_below(pos.margin * FINE + pos.upnl(im), pos.cost, mmr):
                     if pos.auto_flag:
                         self._auto_top_up(acct, pos, s, im)
-                    if pos.margin + pos.upnl(im) <= mmr * pos.cost:
+                    if ac.at_or_below(pos.margin * FINE + pos.upnl(im), pos.cost, mmr):
                         self._liquidate_isolated(acct, pos, now_ms)
             for asset in self._assets:
-                equity, maint, crosses = ac.cross_state(acct, asset, marks, mmr)
-                if crosses and equity <= maint:
+                equity, cost, crosses = ac.cross_state(acct, asset, marks)
+                if crosses and ac.at_or_below(equity, cost, mmr):
                     self._liquidate_cross(acct, asset, crosses, now_ms)
 
-    def _auto_top_up(self, acct: Account, pos: Position, s: ac.Setting, im: Decimal) -> None:
-        need = q12(pos.cost / s.leverage(pos.side)) - (pos.margin + pos.upnl(im))
-        avail = ac.available(acct, pos.asset, self._inv_marks)
-        add = q12(min(need, avail))
+    def _auto_top_up(self, acct: Account, pos: Position, s: ac.Setting, im: int) -> None:
+        """Top the margin up to the initial margin, as far as the available balance allows."""
+        need = ac.pos_margin(pos.cost, s.leverage(pos.side)) * FINE \
+            - (pos.margin * FINE + pos.upnl(im))                    # mark units
+        add = min(-(-need // FINE), ac.available(acct, pos.asset, self._inv_marks))
         if add > 0:
             pos.margin += add
             acct.wallet(pos.asset).pos_margin += add
@@ -979,14 +990,14 @@ class Exchange(Core):
             if o.symbol in symbols:
                 self._cancel(acct, self._markets[o.symbol], o)
 
-    def _take_over(self, acct: Account, pos: Position, cost: Decimal) -> None:
+    def _take_over(self, acct: Account, pos: Position, cost: int) -> None:
         """Move ``pos`` to the insurance account with exit/entry value ``cost``."""
         qty = pos.qty
         pnl, released = pos.reduce(qty, cost)
         w = acct.wallet(pos.asset)
         w.pos_margin -= released
         w.balance += pnl
-        self._insurance.position(pos.symbol, pos.side, pos.asset).add(qty, cost, ZERO)
+        self._insurance.position(pos.symbol, pos.side, pos.asset).add(qty, cost, 0)
         self._bump()
         self._touch(acct, pos.asset, pos)
 
@@ -994,15 +1005,17 @@ class Exchange(Core):
         self._cancel_all(acct, {pos.symbol})
         bankrupt = pos.cost + pos.margin if pos.side == LONG else pos.cost - pos.margin
         if bankrupt <= 0:
-            bankrupt = q12(pos.qty * self._inv_marks[pos.symbol])
+            bankrupt = ac.rdiv(pos.qty * self._inv_marks[pos.symbol], FINE)
         self._take_over(acct, pos, bankrupt)
 
     def _liquidate_cross(self, acct: Account, asset: str, crosses: list[Position],
                          now_ms: int) -> None:
         self._cancel_all(acct, {s for s, m in self._markets.items() if m.asset == asset})
         for pos in crosses:
-            self._take_over(acct, pos, q12(pos.qty * self._inv_marks[pos.symbol]))
-        equity, _, _ = ac.cross_state(acct, asset, self._inv_marks, self._mmr)
+            self._take_over(acct, pos, ac.rdiv(pos.qty * self._inv_marks[pos.symbol], FINE))
+        equity, _, _ = ac.cross_state(acct, asset, self._inv_marks)
+        # no cross position is left: the equity is balance - isolated margins, whole units
+        equity //= FINE
         w = acct.wallet(asset)
         w.balance -= equity
         self._insurance.wallet(asset).balance += equity

@@ -1,8 +1,9 @@
 """Wire-row formatting of the simulator: every number becomes a plain decimal string.
 
 Prices are ``ticks * tick_size`` rendered with ``format(d, "f")`` (so with tick 0.5
-every price has one decimal: "10000.0", "10000.5").  Other decimals are rendered
-without exponent and without trailing zeros ("0.00086", "10", "-0.5").
+every price has one decimal: "10000.0", "10000.5").  Other decimals, and amounts in
+the ledger's integer units of 1e-12 (``ustr``), are rendered without exponent and
+without trailing zeros ("0.00086", "10", "-0.5").
 Order rows are filled into a copy of a per-asset template whose keys are already in
 wire order (copying a dict is much cheaper than building an 18-key display).
 """
@@ -10,9 +11,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from .accounts import FINE, SCALE, rdiv
 from .engine import Order
 
-DISPLAY_Q = Decimal("1e-12")
 AVG_Q = Decimal("1e-8")
 BOOK_ID_BASE = 100_000_000
 
@@ -29,9 +30,19 @@ def dstr(value: Decimal) -> str:
     return s
 
 
-def dstr_q(value: Decimal) -> str:
-    """``dstr`` of a value first rounded to the display quantum (1e-12)."""
-    return dstr(value.quantize(DISPLAY_Q))
+def ustr(units: int) -> str:
+    """Plain string of an amount in ledger units (1e-12): same text as ``dstr``."""
+    if not units:
+        return "0"
+    if units < 0:
+        whole, frac = divmod(-units, SCALE)
+        sign = "-"
+    else:
+        whole, frac = divmod(units, SCALE)
+        sign = ""
+    if not frac:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{frac:012d}".rstrip("0")
 
 
 class PriceFormatter:
@@ -96,7 +107,7 @@ def _order_template(asset: str) -> dict:
 
 
 def order_row(o: Order, fmt: PriceFormatter, asset: str, status: int, filled: int,
-              value_ticks: int, fee: Decimal, margin: Decimal) -> dict:
+              value_ticks: int, fee: int, margin: int) -> dict:
     """Order row of §2 (+ instrument_type); mutable fields passed as a snapshot."""
     # copying a template with the keys in wire order is cheaper than a dict display
     r = (_order_templates.get(asset) or _order_template(asset)).copy()
@@ -112,9 +123,9 @@ def order_row(o: Order, fmt: PriceFormatter, asset: str, status: int, filled: in
         r["avg_price"] = fmt.avg_price(value_ticks, filled)
     else:
         r["filled_qty"] = r["avg_price"] = "0"
-    r["fee"] = dstr(fee) if fee else "0"
+    r["fee"] = ustr(fee) if fee else "0"
     r["leverage"] = _dstr_cache.get(o.leverage) or dstr_cached(o.leverage)
-    r["order_margin"] = dstr(margin) if margin else "0"
+    r["order_margin"] = ustr(margin) if margin else "0"
     r["ctime"] = str(o.ctime)
     r["symbol"] = o.symbol
     return r
@@ -126,7 +137,7 @@ def current_order_row(o: Order, fmt: PriceFormatter, asset: str) -> dict:
 
 
 def execution_row(o: Order, fmt: PriceFormatter, asset: str, exec_id: int, qty: int,
-                  ticks: int, fee: Decimal, maker: bool, match_id: int, now_ms: int,
+                  ticks: int, fee: int, maker: bool, match_id: int, now_ms: int,
                   status: int, cum_qty: int) -> dict:
     """Execution row of §3 for one fill of ``o`` (+ last_price, fee conventions)."""
     return {
@@ -149,7 +160,7 @@ def execution_row(o: Order, fmt: PriceFormatter, asset: str, exec_id: int, qty: 
         "settle_currency": asset,
         "instrument_type": "pc",
         "last_price": fmt.price(ticks),
-        "fee": dstr(fee),
+        "fee": ustr(fee),
     }
 
 
@@ -189,39 +200,49 @@ def trade_row(trade_id: int, fmt: PriceFormatter, symbol: str, asset: str, taker
     }
 
 
-def margin_row(asset: str, balance: Decimal, order_margin: Decimal, pos_margin: Decimal,
+def margin_row(asset: str, balance: int, order_margin: int, pos_margin: int,
                positions: tuple) -> dict:
-    """§3 margin row; ``positions`` = ((is_long, qty, cost, is_cross, im, margin), ...)."""
-    upnl = loss = Decimal(0)
+    """§3 margin row; ``positions`` = ((is_long, qty, cost, is_cross, im, margin), ...).
+
+    Amounts in ledger units, ``im`` in mark units; ``available`` is floored to a unit
+    (what an order may still reserve), ``total`` rounded."""
+    upnl = loss = 0
     for is_long, qty, cost, is_cross, im, _margin in positions:
-        u = cost - qty * im if is_long else qty * im - cost
+        u = cost * FINE - qty * im if is_long else qty * im - cost * FINE
         upnl += u
         if is_cross and u < 0:
             loss += u
     return {"settle_currency": asset, "instrument_type": "pc",
-            "total": dstr_q(balance + upnl),
-            "available": dstr_q(balance - order_margin - pos_margin + loss),
-            "order_margin": dstr(order_margin), "pos_margin": dstr(pos_margin)}
+            "total": ustr(balance + rdiv(upnl, FINE)),
+            "available": ustr(balance - order_margin - pos_margin + loss // FINE),
+            "order_margin": ustr(order_margin), "pos_margin": ustr(pos_margin)}
 
 
-def position_row(symbol: str, side: int, asset: str, qty: int, closing: int, cost: Decimal,
-                 margin: Decimal, realised: Decimal, auto_flag: int, mode: int,
-                 leverage: Decimal, im: Decimal, face: Decimal, mmr: Decimal,
+def position_row(symbol: str, side: int, asset: str, qty: int, closing: int, cost: int,
+                 margin: int, realised: int, auto_flag: int, mode: int,
+                 leverage: Decimal, im: int, face: Decimal, mmr: Decimal,
                  liq: Decimal) -> dict:
-    """§3 position row from a snapshot (``liq`` already computed, 0 = none)."""
+    """§3 position row from a snapshot (``liq`` already computed, 0 = none).
+
+    Amounts in ledger units, ``im`` in mark units (accounts.py)."""
     if qty:
-        upnl = cost - qty * im if side == 1 else qty * im - cost
-        ratio = ((margin + upnl) / (qty * im)).quantize(AVG_Q)
-        pnl_ratio = (upnl / margin).quantize(AVG_Q) if margin else Decimal(0)
-        entry = (qty * face / cost).quantize(AVG_Q) if cost else Decimal(0)
+        upnl = cost * FINE - qty * im if side == 1 else qty * im - cost * FINE
+        ratio = (Decimal(margin * FINE + upnl) / Decimal(qty * im)).quantize(AVG_Q)
+        pnl_ratio = ((Decimal(upnl) / Decimal(margin * FINE)).quantize(AVG_Q) if margin
+                     else Decimal(0))
+        fn, fd = face.as_integer_ratio()
+        entry = ((Decimal(qty * fn * SCALE) / Decimal(fd * cost)).quantize(AVG_Q) if cost
+                 else Decimal(0))
         liq = liq.quantize(AVG_Q)
+        pnl = rdiv(upnl, FINE)
     else:
-        upnl = ratio = pnl_ratio = entry = liq = Decimal(0)
+        pnl = 0
+        ratio = pnl_ratio = entry = liq = Decimal(0)
     return {
         "symbol": symbol, "side": str(side), "qty": str(qty), "avail_qty": str(qty - closing),
         "entry_price": dstr(entry), "leverage": dstr(leverage), "liquidation_price": dstr(liq),
-        "margin_mode": str(mode), "pnl": dstr_q(upnl), "realised_pnl": dstr(realised),
-        "pos_margin": dstr(margin), "pos_margin_ratio": dstr(ratio),
+        "margin_mode": str(mode), "pnl": ustr(pnl), "realised_pnl": ustr(realised),
+        "pos_margin": ustr(margin), "pos_margin_ratio": dstr(ratio),
         "maint_margin_ratio": dstr(mmr), "pos_pnl_ratio": dstr(pnl_ratio),
         "auto_increase_flag": str(auto_flag), "settle_currency": asset,
         "instrument_type": "pc",
