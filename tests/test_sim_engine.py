@@ -12,7 +12,7 @@ SYM = "BTC_USD"
 
 
 def _order(oid: int, side: int, ticks: int, qty: int) -> Order:
-    return Order(oid, 1, SYM, side, 0, ticks, qty, None, 0, D(10), None, 0, (1, 10, 20))
+    return Order(oid, 1, SYM, side, 0, ticks, qty, None, 0, D(10), None, 0)
 
 
 def _ex() -> tuple[Exchange, int, int, int]:

@@ -321,16 +321,10 @@ class Core:
             pos.closing += qty
             unit = None
             margin = 0
-        lev_rate = self._lev_rates.get(lev)
-        if lev_rate is None:
-            if len(self._lev_rates) > CACHE_LIMIT:
-                self._lev_rates.clear()
-            n, d = lev.as_integer_ratio()
-            lev_rate = self._lev_rates[lev] = make_rate(d, n)
         oid = self._next_oid
         self._next_oid = oid + 1
         order = Order(oid, acct.id, symbol, side, close_flag, ticks, qty, client_oid, now_ms,
-                      lev, unit, margin, lev_rate)
+                      lev, unit, margin)
         acct.orders[oid] = order
         acct.open_orders[oid] = order
         if client_oid:
@@ -454,6 +448,14 @@ class Core:
         fee_wallet.balance += fees
         return out
 
+    def _lev_rate(self, leverage: Decimal) -> Rate:
+        """The ``Rate`` of ``1 / leverage`` (position margin = ``times(cost, rate)``), cached."""
+        if len(self._lev_rates) > CACHE_LIMIT:
+            self._lev_rates.clear()
+        n, d = leverage.as_integer_ratio()
+        r = self._lev_rates[leverage] = make_rate(d, n)
+        return r
+
     def _apply_fill(self, m: Market, acct: Account, o: Order, q: int, px: int, cost: int,
                     fee: int) -> None:
         """One fill of ``o`` (``o.filled`` already counts it) into the account's books."""
@@ -476,8 +478,10 @@ class Core:
             pos = acct.positions.get(key)
             if pos is None:
                 pos = acct.position(key[0], key[1], m.asset)
-            lr = o.lev_rate
-            pm = (cost * lr[0] + lr[1]) // lr[2]
+            lr = self._lev_rates.get(o.leverage)
+            if lr is None:
+                lr = self._lev_rate(o.leverage)
+            pm = (cost * lr[0] + lr[1]) // lr[2]             # accounts.pos_margin
             pos.qty += q
             pos.cost += cost
             pos.margin += pm

@@ -25,12 +25,11 @@ class Order:
     """One limit order; the engine uses side/ticks/qty/filled, the exchange the rest."""
     __slots__ = ("oid", "account_id", "symbol", "side", "close_flag", "ticks", "qty", "filled",
                  "status", "client_oid", "ctime", "fee", "margin", "unit", "leverage",
-                 "value_ticks", "tpl", "lev_rate")
+                 "value_ticks", "tpl")
 
     def __init__(self, oid: int, account_id: int, symbol: str, side: int, close_flag: int,
                  ticks: int, qty: int, client_oid: str | None, ctime: int,
-                 leverage: Decimal, unit: tuple | None, margin: int,
-                 lev_rate: tuple) -> None:
+                 leverage: Decimal, unit: tuple | None, margin: int) -> None:
         self.oid = oid
         self.account_id = account_id
         self.symbol = symbol
@@ -46,7 +45,6 @@ class Order:
         self.margin = margin          # ledger units reserved (open orders only)
         self.unit = unit              # accounts.Rate of face / price / leverage (None: close)
         self.leverage = leverage
-        self.lev_rate = lev_rate      # accounts.Rate of 1 / leverage
         self.value_ticks = 0          # sum(fill qty * fill ticks), for avg_price
         self.tpl: dict | None = None  # exchange's cached row of this order while it rests
 
