@@ -44,7 +44,7 @@ def test_fill_report_books_both_sides_and_the_fees() -> None:
     taker, fills = core.place(b, m, BUY, 0, 20_001, 50)
     assert [(mk, q, px) for mk, q, px, *_ in fills] == [(maker1, 30, 20_000), (maker2, 20, 20_001)]
     for _mk, q, px, cost, maker_fee, taker_fee in fills:
-        assert cost == units(F(q) / (px * F(1, 2)))
+        assert cost == units(F(q) / (px * F(1, 2))) == m.fill_cost(q, px)
         assert maker_fee == units(F(cost, 10**12) * F("-0.00025"))
         assert taker_fee == units(F(cost, 10**12) * F("0.00075"))
     assert (maker1.status, maker2.status, taker.status) == (FILLED, PARTIAL, FILLED)

@@ -50,6 +50,12 @@ def test_ustr_renders_units_as_dstr_renders_the_decimal(units: int) -> None:
     assert ustr(units) == dstr(ac.to_decimal(units))
 
 
+def test_whole_units_is_exact_beyond_the_decimal_context_precision() -> None:
+    assert ac.is_whole_units(D("1.000000000001")) and ac.is_whole_units(D("-7"))
+    assert not ac.is_whole_units(D("1.0000000000000000000000000000001"))   # 32 digits
+    assert not ac.is_whole_units(D("0.0000000000005"))
+
+
 def test_ustr_examples() -> None:
     assert [ustr(u) for u in (0, 10**12, -5 * 10**11, 860_215_054, 1, -1)] == \
         ["0", "1", "-0.5", "0.000860215054", "0.000000000001", "-0.000000000001"]

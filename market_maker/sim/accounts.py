@@ -90,7 +90,8 @@ def to_units(amount: Decimal) -> int:
 
 def is_whole_units(amount: Decimal) -> bool:
     """True if ``amount`` is an exact multiple of the ledger unit (1e-12)."""
-    return (amount * SCALE) % 1 == 0
+    n, d = amount.as_integer_ratio()       # exact: no context rounding
+    return n * SCALE % d == 0
 
 
 def to_decimal(units: int, scale: int = SCALE) -> Decimal:

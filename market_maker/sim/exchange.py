@@ -59,7 +59,8 @@ differential test against it drove these changes):
 * Position events snapshot their inputs; the liquidation price is derived when the
   row is read (``_position_row_of``).  A resting order keeps its last full row
   (``Order.tpl``) so that its cancel row is a copy with the changed fields.
-* Per-market cache of ticks -> Decimal price (``best_prices``, fill costs).
+* Per-market cache of ticks -> Decimal price (``best_prices``); fill costs and order
+  margins are computed in integers (``Market.fill_cost``, ``Market.unit``).
 * ``Core`` returns a fill report; the events of the fills are built from it afterwards
   (``_publish_fills``), in the order the fills happened.
 """
