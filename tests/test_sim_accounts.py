@@ -266,7 +266,9 @@ def test_transfer_between_fund_and_contract() -> None:
     assert [e.kind for e in ex.drain_events()] == ["margin", "margin"]
     for args, code, param in (((1, 2, D("1")), -20001, "volume"), ((2, 1, D("5")), -20001, "volume"),
                               ((3, 2, D("1")), -10013, "from"), ((2, 3, D("1")), -10013, "to"),
-                              ((2, 2, D("1")), -10013, "to"), ((2, 1, D("-1")), -10013, "volume")):
+                              ((2, 2, D("1")), -10013, "to"), ((2, 1, D("-1")), -10013, "volume"),
+                              ((2, 1, D("0.1000000000000000000000000000001")), -10013, "volume"),
+                              ((2, 1, D("0.0000000000001")), -10013, "volume")):
         with pytest.raises(SimError) as err:
             ex.transfer(a, "BTC", *args)
         assert (err.value.code, err.value.param) == (code, param)
