@@ -78,4 +78,11 @@ def test_position_margin_is_cost_over_leverage(leverage: D) -> None:
 def test_maintenance_comparison_is_exact(equity: int, cost: int, mmr: D) -> None:
     # equity in mark units (1e-20), cost in ledger units (1e-12)
     exact = F(equity, 10**20) <= F(mmr) * F(cost, 10**12)
-    assert ac.at_or_below(equity, cost, ac.ratio(mmr)) == exact
+    assert ac.at_or_below(equity, cost, mmr.as_integer_ratio()) == exact
+
+
+def test_upnl_long_gains_and_short_loses_when_the_mark_rises() -> None:
+    cost = 10 * 10**12 // 10_000                    # 10 contracts bought at 10000: 0.001
+    im = ac.inverse_mark(D(1), D(12_500))           # 1 / 12500 = 0.00008 per contract
+    assert ac.upnl(True, 10, cost, im) == (10**9 - 8 * 10**8) * ac.FINE   # +0.0002
+    assert ac.upnl(False, 10, cost, im) == -ac.upnl(True, 10, cost, im)

@@ -58,11 +58,6 @@ def rdiv(n: int, d: int) -> int:
     return (2 * n + d) // (2 * d)
 
 
-def ratio(value: Decimal) -> Ratio:
-    """Exact (numerator, denominator) of a finite Decimal."""
-    return value.as_integer_ratio()
-
-
 Rate = tuple[int, int, int]   # x -> rdiv(x * num, den), kept as (2 * num, den, 2 * den)
 
 
@@ -106,6 +101,12 @@ def inverse_mark(face: Decimal, mark: Decimal) -> int:
     fn, fd = face.as_integer_ratio()
     mn, md = mark.as_integer_ratio()
     return rdiv(fn * md * MARK_SCALE, fd * mn)
+
+
+def upnl(is_long: bool, qty: int, cost: int, im: int) -> int:
+    """Unrealised PnL in mark units of ``qty`` contracts of ``cost`` ledger units at
+    inverse mark ``im`` (exact)."""
+    return cost * FINE - qty * im if is_long else qty * im - cost * FINE
 
 
 def at_or_below(equity: int, cost: int, mmr: Ratio) -> bool:
@@ -153,9 +154,7 @@ class Position:
 
     def upnl(self, im: int) -> int:
         """Unrealised PnL in mark units at inverse mark ``im`` (exact)."""
-        if self.side == LONG:
-            return self.cost * FINE - self.qty * im
-        return self.qty * im - self.cost * FINE
+        return upnl(self.side == LONG, self.qty, self.cost, im)
 
     def add(self, qty: int, cost: int, margin: int) -> None:
         """Open ``qty`` more contracts with the given cost and margin."""

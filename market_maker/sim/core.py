@@ -169,9 +169,9 @@ class Core:
         self._assets: list[str] = list(dict.fromkeys(s.asset for s in config.instruments))
         self._inv_marks: dict[str, int] = {s: m.im for s, m in self._markets.items()}
         self._mmr = config.maint_margin_ratio
-        self._mmr_ratio = ac.ratio(config.maint_margin_ratio)
-        self._maker_rate = make_rate(*ac.ratio(config.maker_fee))
-        self._taker_rate = make_rate(*ac.ratio(config.taker_fee))
+        self._mmr_ratio = config.maint_margin_ratio.as_integer_ratio()
+        self._maker_rate = make_rate(*config.maker_fee.as_integer_ratio())
+        self._taker_rate = make_rate(*config.taker_fee.as_integer_ratio())
         self._lev_rates: dict[Decimal, Rate] = {}   # leverage -> Rate of 1 / leverage
         self._history_limit = config.history_limit
         self._accounts: dict[int, Account] = {}
@@ -272,6 +272,7 @@ class Core:
                     is_long = p.side == LONG
                     im = marks[p.symbol]
                     if is_cross:
+                        # accounts.upnl, inlined (this runs after every fill of the account)
                         u = p.cost * FINE - qty * im if is_long else qty * im - p.cost * FINE
                         if u < 0:
                             loss += u

@@ -167,12 +167,11 @@ def _position_row_of(symbol: str, side: int, asset: str, qty: int, closing: int,
             cross_cost = 0
             for is_long, q, c, is_cross, im_p, mg in snap:   # type: ignore[union-attr]
                 if is_cross:
-                    equity += c * FINE - q * im_p if is_long else q * im_p - c * FINE
+                    equity += ac.upnl(is_long, q, c, im_p)
                     cross_cost += c
                 else:
                     equity -= mg * FINE
-            upnl = cost * FINE - qty * im if side == LONG else qty * im - cost * FINE
-            eff = (equity - upnl) * d - n * (cross_cost - cost) * FINE
+            eff = (equity - ac.upnl(side == LONG, qty, cost, im)) * d - n * (cross_cost - cost) * FINE
         if side == LONG:
             denom = eff + cost * FINE * (d - n)
         else:

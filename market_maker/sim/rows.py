@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from .accounts import FINE, SCALE, rdiv
+from .accounts import FINE, SCALE, rdiv, upnl
 from .engine import Order
 
 AVG_Q = Decimal("1e-8")
@@ -206,14 +206,14 @@ def margin_row(asset: str, balance: int, order_margin: int, pos_margin: int,
 
     Amounts in ledger units, ``im`` in mark units; ``available`` is floored to a unit
     (what an order may still reserve), ``total`` rounded."""
-    upnl = loss = 0
+    total = loss = 0
     for is_long, qty, cost, is_cross, im, _margin in positions:
-        u = cost * FINE - qty * im if is_long else qty * im - cost * FINE
-        upnl += u
+        u = upnl(is_long, qty, cost, im)
+        total += u
         if is_cross and u < 0:
             loss += u
     return {"settle_currency": asset, "instrument_type": "pc",
-            "total": ustr(balance + rdiv(upnl, FINE)),
+            "total": ustr(balance + rdiv(total, FINE)),
             "available": ustr(balance - order_margin - pos_margin + loss // FINE),
             "order_margin": ustr(order_margin), "pos_margin": ustr(pos_margin)}
 
@@ -226,15 +226,15 @@ def position_row(symbol: str, side: int, asset: str, qty: int, closing: int, cos
 
     Amounts in ledger units, ``im`` in mark units (accounts.py)."""
     if qty:
-        upnl = cost * FINE - qty * im if side == 1 else qty * im - cost * FINE
-        ratio = (Decimal(margin * FINE + upnl) / Decimal(qty * im)).quantize(AVG_Q)
-        pnl_ratio = ((Decimal(upnl) / Decimal(margin * FINE)).quantize(AVG_Q) if margin
+        u = upnl(side == 1, qty, cost, im)
+        ratio = (Decimal(margin * FINE + u) / Decimal(qty * im)).quantize(AVG_Q)
+        pnl_ratio = ((Decimal(u) / Decimal(margin * FINE)).quantize(AVG_Q) if margin
                      else Decimal(0))
         fn, fd = face.as_integer_ratio()
         entry = ((Decimal(qty * fn * SCALE) / Decimal(fd * cost)).quantize(AVG_Q) if cost
                  else Decimal(0))
         liq = liq.quantize(AVG_Q)
-        pnl = rdiv(upnl, FINE)
+        pnl = rdiv(u, FINE)
     else:
         pnl = 0
         ratio = pnl_ratio = entry = liq = Decimal(0)
