@@ -20,7 +20,7 @@ setup(
     extras_require={
         "test": ["pytest>=7", "requests-mock>=1.11", "hypothesis>=6.80", "psutil>=5.9"],
     },
-    entry_points={"console_scripts": ["marketmaker=market_maker.market_maker:run"]},
+    entry_points={"console_scripts": ["marketmaker=market_maker.cli:run"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Office/Business :: Financial :: Investment",

@@ -31,7 +31,8 @@ from market_maker.gte.ratelimit import Limit, RateLimiter  # noqa: E402
 from market_maker.gte.rest import GteRest  # noqa: E402
 from market_maker.gte.signing import Credentials  # noqa: E402
 from market_maker.gte.ws import GteWebSocket  # noqa: E402
-from market_maker.market_maker import ExchangeInterface, OrderManager, freeze_startup_heap  # noqa: E402
+from market_maker.heap import freeze_startup_heap  # noqa: E402
+from market_maker.market_maker import ExchangeInterface, OrderManager  # noqa: E402
 from market_maker.settings import load_settings  # noqa: E402
 
 TICK = Decimal("0.5")

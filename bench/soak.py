@@ -76,7 +76,8 @@ sys.path.insert(0, str(ROOT))
 
 from market_maker.gte import signing  # noqa: E402
 from market_maker.gte import ws as ws_module  # noqa: E402
-from market_maker.market_maker import OrderManager, build_runner  # noqa: E402
+from market_maker.cli import build_runner  # noqa: E402
+from market_maker.market_maker import OrderManager  # noqa: E402
 from market_maker.settings import load_settings  # noqa: E402
 from market_maker.sim import SimConfig, run_simulator  # noqa: E402
 

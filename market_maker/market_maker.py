@@ -1,4 +1,6 @@
-"""The market maker: ExchangeInterface (the hands), OrderManager (the decisions), run() (the launcher).
+"""The market maker: ExchangeInterface (the hands) and OrderManager (the decisions).
+
+The loop that drives them is ``runner.Runner``; the command line is ``cli.run``.
 
 Data flows one way: WebSocket tables -> snapshot -> quoting -> converge -> REST.
 The OrderManager decides in its own thread; the WebSocket thread only records
@@ -6,38 +8,25 @@ what happened and wakes it up.
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
-import importlib
 import itertools
 import logging
 import random
-import signal
-import sys
 import threading
 import time
 from collections import Counter
 from decimal import Decimal
-from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Set, Tuple, Type
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from . import converge, quoting
 from .gte import errors
 from .gte.rest import GteRest
 from .gte.signing import Credentials
 from .gte.ws import GteWebSocket
-from .heap import freeze_startup_heap
-from .log import register_secret, setup_logging
 from .models import OPEN_STATUSES, DesiredOrder, MarketSnapshot, Order
-from .settings import Settings, SettingsError, load_settings
+from .settings import Settings
 from .tracker import OrderTracker
 
 log = logging.getLogger("market_maker.manager")
-
-EXIT_OK, EXIT_ERROR, EXIT_SETTINGS, EXIT_KILL_SWITCH = 0, 1, 2, 3
-RESTART_REQUIRED = ("BASE_URL", "WS_URL", "API_KEY", "API_SECRET", "SYMBOL", "SETTLECURRENCY", "INSTRUMENTTYPE",
-                    "DRY_RUN", "ORDERID_PREFIX", "TIMEOUT", "WS_PING_INTERVAL", "WS_SILENCE_TIMEOUT")
-
 
 def now_ms() -> int:
     return int(time.time() * 1000)
@@ -450,238 +439,3 @@ class OrderManager:
                  time.time() - self.start_time, counters["orders_sent"], counters["orders_cancelled"], fills,
                  snap.contracts_traded - self.start_traded, fmt(self.realised_pnl() - (self.start_realised or 0)),
                  self.settings.SETTLECURRENCY, fmt(fees), self.settings.SETTLECURRENCY)
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Running: the loop, hot reload, signals
-
-
-def load_strategy(spec: Optional[str]) -> Type[OrderManager]:
-    """'module:Class' -> the class; empty -> OrderManager."""
-    if not spec:
-        return OrderManager
-    module_name, _, class_name = spec.partition(":")
-    module = importlib.import_module(module_name)
-    cls = getattr(module, class_name, None)
-    if not (isinstance(cls, type) and issubclass(cls, OrderManager)):
-        raise SettingsError(f"STRATEGY = {spec!r}: {class_name} is not an OrderManager subclass in {module_name}")
-    return cls
-
-
-class FileWatcher:
-    """Notices a change of modification time of any watched file (polled; cheap stat calls)."""
-
-    def __init__(self, paths: Sequence[str]):
-        self.paths = [Path(p) for p in paths]
-        self.stamps = {p: self._stamp(p) for p in self.paths}
-
-    @staticmethod
-    def _stamp(path: Path) -> Optional[Tuple[int, int]]:
-        try:
-            st = path.stat()
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size
-
-    def changed(self) -> List[Path]:
-        changed = []
-        for path in self.paths:
-            stamp = self._stamp(path)
-            if stamp != self.stamps[path]:
-                self.stamps[path] = stamp
-                changed.append(path)
-        return changed
-
-
-class Runner:
-    """Owns the exchange connection across reloads and drives the manager's loop."""
-
-    def __init__(self, settings: Settings, exchange: ExchangeInterface, manager_cls: Type[OrderManager],
-                 duration: Optional[float] = None, settings_path: Optional[str] = None,
-                 strategy_override: Optional[str] = None, forced_sim: bool = False):
-        self.settings = settings
-        self.forced_sim = forced_sim  # --sim: reloads keep trading on the embedded simulator
-        self.exchange = exchange
-        self.manager = manager_cls(settings, exchange)
-        self.duration = duration
-        self.settings_path = settings_path
-        self.strategy_override = strategy_override
-        self.stop_event = threading.Event()
-        self.exit_code = EXIT_OK
-        self.watcher = FileWatcher(self.watched_files(settings, manager_cls))
-
-    @staticmethod
-    def watched_files(settings: Settings, manager_cls: Type[OrderManager]) -> List[str]:
-        if settings.WATCHED_FILES is not None:
-            return list(settings.WATCHED_FILES)
-        files = [str(settings.source)] if settings.source else []
-        module_file = getattr(sys.modules.get(manager_cls.__module__), "__file__", None)
-        if manager_cls is not OrderManager and module_file:
-            files.append(module_file)
-        return files
-
-    def stop(self, *_: object) -> None:
-        self.stop_event.set()
-        self.exchange.wake()
-
-    def run(self) -> int:
-        started = time.monotonic()
-        try:
-            self.exchange.connect()
-        except BaseException:
-            self.exchange.close()
-            raise
-        self.manager.start(fresh=True)
-        freeze_startup_heap()
-        next_status = time.monotonic() + self.settings.LOOP_INTERVAL
-        try:
-            while not self.stop_event.is_set():
-                if self.duration is not None and time.monotonic() - started >= self.duration:
-                    log.info("Duration of %.0fs elapsed", self.duration)
-                    break
-                timeout = max(0.0, next_status - time.monotonic())
-                if self.duration is not None:
-                    timeout = min(timeout, max(0.0, self.duration - (time.monotonic() - started)))
-                kinds = self.exchange.wait_for_events(timeout)
-                if kinds and self.settings.REQUOTE_DEBOUNCE_MS:
-                    self.stop_event.wait(self.settings.REQUOTE_DEBOUNCE_MS / 1000)
-                if self.stop_event.is_set():
-                    break
-                self.check_reload()
-                self.cycle()
-                if time.monotonic() >= next_status:
-                    self.manager.print_status()
-                    next_status = time.monotonic() + self.settings.LOOP_INTERVAL
-        except KillSwitch as exc:
-            log.error("Kill switch: %s. Cancelling all orders and exiting.", exc)
-            self.exit_code = EXIT_KILL_SWITCH
-        except errors.AuthenticationError as exc:
-            log.error("Authentication failed: %s", exc)
-            self.exit_code = EXIT_ERROR
-        finally:
-            self.manager.exit()
-            self.exchange.close()
-        return self.exit_code
-
-    def cycle(self) -> None:
-        try:
-            self.manager.step()
-        except (KillSwitch, errors.AuthenticationError):
-            raise
-        except errors.GteError as exc:
-            log.warning("Exchange error, retrying in %ss: %s", self.settings.API_ERROR_INTERVAL, exc)
-            self.stop_event.wait(self.settings.API_ERROR_INTERVAL)
-        except quoting.NoMarket as exc:
-            log.warning("Not quoting: %s", exc)
-
-    def check_reload(self) -> None:
-        changed = self.watcher.changed()
-        if not changed:
-            return
-        log.info("Change detected in %s; reloading", ", ".join(str(p) for p in changed))
-        self.reload()
-
-    def reload(self) -> bool:
-        """Validate the new settings and strategy; swap the manager in-process, keeping tables and orders."""
-        try:
-            settings = load_settings(self.settings_path, overrides=self._overrides())
-            for name in RESTART_REQUIRED:
-                if settings[name] != self.settings[name]:
-                    raise SettingsError(f"changing {name} needs a restart")
-            spec = self.strategy_override or settings.STRATEGY
-            if spec:
-                module = sys.modules.get(spec.partition(":")[0])
-                if module is not None:
-                    importlib.reload(module)
-            manager_cls = load_strategy(spec)
-            manager = manager_cls(settings, self.exchange)
-        except Exception as exc:  # a broken reload must never stop a running bot
-            log.error("Reload rejected, keeping the running settings: %s", exc)
-            return False
-        old = self.manager
-        manager.start_time, manager.start_equity = old.start_time, old.start_equity
-        manager.start_realised, manager.start_traded = old.start_realised, old.start_traded
-        manager.start_fills, manager.start_fees = old.start_fills, old.start_fees
-        self.settings, self.manager = settings, manager
-        self.watcher = FileWatcher(self.watched_files(settings, manager_cls))
-        log.info("Reloaded: %s with the new settings", manager_cls.__name__)
-        return True
-
-    def _overrides(self) -> Dict[str, object]:
-        keep = {"DRY_RUN": self.settings.DRY_RUN}
-        if self.strategy_override:
-            keep["STRATEGY"] = self.strategy_override
-        if self.forced_sim:
-            keep["BASE_URL"] = None
-        return keep
-
-
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="marketmaker", description="GTE perpetual-futures grid market maker.")
-    parser.add_argument("--settings", metavar="PATH", help="settings file (default: ./settings.py or $MM_SETTINGS)")
-    parser.add_argument("--dry-run", action="store_true", help="compute and log orders, send none")
-    parser.add_argument("--duration", type=float, metavar="SECONDS", help="exit cleanly after this many seconds")
-    parser.add_argument("--sim", action="store_true", help="trade on the embedded local GTE simulator")
-    parser.add_argument("--strategy", metavar="MODULE:CLASS", help="OrderManager subclass to run")
-    return parser.parse_args(argv)
-
-
-def run(argv: Optional[Sequence[str]] = None) -> None:
-    """Entry point of `python marketmaker` and the `marketmaker` command."""
-    args = parse_args(argv)
-    overrides: Dict[str, object] = {}
-    if args.dry_run:
-        overrides["DRY_RUN"] = True
-    if args.strategy:
-        overrides["STRATEGY"] = args.strategy
-    if args.sim:
-        overrides["BASE_URL"] = None
-    try:
-        settings = load_settings(args.settings, overrides=overrides)
-        manager_cls = load_strategy(settings.STRATEGY)
-    except SettingsError as exc:
-        print(f"marketmaker: bad settings: {exc}", file=sys.stderr)
-        sys.exit(EXIT_SETTINGS)
-    except ImportError as exc:
-        print(f"marketmaker: cannot load STRATEGY {settings.STRATEGY!r}: {exc}", file=sys.stderr)
-        sys.exit(EXIT_SETTINGS)
-    setup_logging(settings.LOG_LEVEL, secrets=[settings.API_SECRET])
-    sys.exit(run_bot(settings, manager_cls, duration=args.duration, settings_path=args.settings,
-                     strategy_override=args.strategy, forced_sim=args.sim))
-
-
-def build_runner(settings: Settings, base_url: str, ws_url: str, api_key: Optional[str], api_secret: Optional[str],
-                 manager_cls: Type[OrderManager] = OrderManager, duration: Optional[float] = None,
-                 settings_path: Optional[str] = None, strategy_override: Optional[str] = None,
-                 forced_sim: bool = False) -> Runner:
-    """A ready-to-run bot against the exchange at ``base_url``/``ws_url`` (run it with ``.run()``)."""
-    exchange = ExchangeInterface(settings, base_url, ws_url, api_key, api_secret)
-    return Runner(settings, exchange, manager_cls, duration, settings_path, strategy_override, forced_sim)
-
-
-def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, duration: Optional[float] = None,
-            settings_path: Optional[str] = None, strategy_override: Optional[str] = None,
-            forced_sim: bool = False, install_signals: bool = True) -> int:
-    """Run until a signal, the duration or the kill switch; returns the exit status."""
-    with contextlib.ExitStack() as stack:
-        if settings.use_simulator:
-            from .sim import SimConfig, run_simulator
-            config = SimConfig.from_settings(settings, host="127.0.0.1", port=0, api_key=settings.API_KEY,
-                                             api_secret=settings.API_SECRET,
-                                             funding_interval_s=int(settings.SIM_FUNDING_INTERVAL))
-            sim = stack.enter_context(run_simulator(config))
-            register_secret(sim.api_secret)
-            log.info("Trading on the embedded GTE simulator at %s", sim.base_url)
-            base_url, ws_url, key, secret = sim.base_url, sim.ws_url, sim.api_key, sim.api_secret
-        else:
-            base_url, ws_url, key, secret = settings.BASE_URL, settings.WS_URL, settings.API_KEY, settings.API_SECRET
-        runner = build_runner(settings, base_url, ws_url, key, secret, manager_cls, duration, settings_path,
-                              strategy_override, forced_sim)
-        if install_signals and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, runner.stop)
-            signal.signal(signal.SIGTERM, runner.stop)
-        try:
-            return runner.run()
-        except errors.AuthenticationError as exc:
-            log.error("Authentication failed: %s", exc)
-            return EXIT_ERROR

@@ -8,7 +8,8 @@ import pytest
 
 from market_maker.gte import signing
 from market_maker.gte.errors import DryRunRefused
-from market_maker.market_maker import EXIT_OK, build_runner
+from market_maker.cli import build_runner
+from market_maker.runner import EXIT_OK
 from market_maker.models import BUY
 from market_maker.settings import load_settings
 from market_maker.sim import SimConfig, run_simulator

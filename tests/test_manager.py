@@ -3,7 +3,8 @@ from decimal import Decimal
 
 import pytest
 
-from market_maker.market_maker import (EXIT_KILL_SWITCH, ExchangeInterface, KillSwitch, OrderManager, Runner)
+from market_maker.market_maker import ExchangeInterface, KillSwitch, OrderManager
+from market_maker.runner import EXIT_KILL_SWITCH, Runner
 from market_maker.models import BUY, SELL, DesiredOrder
 from market_maker.settings import load_settings
 from tests.fakes import FakeRest, FakeWs

@@ -1,0 +1,88 @@
+"""The command line: ``python marketmaker [--settings PATH] [--dry-run] [--duration S] [--sim] [--strategy M:C]``."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from typing import Dict, Optional, Sequence, Type
+
+from .gte import errors
+from .log import register_secret, setup_logging
+from .market_maker import ExchangeInterface, OrderManager
+from .runner import EXIT_ERROR, EXIT_SETTINGS, Runner, load_strategy
+from .settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("market_maker.manager")
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="marketmaker", description="GTE perpetual-futures grid market maker.")
+    parser.add_argument("--settings", metavar="PATH", help="settings file (default: ./settings.py or $MM_SETTINGS)")
+    parser.add_argument("--dry-run", action="store_true", help="compute and log orders, send none")
+    parser.add_argument("--duration", type=float, metavar="SECONDS", help="exit cleanly after this many seconds")
+    parser.add_argument("--sim", action="store_true", help="trade on the embedded local GTE simulator")
+    parser.add_argument("--strategy", metavar="MODULE:CLASS", help="OrderManager subclass to run")
+    return parser.parse_args(argv)
+
+
+def run(argv: Optional[Sequence[str]] = None) -> None:
+    """Entry point of `python marketmaker` and the `marketmaker` command."""
+    args = parse_args(argv)
+    overrides: Dict[str, object] = {}
+    if args.dry_run:
+        overrides["DRY_RUN"] = True
+    if args.strategy:
+        overrides["STRATEGY"] = args.strategy
+    if args.sim:
+        overrides["BASE_URL"] = None
+    try:
+        settings = load_settings(args.settings, overrides=overrides)
+        manager_cls = load_strategy(settings.STRATEGY)
+    except SettingsError as exc:
+        print(f"marketmaker: bad settings: {exc}", file=sys.stderr)
+        sys.exit(EXIT_SETTINGS)
+    except ImportError as exc:
+        print(f"marketmaker: cannot load STRATEGY {settings.STRATEGY!r}: {exc}", file=sys.stderr)
+        sys.exit(EXIT_SETTINGS)
+    setup_logging(settings.LOG_LEVEL, secrets=[settings.API_SECRET])
+    sys.exit(run_bot(settings, manager_cls, duration=args.duration, settings_path=args.settings,
+                     strategy_override=args.strategy, forced_sim=args.sim))
+
+
+def build_runner(settings: Settings, base_url: str, ws_url: str, api_key: Optional[str], api_secret: Optional[str],
+                 manager_cls: Type[OrderManager] = OrderManager, duration: Optional[float] = None,
+                 settings_path: Optional[str] = None, strategy_override: Optional[str] = None,
+                 forced_sim: bool = False) -> Runner:
+    """A ready-to-run bot against the exchange at ``base_url``/``ws_url`` (run it with ``.run()``)."""
+    exchange = ExchangeInterface(settings, base_url, ws_url, api_key, api_secret)
+    return Runner(settings, exchange, manager_cls, duration, settings_path, strategy_override, forced_sim)
+
+
+def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, duration: Optional[float] = None,
+            settings_path: Optional[str] = None, strategy_override: Optional[str] = None,
+            forced_sim: bool = False, install_signals: bool = True) -> int:
+    """Run until a signal, the duration or the kill switch; returns the exit status."""
+    with contextlib.ExitStack() as stack:
+        if settings.use_simulator:
+            from .sim import SimConfig, run_simulator
+            config = SimConfig.from_settings(settings, host="127.0.0.1", port=0, api_key=settings.API_KEY,
+                                             api_secret=settings.API_SECRET,
+                                             funding_interval_s=int(settings.SIM_FUNDING_INTERVAL))
+            sim = stack.enter_context(run_simulator(config))
+            register_secret(sim.api_secret)
+            log.info("Trading on the embedded GTE simulator at %s", sim.base_url)
+            base_url, ws_url, key, secret = sim.base_url, sim.ws_url, sim.api_key, sim.api_secret
+        else:
+            base_url, ws_url, key, secret = settings.BASE_URL, settings.WS_URL, settings.API_KEY, settings.API_SECRET
+        runner = build_runner(settings, base_url, ws_url, key, secret, manager_cls, duration, settings_path,
+                              strategy_override, forced_sim)
+        if install_signals and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, runner.stop)
+            signal.signal(signal.SIGTERM, runner.stop)
+        try:
+            return runner.run()
+        except errors.AuthenticationError as exc:
+            log.error("Authentication failed: %s", exc)
+            return EXIT_ERROR
