@@ -401,11 +401,9 @@ class OrderManager:
         return margin.total if margin else None
 
     def equity(self) -> Optional[Decimal]:
-        balance = self.balance()
-        if balance is None:
-            return None
-        positions = self.snap.positions
-        return balance + positions.long.unrealised_pnl + positions.short.unrealised_pnl
+        """The account's equity as the exchange states it: the margin row's ``total`` already
+        includes the unrealised PnL of the positions (DRY_RUN: the paper balance)."""
+        return self.balance()
 
     def realised_pnl(self) -> Decimal:
         positions = self.snap.positions

@@ -56,13 +56,18 @@ class FakeRest:
 
 
 class FakeWs:
-    """Serves a snapshot built from the fake REST orders (an ideal, instant socket)."""
+    """Serves a snapshot built from the fake REST orders (an ideal, instant socket).
+
+    Like the exchange, the margin row's ``total`` is the wallet balance plus the
+    unrealised PnL of the positions at the mark (see ``set_position``/``set_mark``).
+    """
 
     def __init__(self, rest, bid="9999.5", ask="10000.5"):
         self.rest = rest
         self.book = Book(bids=((Decimal(bid), 10),), asks=((Decimal(ask), 10),))
-        self.positions = Positions()
-        self.margin = Margin("BTC", total=Decimal("10"), available=Decimal("10"))
+        self.wallet_balance = Decimal("10")
+        self.mark = Decimal("10000")
+        self.legs = {}  # "long"/"short" -> (qty, entry price)
         self.connected = True
         self.synced = True
         self.last_update_ms = None
@@ -86,6 +91,28 @@ class FakeWs:
                               last_update_ms=self.last_update_ms or int(time.time() * 1000),
                               connected=self.connected, synced=self.synced)
 
-    def set_unrealised(self, pnl):
-        self.positions = Positions(long=Position("long", qty=100, avail_qty=100, entry_price=Decimal("10000"),
-                                                 unrealised_pnl=Decimal(pnl)))
+    def set_position(self, side, qty, entry):
+        """Hold ``qty`` contracts on the long or short leg, entered at ``entry``."""
+        self.legs[side] = (qty, Decimal(entry))
+
+    def set_mark(self, mark):
+        self.mark = Decimal(mark)
+
+    def _leg(self, side):
+        qty, entry = self.legs.get(side, (0, Decimal(0)))
+        if not qty:
+            return Position(side)
+        upnl = qty * (1 / entry - 1 / self.mark)  # inverse contract, face value 1
+        if side == "short":
+            upnl = -upnl
+        return Position(side, qty=qty, avail_qty=qty, entry_price=entry, unrealised_pnl=upnl)
+
+    @property
+    def positions(self):
+        return Positions(long=self._leg("long"), short=self._leg("short"))
+
+    @property
+    def margin(self):
+        positions = self.positions
+        total = self.wallet_balance + positions.long.unrealised_pnl + positions.short.unrealised_pnl
+        return Margin("BTC", total=total, available=total)

@@ -101,12 +101,30 @@ def test_socket_down_cancels_all_via_rest(tmp_path):
 
 def test_kill_switch_on_drawdown(tmp_path):
     settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\nMAX_DRAWDOWN = 0.5\n")
+    ws.set_position("long", 100_000, "10000")  # 10 BTC of contracts
     manager = OrderManager(settings, exchange)
     manager.start()
     manager.step()
-    ws.set_unrealised("-0.4")
-    manager.step()  # within the limit
-    ws.set_unrealised("-0.6")
+    assert manager.equity() == ws.margin.total == Decimal(10)
+    ws.set_mark("9600")  # unrealised 100000 x (1/10000 - 1/9600) = -0.41666.. BTC
+    manager.step()  # within the limit: equity is the exchange's total, the loss counted once
+    assert manager.equity() == ws.margin.total
+    assert Decimal("-0.42") < manager.equity() - 10 < Decimal("-0.41")
+    ws.set_mark("9500")  # -0.526 BTC
+    with pytest.raises(KillSwitch, match="MAX_DRAWDOWN"):
+        manager.step()
+
+
+def test_kill_switch_counts_a_profitable_position_once(tmp_path):
+    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\nMAX_DRAWDOWN = 0.5\n")
+    ws.set_position("short", 100_000, "10000")
+    ws.set_mark("9000")  # the short is 1.11 BTC up when the bot starts
+    manager = OrderManager(settings, exchange)
+    manager.start()
+    ws.set_mark("9300")  # gives back 0.358 BTC of it: within the limit
+    manager.step()
+    assert manager.equity() == ws.margin.total
+    ws.set_mark("9500")  # gives back 0.585 BTC of it: a drawdown of 0.585 from the start
     with pytest.raises(KillSwitch, match="MAX_DRAWDOWN"):
         manager.step()
 
@@ -115,10 +133,10 @@ def test_runner_exits_3_on_kill_switch_and_cancels_everything(tmp_path):
     settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\nMAX_DRAWDOWN = 0.5\nLOOP_INTERVAL = 0.05\n"
                                                   "REQUOTE_DEBOUNCE_MS = 0\n")
     runner = Runner(settings, exchange, OrderManager, duration=5)
-    ws.set_unrealised("-0.0")
+    ws.set_position("long", 100_000, "10000")
 
     def crash_later():
-        ws.set_unrealised("-1")
+        ws.set_mark("9000")  # -1.1 BTC
         exchange.wake()
     threading.Timer(0.3, crash_later).start()
     assert runner.run() == EXIT_KILL_SWITCH
