@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import List, Tuple, Union
 
-from .models import BUY, OPEN_STATUSES, SELL, DesiredOrder, Order
+from .models import ACTIVE_STATUSES, BUY, CANCEL_PENDING, SELL, DesiredOrder, Order
 
 __all__ = [
     "CANCEL",
@@ -56,9 +56,7 @@ __all__ = [
 
 CANCEL = "cancel"
 CREATE = "create"
-CANCEL_PENDING = 4  # order status: cancel requested, not yet final
-
-_ACTIVE_STATUSES = OPEN_STATUSES - {CANCEL_PENDING}  # open and no cancel pending: what converge plans with
+_ACTIVE_STATUSES = ACTIVE_STATUSES  # open and no cancel pending: what converge plans with
 
 #: ``("cancel", [orders])`` or ``("create", DesiredOrder)``.
 Step = Tuple[str, Union[List[Order], DesiredOrder]]

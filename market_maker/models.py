@@ -15,8 +15,12 @@ SELL = "sell"
 LONG = "long"
 SHORT = "short"
 
-OPEN_STATUSES = frozenset({1, 2, 4, 16})
+CANCEL_PENDING = 4
+OPEN_STATUSES = frozenset({1, 2, CANCEL_PENDING, 16})
 FINAL_STATUSES = frozenset({8, 32})
+# Open and no cancel pending: the orders a requote may keep or replace. An order whose cancel is
+# pending is on its way out, but until it is final it still holds its margin or closable quantity.
+ACTIVE_STATUSES = OPEN_STATUSES - {CANCEL_PENDING}
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,11 @@ class Order:
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def is_active(self) -> bool:
+        """Open with no cancel pending (see ``ACTIVE_STATUSES``)."""
+        return self.status in ACTIVE_STATUSES
 
 
 @dataclass(frozen=True)

@@ -445,19 +445,26 @@ def clamp_post_only(
 
 
 def close_capacity(side: str, positions: Positions, own_orders: Sequence[Order]) -> int:
-    """Contracts that orders of ``side`` may close: sells close the long, buys the short.
+    """Contracts that new close orders of ``side`` may take: sells close the long, buys the short.
 
-    ``avail_qty`` excludes what our resting close orders lock, so their
-    remaining quantity is added back (the ladder re-plans them); capped at the
-    leg's ``qty`` in case the snapshot is momentarily inconsistent.
+    The exchange's ``avail_qty`` excludes what every resting close order locks. The
+    ladder re-plans our *active* close orders (kept or cancelled before a new close
+    is sent), so their remaining quantity is added back; an order whose cancel is
+    pending is not re-planned and keeps its lock until it is final (the same
+    ``Order.is_active`` rule converge plans with). Also capped at the leg's ``qty``
+    less those pending cancels, in case ``avail_qty`` lags our own order view.
     """
     leg = positions.long if side == SELL else positions.short
     if leg.qty <= 0:
         return 0  # nothing to close, whatever rests
-    resting = sum(
-        o.remaining for o in own_orders if o.side == side and o.close_flag == 1 and o.is_open
-    )
-    return max(0, min(leg.qty, leg.avail_qty + resting))
+    active = pending = 0
+    for o in own_orders:
+        if o.side == side and o.close_flag == 1:
+            if o.is_active:
+                active += o.remaining
+            elif o.is_open:
+                pending += o.remaining
+    return max(0, min(leg.qty - pending, leg.avail_qty + active))
 
 
 def split_close_open(orders: Sequence[DesiredOrder], capacity: int) -> tuple[DesiredOrder, ...]:

@@ -293,6 +293,26 @@ def test_close_capacity_counts_own_resting_close_orders():
     assert close_capacity(SELL, pos(), ()) == 0
 
 
+def test_close_capacity_leaves_the_quantity_of_a_pending_cancel_locked():
+    # long 300: a close sell of 100 whose cancel is pending and an active one of 150 lock 250
+    own = [order(SELL, 101, qty=100, close_flag=1, status=4), order(SELL, 102, qty=150, close_flag=1)]
+    assert close_capacity(SELL, pos(long_qty=300, long_avail=50), own) == 200
+    # the position row has not caught up with the active order yet: still 200, never 350
+    assert close_capacity(SELL, pos(long_qty=300, long_avail=200), own) == 200
+
+
+@given(st.lists(st.tuples(st.sampled_from([1, 2, 4, 16]), st.integers(1, 50)), max_size=8),
+       st.integers(0, 100))
+def test_close_capacity_never_exceeds_what_the_exchange_lets_close(closes, spare):
+    """Against an exchange whose avail_qty is qty minus every open close order: new closes may
+    take avail_qty plus what the active (re-planned, cancelled first) orders free, never more."""
+    own = [order(SELL, 101 + i, qty=q, close_flag=1, status=status) for i, (status, q) in enumerate(closes)]
+    locked = sum(q for _, q in closes)
+    qty = locked + spare
+    pending = sum(q for status, q in closes if status == 4)
+    assert close_capacity(SELL, pos(long_qty=qty, long_avail=spare), own) == qty - pending
+
+
 def test_split_close_open():
     levels = (do(SELL, 101, 100), do(SELL, 102, 100), do(SELL, 103, 100))
     assert split_close_open(levels, 0) == levels
