@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from . import converge, quoting
 from .gte import errors
-from .gte.rest import GteRest
+from .gte.rest import MAX_BATCH_CANCEL, ORDER_CANCEL, GteRest
 from .gte.signing import Credentials
 from .gte.ws import GteWebSocket
 from .models import OPEN_STATUSES, DesiredOrder, MarketSnapshot, Order
@@ -74,6 +74,7 @@ class ExchangeInterface:
         self._wake = threading.Event()
         self._kinds: Set[str] = set()
         self._kinds_lock = threading.Lock()
+        self._cancel_retry_at: Optional[float] = None  # monotonic time a deferred cancel can go
 
     # -- events (called in the WebSocket thread: record and wake, nothing else)
     def _on_event(self, kind: str) -> None:
@@ -82,11 +83,18 @@ class ExchangeInterface:
         self._wake.set()
 
     def wait_for_events(self, timeout: float) -> Set[str]:
-        """Block until the WebSocket reports something or the timeout passes; returns the event kinds."""
-        self._wake.wait(timeout)
+        """Block until the WebSocket reports something or the timeout passes; returns the event kinds.
+
+        Returns earlier when owed work falls due: a create in doubt to settle, cancels deferred by
+        the rate limit (the kind "due")."""
+        due = self._next_due()
+        early = due is not None and due < timeout
+        woken = self._wake.wait(due if early else timeout)
         self._wake.clear()
         with self._kinds_lock:
             kinds, self._kinds = self._kinds, set()
+        if early and not woken:
+            kinds.add("due")
         # No tracker.forget_all() on resync: an order whose REST answer is in but whose echo is not would
         # vanish from our view and be created twice. Tracked orders leave the overlay when the rebuilt
         # table (partial + REST reconciliation of recent final orders) knows them, or after the TTL.
@@ -94,6 +102,20 @@ class ExchangeInterface:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def _next_due(self) -> Optional[float]:
+        """Seconds until owed work falls due (None: nothing owed)."""
+        waits = []
+        settle_ms = self.tracker.next_due_ms()
+        if settle_ms is not None:
+            waits.append((settle_ms - now_ms()) / 1000)
+        if self._cancel_retry_at is not None:
+            wait = self._cancel_retry_at - time.monotonic()
+            if wait > 0:
+                waits.append(wait)
+            else:
+                self._cancel_retry_at = None  # its wake-up has happened: the cycle re-plans the cancels
+        return max(0.0, min(waits)) if waits else None
 
     # -- lifecycle
     def connect(self) -> None:
@@ -108,7 +130,8 @@ class ExchangeInterface:
 
     # -- the view
     def snapshot(self, depth: int = 50) -> MarketSnapshot:
-        return self.ws.snapshot(depth)
+        """One consistent view: tables, book, and which of our unechoed creates the order table knew."""
+        return self.ws.snapshot(depth, watch=self.tracker.awaiting_echo())
 
     def is_own(self, order: Order) -> bool:
         return order.client_oid.startswith(self.prefix)
@@ -118,9 +141,39 @@ class ExchangeInterface:
             return list(self._paper.values())
         prefix = self.prefix
         ws_own = [o for o in snap.orders if o.client_oid.startswith(prefix)]  # is_own, inlined
-        awaiting = self.tracker.awaiting_echo()
-        echoed = self.ws.known_order_ids(awaiting) if awaiting else set()
-        return [o for o in self.tracker.merge(ws_own, echoed, now_ms()) if o.status in OPEN_STATUSES]  # is_open
+        # ``snap.echoed`` was taken with ``snap.orders``: an echo arriving since cannot hide an order
+        return [o for o in self.tracker.merge(ws_own, snap.echoed, now_ms()) if o.status in OPEN_STATUSES]
+
+    @property
+    def abandoned_in_doubt(self) -> int:
+        """Creates in doubt the ladder gave up on: hidden, but they may still execute."""
+        return self.tracker.abandoned
+
+    def settle_in_doubt(self) -> int:
+        """Look up the creates in doubt whose moment has come: adopt, cancel or forget each.
+
+        Returns how many stay in doubt. A failed lookup is retried a second later."""
+        if self.dry_run or not self.tracker.doubtful:
+            return 0
+        now = now_ms()
+        for client_oid in self.tracker.due(now):
+            try:
+                found = self.rest.find_order_by_client_oid(client_oid)
+            except errors.GteError as exc:
+                log.warning("Could not look up order %s yet (%s); retrying", client_oid, exc)
+                self.tracker.postpone(client_oid, now + 1000)
+                continue
+            abandoned = self.tracker.settle(client_oid, found, now)
+            if found is None:
+                log.info("Order %s never reached the book: forgotten", client_oid)
+            elif not found.is_open:
+                log.info("Order %s turned up, already final (status %d)", client_oid, found.status)
+            elif abandoned:
+                log.info("Order %s turned up after it was given up: cancelling it", client_oid)
+                self.cancel_orders([found], allow_batch=False, block=True)
+            else:
+                log.info("Order %s turned up: %s %d @ %s", client_oid, found.side, found.remaining, fmt(found.price))
+        return self.tracker.doubtful
 
     # -- actions
     def create_order(self, desired: DesiredOrder) -> Optional[Order]:
@@ -140,18 +193,34 @@ class ExchangeInterface:
             self.counters["orders_rejected"] += 1
             log.warning("Order %s %d @ %s refused: %s", desired.side, desired.qty, fmt(desired.price), exc)
             return None
+        except errors.OrderInDoubt as exc:
+            self.counters["orders_in_doubt"] += 1
+            placeholder = Order(order_id="", client_oid=exc.client_oid, side=desired.side,
+                                close_flag=desired.close_flag, price=desired.price, qty=desired.qty, filled_qty=0,
+                                status=1)
+            self.tracker.in_doubt(placeholder, exc.settles_at_ms)
+            log.warning("Order %s %d @ %s: no answer and not found yet; counted as resting, never sent twice, "
+                        "looked up again in %.1fs", desired.side, desired.qty, fmt(desired.price),
+                        max(0, exc.settles_at_ms - now_ms()) / 1000)
+            return None
         self.tracker.created(order, now_ms())
         return order
 
     def cancel_batch_ready(self) -> bool:
         return self.rest.rate_limiter.time_until_available("cancel_batch") <= 0
 
-    def cancel_orders(self, orders: Sequence[Order], allow_batch: bool = True) -> None:
-        """Cancel ours: two or more through cancel_batch when its window allows, else one by one."""
+    def cancel_orders(self, orders: Sequence[Order], allow_batch: bool = True, block: bool = False) -> int:
+        """Cancel ours: up to 50 through one cancel_batch when its window allows, the others one by one.
+
+        Without ``block`` single cancels go only while the cancel rate limit allows them now; the
+        others stay in our view and are cancelled in a later cycle (the loop wakes when the limit
+        allows). An order still in doubt cannot be cancelled yet: it is abandoned (cancelled if it
+        turns up). Returns how many cancels were deferred.
+        """
         prefix = self.prefix
         orders = [o for o in orders if o.client_oid.startswith(prefix)]  # is_own, inlined
         if not orders:
-            return
+            return 0
         if log.isEnabledFor(logging.INFO):  # the arguments cost ~1 us an order even when not logged
             for order in orders:
                 log.info("%s %s order (%s): %d @ %s", "Would cancel" if self.dry_run else "Cancelling", order.side,
@@ -159,24 +228,37 @@ class ExchangeInterface:
         if self.dry_run:
             for order in orders:
                 self._paper.pop(order.order_id, None)
-            return
-        ids = [o.order_id for o in orders]
+            return 0
+        doubtful = [o.client_oid for o in orders if not o.order_id]
+        if doubtful:
+            self.tracker.abandon(doubtful)
+        ids = [o.order_id for o in orders if o.order_id]
         singles = ids
         if allow_batch and len(ids) >= 2 and self.cancel_batch_ready():
             try:
-                self.rest.cancel_batch(ids)
+                self.rest.cancel_batch(ids[:MAX_BATCH_CANCEL])
                 self.counters["cancel_batches"] += 1
-                singles = []
+                singles = ids[MAX_BATCH_CANCEL:]
             except (errors.RateLimited, errors.ServerError, errors.TransportError) as exc:
                 log.warning("cancel_batch failed (%s); cancelling one by one", exc)
-        if singles:
-            for order_id in singles:
-                try:
-                    self.rest.cancel_order(order_id)
-                except errors.OrderNotFound:
-                    pass  # already filled or cancelled: gone either way
-        self.counters["orders_cancelled"] += len(ids)
-        self.tracker.cancelled(ids, now_ms())
+        deferred = []
+        limiter = self.rest.rate_limiter
+        for i, order_id in enumerate(singles):
+            if not block:
+                wait = limiter.time_until_available(ORDER_CANCEL)
+                if wait > 0:
+                    deferred = singles[i:]
+                    self._cancel_retry_at = time.monotonic() + wait
+                    log.info("Cancel rate limit reached: %d cancels deferred by %.2fs", len(deferred), wait)
+                    break
+            try:
+                self.rest.cancel_order(order_id)
+            except errors.OrderNotFound:
+                pass  # already filled or cancelled: gone either way
+        sent = ids[:len(ids) - len(deferred)]
+        self.counters["orders_cancelled"] += len(sent)
+        self.tracker.cancelled(sent, now_ms())
+        return len(deferred)
 
     def cancel_all_own(self, reason: str) -> int:
         """Cancel every open order carrying our prefix, read from REST (works with the socket down)."""
@@ -184,9 +266,10 @@ class ExchangeInterface:
             orders = list(self._paper.values())
         else:
             orders = [o for o in self.rest.open_orders() if self.is_own(o)]
+            self.tracker.abandon_all()  # a create in doubt that turns up later is cancelled then
         if orders:
             log.info("Cancelling all %d own orders: %s", len(orders), reason)
-            self.cancel_orders(orders)
+            self.cancel_orders(orders, block=True)
         return len(orders)
 
     def set_leverage(self, leverage: Decimal, margin_mode: str) -> None:
@@ -255,18 +338,25 @@ class OrderManager:
         """Cancel our orders and print the run's summary.
 
         Transient errors (rate limit, 5xx, no answer) are retried until a fresh
-        read finds no own open order, for at most ``exit_cancel_timeout`` seconds.
+        read finds no own open order and no create is in doubt any more (one that
+        turns up late is cancelled), for at most ``exit_cancel_timeout`` seconds.
         """
         deadline = time.monotonic() + self.exit_cancel_timeout
         reason = "shutting down"
         while True:
             try:
-                if not self.exchange.cancel_all_own(reason):
+                left = self.exchange.cancel_all_own(reason)
+                doubtful = self.exchange.settle_in_doubt()  # a late create that turns up is cancelled
+                if not left and not doubtful:
                     break
-                reason = "shutting down (left after the previous attempt)"
+                if left:
+                    reason = "shutting down (left after the previous attempt)"
                 if time.monotonic() >= deadline:
-                    log.error("Own orders still open after %.0fs of cancelling on exit", self.exit_cancel_timeout)
+                    log.error("Own orders still open or in doubt after %.0fs of cancelling on exit",
+                              self.exit_cancel_timeout)
                     break
+                if not left:  # waiting for creates in doubt to settle
+                    time.sleep(self.exit_retry_wait)
             except errors.AuthenticationError as exc:
                 log.error("Could not cancel all orders on exit: %s", exc)
                 break
@@ -280,7 +370,8 @@ class OrderManager:
 
     # -- one decision
     def step(self) -> None:
-        """Sanity checks, then requote."""
+        """Settle creates in doubt whose moment has come, sanity checks, then requote."""
+        self.exchange.settle_in_doubt()
         self.snap = self.exchange.snapshot(self.book_depth)
         self.live = None
         if not self.sanity_check():
@@ -332,13 +423,18 @@ class OrderManager:
             time.sleep(self.settings.API_REST_INTERVAL - since)
         self._last_send = time.monotonic()
         self.live = None  # what we send changes it
+        # creates in doubt that the ladder gives up on may still execute: they keep their slots
+        budget = max_open - self.exchange.abandoned_in_doubt - sum(1 for o in plan.to_cancel if not o.order_id)
+        steps = converge.ordered_steps(plan, self.snap.book.best_bid, self.snap.book.best_ask, budget)
+        room = budget - len(plan.keep)
         allow_batch = True
-        steps = converge.ordered_steps(plan, self.snap.book.best_bid, self.snap.book.best_ask, max_open)
         for action, payload in steps:
             if action == "cancel":
-                self.exchange.cancel_orders(payload, allow_batch)
+                if self.exchange.cancel_orders(payload, allow_batch):
+                    break  # the creates after the cancels may depend on the deferred ones: next cycle
                 allow_batch = False  # one batch per round: the endpoint allows one per 10 s
-            else:
+            elif room > 0:  # creates come innermost first: the outermost wait for the slots
+                room -= 1
                 self.exchange.create_order(payload)
 
     # -- checks

@@ -163,6 +163,7 @@ class MarketSnapshot:
     fill_count: int = 0  # executions of our orders since the client started
     fees_paid: Decimal = Decimal(0)  # their fees (settle currency; negative = rebates earned)
     recent_trades: Tuple[Trade, ...] = ()
+    echoed: frozenset = frozenset()  # of the order ids the snapshot was asked to watch, those the table knew
 
 
 class DesiredOrder(NamedTuple):

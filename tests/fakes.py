@@ -2,7 +2,7 @@
 import itertools
 from decimal import Decimal
 
-from market_maker.gte.errors import OrderNotFound
+from market_maker.gte.errors import OrderInDoubt, OrderNotFound
 from market_maker.models import Book, Instrument, Margin, MarketSnapshot, Order, Position, Positions
 
 INSTRUMENT = Instrument(symbol="BTC_USD", settle_currency="BTC", tick_size=Decimal("0.5"), price_precision=1,
@@ -24,14 +24,30 @@ class FakeRest:
         self.calls = []
         self.rate_limiter = FakeLimiter()
         self._ids = itertools.count(1000)
+        self.doubt = []  # settle times (ms) of the next creates whose outcome will be unknown
+        self.in_flight = {}  # client_oid -> order of a create in doubt that has not landed (yet)
 
     def create_order(self, side, price, qty, close_flag=0, client_oid=None):
         order_id = str(next(self._ids))
         order = Order(order_id=order_id, client_oid=client_oid or f"{self.prefix}{order_id}", side=side,
                       close_flag=close_flag, price=price, qty=qty, filled_qty=0, status=2)
-        self.orders[order_id] = order
         self.calls.append(("create", side, price, qty, close_flag))
+        if self.doubt:  # the answer is lost and the order not found yet: it may still land
+            settles_at = self.doubt.pop(0)
+            self.in_flight[order.client_oid] = order
+            raise OrderInDoubt(order.client_oid, settles_at, "no answer")
+        self.orders[order_id] = order
         return order
+
+    def land(self, client_oid):
+        """A create that was in doubt executes at the exchange (late)."""
+        order = self.in_flight.pop(client_oid)
+        self.orders[order.order_id] = order
+        return order
+
+    def find_order_by_client_oid(self, client_oid):
+        self.calls.append(("lookup", client_oid))
+        return next((o for o in self.orders.values() if o.client_oid == client_oid), None)
 
     def cancel_order(self, order_id):
         self.calls.append(("cancel", order_id))
@@ -72,6 +88,8 @@ class FakeWs:
         self.synced = True
         self.last_update_ms = None
         self.stats = {"fills": 0}
+        self.lagging = False  # True: created orders reach the order table only through ``echo``
+        self.echoed = set()
         self.started = False
         self.fatal_error = None
 
@@ -81,15 +99,27 @@ class FakeWs:
     def stop(self):
         self.started = False
 
-    def known_order_ids(self, order_ids):
-        return {i for i in order_ids if i in self.rest.orders}
+    def echo(self, *order_ids):
+        """The order table hears of these orders (``lagging``: only what was echoed is in it)."""
+        self.echoed.update(order_ids or self.rest.orders)
 
-    def snapshot(self, depth=50):
+    def _table(self):
+        orders = self.rest.orders.values()
+        return tuple(o for o in orders if o.order_id in self.echoed) if self.lagging else tuple(orders)
+
+    def _known(self, order_id):
+        return order_id in self.echoed if self.lagging else order_id in self.rest.orders
+
+    def known_order_ids(self, order_ids):
+        return {i for i in order_ids if self._known(i)}
+
+    def snapshot(self, depth=50, watch=()):
         import time
-        return MarketSnapshot(instrument=INSTRUMENT, book=self.book, orders=tuple(self.rest.orders.values()),
+        return MarketSnapshot(instrument=INSTRUMENT, book=self.book, orders=self._table(),
                               positions=self.positions, margin=self.margin,
                               last_update_ms=self.last_update_ms or int(time.time() * 1000),
-                              connected=self.connected, synced=self.synced)
+                              connected=self.connected, synced=self.synced,
+                              echoed=frozenset(i for i in watch if self._known(i)))
 
     def set_position(self, side, qty, entry):
         """Hold ``qty`` contracts on the long or short leg, entered at ``entry``."""

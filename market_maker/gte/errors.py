@@ -108,6 +108,20 @@ class TransportError(GteError):
         self.client_oid: Optional[str] = None
 
 
+class OrderInDoubt(GteError):
+    """An ``order/create`` got no usable answer and its order was not found (or could not be
+    looked up): it may still execute until ``settles_at_ms``, when a lookup by ``client_oid``
+    tells for certain. The caller must not send it again before then."""
+
+    description = "The outcome of an order creation is not known yet"
+
+    def __init__(self, client_oid: str, settles_at_ms: int, message: Optional[str] = None) -> None:
+        super().__init__(None, message)
+        self.outcome_unknown = True
+        self.client_oid = client_oid
+        self.settles_at_ms = settles_at_ms
+
+
 class RequestTimeout(TransportError):
     description = "The request to GTE timed out"
 

@@ -3,8 +3,12 @@
 Retry policy:
 * refused before execution (-10053 rate limit, -10052 expired): waited and resent;
 * no answer / HTTP 5xx / invalid envelope: resent for reads and idempotent writes
-  (cancel, leverage change); ``order/create`` is first resolved by ``client_oid``
-  and only resent (same ``client_oid``) when the order is not found;
+  (cancel, leverage change). ``order/create`` is never resent: its order is looked
+  up by ``client_oid`` at once, and if it is not there (or the lookup fails) the
+  create is in doubt (``OrderInDoubt``) until its ``api-expires`` has passed, plus
+  ``SETTLE_GRACE_MS`` for the server's processing time and clock skew: the exchange
+  never executes a request after its ``api-expires``, so a lookup after that moment
+  is final. The caller keeps quoting meanwhile and resolves it then;
 * authentication and business errors: never retried.
 In read-only (DRY_RUN) mode every POST is refused before anything is sent.
 """
@@ -25,10 +29,10 @@ import requests
 
 from ..models import BUY, OPEN_STATUSES, SELL, Book, Instrument, Margin, Order, Trade
 from . import parse
-from .errors import (AuthenticationError, ConnectionLost, DryRunRefused, GteError, RateLimited,
+from .errors import (AuthenticationError, ConnectionLost, DryRunRefused, GteError, OrderInDoubt, RateLimited,
                      RequestExpired, RequestTimeout, ServerError, TransportError, error_from_code)
 from .ratelimit import RateLimiter
-from .signing import Credentials, wire_params
+from .signing import DEFAULT_EXPIRES_IN_MS, Credentials, now_ms, wire_params
 
 log = logging.getLogger("market_maker.gte.rest")
 
@@ -55,6 +59,7 @@ MAX_CLIENT_OID = 40
 MAX_BATCH_CANCEL = 50
 MAX_QUERY_COUNT = 100
 MAX_BACKOFF = 5.0
+SETTLE_GRACE_MS = 2000  # after api-expires: the server's processing time and clock skew
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]{1,13}$")
 
 # Refused by the gate before the exchange did anything: always safe to resend.
@@ -223,6 +228,15 @@ class GteRest:
         self._count("request", endpoint)
         headers = self.credentials.signed_headers(wire) if signed and self.credentials else {}
         log.debug("%s %s params=%s", method, path, wire)
+        try:
+            return self._exchange(method, path, wire, headers)
+        except GteError as exc:
+            if headers:  # after this moment the exchange will not execute the request
+                exc.expires_ms = int(headers["api-expires"])  # type: ignore[attr-defined]
+            raise
+
+    def _exchange(self, method: str, path: str, wire: Dict[str, str], headers: Dict[str, str]) -> Any:
+        """Send one prepared request and read its envelope."""
         try:
             if method == "GET":
                 request = requests.Request(method, self.base_url + path, params=wire,
@@ -410,9 +424,10 @@ class GteRest:
                      client_oid: Optional[str] = None) -> Order:
         """Place a limit order; never places it twice.
 
-        A lost answer is resolved by ``client_oid`` before any resend; if it
-        still cannot be resolved the TransportError/ServerError is raised with
-        ``client_oid`` set and ``outcome_unknown`` True.
+        A create refused before execution (rate limit, expired) is resent. One with
+        no usable answer (timeout, lost connection, 5xx) is looked up by
+        ``client_oid`` at once; if it is not found, ``OrderInDoubt`` is raised: it
+        may still execute until its ``api-expires`` (see the module docstring).
         """
         if side not in (BUY, SELL):
             raise ValueError(f"side must be {BUY!r} or {SELL!r}")
@@ -432,38 +447,35 @@ class GteRest:
                 data = self._send("POST", ORDER_CREATE, params, signed=True)
                 break
             except _OUTCOME_UNKNOWN as exc:
-                found = self._resolve_lost_create(oid, exc, attempt + 1)
-                if found is not None:
-                    return found
-                if attempt >= self.max_retries:
-                    exc.client_oid = oid  # type: ignore[attr-defined]
-                    raise
-                attempt += 1
-                self._count("retry")
-                log.warning("order %s not found after a lost answer; resending (%d/%d)",
-                            oid, attempt, self.max_retries)
+                return self._resolve_lost_create(oid, exc)
             except _REFUSED_BEFORE_EXECUTION as exc:
                 if attempt >= self.max_retries:
                     raise
                 attempt += 1
                 self._retry_wait(ORDER_CREATE, attempt, exc)
-        return Order(order_id=parse.text(_obj(data), "order_id"), client_oid=oid, side=side,
-                     close_flag=close_flag, price=price, qty=qty, filled_qty=0, status=1)
+        try:
+            order_id = parse.text(_obj(data), "order_id")
+        except parse.MalformedRow as exc:  # executed, but the answer does not say as what
+            return self._resolve_lost_create(oid, ServerError(None, f"order/create answer unusable ({exc})"))
+        return Order(order_id=order_id, client_oid=oid, side=side, close_flag=close_flag, price=price, qty=qty,
+                     filled_qty=0, status=1)
 
-    def _resolve_lost_create(self, oid: str, exc: GteError, attempt: int) -> Optional[Order]:
-        """Wait a little, then look the order up; re-raise ``exc`` if the lookup fails."""
-        delay = self._delay(attempt)
-        log.warning("order/create %s: outcome unknown, looking it up in %.2fs (%s)", oid, delay, exc)
-        self._sleep(delay)
+    def _resolve_lost_create(self, oid: str, exc: GteError) -> Order:
+        """Look the order up now; raise ``OrderInDoubt`` if it is not there (yet) or the lookup fails."""
+        expires = getattr(exc, "expires_ms", None)
+        if expires is None:  # the latest api-expires it could have carried
+            expires = now_ms() + DEFAULT_EXPIRES_IN_MS
+        settles_at = expires + SETTLE_GRACE_MS
+        log.warning("order/create %s: no usable answer (%s); looking it up", oid, exc)
         try:
             found = self.find_order_by_client_oid(oid)
         except GteError as lookup:
-            log.error("order %s: outcome unknown, lookup failed: %s", oid, lookup)
-            exc.client_oid = oid  # type: ignore[attr-defined]
-            raise exc from None
-        if found is not None:
-            self._count("resolved")
-            log.info("order %s was placed despite the lost answer (order_id %s)", oid, found.order_id)
+            log.warning("order %s: lookup failed (%s); in doubt until it settles", oid, lookup)
+            raise OrderInDoubt(oid, settles_at, f"order {oid}: {exc}; lookup failed") from None
+        if found is None:
+            raise OrderInDoubt(oid, settles_at, f"order {oid}: {exc}; not found yet")
+        self._count("resolved")
+        log.info("order %s was placed despite the lost answer (order_id %s)", oid, found.order_id)
         return found
 
     def cancel_order(self, order_id: str) -> str:
@@ -472,16 +484,19 @@ class GteRest:
         return parse.text(_obj(data), "order_id", str(order_id))
 
     def cancel_batch(self, order_ids: Iterable[str]) -> None:
-        """Cancel orders 50 at a time (the endpoint allows 1 call per 10 s, so more ids wait).
+        """Cancel up to 50 orders in one call (the endpoint allows one call per 10 s).
 
         Never resent (a resend would wait 10 s): any failure is raised and the
-        caller may fall back to single cancels.
+        caller may fall back to single cancels. More than 50 ids is a ValueError:
+        the caller decides what waits, not a 10-s sleep in here.
         """
         ids = [str(i) for i in order_ids]
-        for start in range(0, len(ids), MAX_BATCH_CANCEL):
-            chunk = ids[start:start + MAX_BATCH_CANCEL]
-            params = self._base(filter=filter_json(order_id=chunk))
-            self._send("POST", ORDER_CANCEL_BATCH, params, signed=True)
+        if not ids:
+            return
+        if len(ids) > MAX_BATCH_CANCEL:
+            raise ValueError(f"cancel_batch takes at most {MAX_BATCH_CANCEL} order ids, got {len(ids)}")
+        params = self._base(filter=filter_json(order_id=ids))
+        self._send("POST", ORDER_CANCEL_BATCH, params, signed=True)
 
     def query_orders(self, statuses: Optional[Iterable[int]] = None, order_id: Optional[str] = None,
                      count: int = 100, lt_order_id: Optional[str] = None,

@@ -403,10 +403,14 @@ class GteWebSocket:
                 return kinds
 
     # -------------------------------------------------------------------- reads
-    def snapshot(self, depth: int = 50) -> MarketSnapshot:
-        """A consistent copy of everything, taken under the lock."""
+    def snapshot(self, depth: int = 50, watch: Iterable[str] = ()) -> MarketSnapshot:
+        """A consistent copy of everything, taken under the lock.
+
+        ``echoed`` holds those of the ``watch`` order ids the order table has heard of (open or
+        recently closed), read together with ``orders``."""
         with self._lock:
             t = self._tables
+            echoed = self._known_order_ids(watch) if watch else frozenset()
             return MarketSnapshot(
                 instrument=t.instrument(),
                 book=self._book.top(depth) if self._book is not None else Book(),
@@ -414,13 +418,16 @@ class GteWebSocket:
                 last_update_ms=int(self.last_message_time * 1000),
                 connected=self._connected, synced=self._synced,
                 contracts_traded=t.fills.contracts, fill_count=t.fill_count, fees_paid=t.fees_paid,
-                recent_trades=t.recent_trades())
+                recent_trades=t.recent_trades(), echoed=echoed)
 
-    def known_order_ids(self, order_ids: Iterable[str]) -> set[str]:
+    def known_order_ids(self, order_ids: Iterable[str]) -> frozenset[str]:
         """Those of ``order_ids`` the order table has heard of, open or recently closed."""
         with self._lock:
-            orders = self._tables.orders
-            return {i for i in order_ids if (i,) in orders.rows or (i,) in orders.closed}
+            return self._known_order_ids(order_ids)
+
+    def _known_order_ids(self, order_ids: Iterable[str]) -> frozenset[str]:
+        orders = self._tables.orders
+        return frozenset(i for i in order_ids if (i,) in orders.rows or (i,) in orders.closed)
 
     @property
     def connected(self) -> bool:
