@@ -218,17 +218,25 @@ def test_exit_keeps_cancelling_through_a_rate_limit_burst(tmp_path):
     assert rest.orders == {} and refusals == [0]
 
 
-def test_exit_gives_up_after_its_timeout(tmp_path):
+def test_exit_gives_up_after_its_timeout(tmp_path, caplog):
+    import time
     from market_maker.gte.errors import ServerError
     settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
     manager = OrderManager(settings, exchange)
     manager.start()
+    tries = []
 
     def failing():
+        tries.append(time.monotonic())
         raise ServerError(None, "HTTP 503")
     rest.open_orders = failing
-    manager.exit_cancel_timeout, manager.exit_retry_wait = 0.05, 0.01
-    manager.exit()  # returns (logged), does not loop forever
+    manager.exit_cancel_timeout, manager.exit_retry_wait = 0.3, 0.01
+    started = time.monotonic()
+    manager.exit()  # retries until its timeout, then returns (logged) instead of looping forever
+    assert len(tries) >= 2  # it did retry
+    assert tries[-1] - started >= 0.3  # ... until the timeout had passed
+    assert tries[-2] - started < 0.3  # and not one attempt past it
+    assert "Could not cancel all orders on exit" in caplog.text
 
 
 def test_resync_of_another_table_does_not_forget_orders_awaiting_their_echo(tmp_path):
