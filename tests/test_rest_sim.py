@@ -61,12 +61,18 @@ def test_fills_show_in_order_execution_position_and_margin_tables(sim):
         before = ws.snapshot()
         order = maker.create_order(BUY, Decimal("9000"), 30)
         taker.create_order(SELL, Decimal("9000"), 30)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            snap = ws.snapshot()
-            if snap.contracts_traded - before.contracts_traded >= 30 and snap.positions.long.qty >= 30:
-                break
+
+        def all_arrived(snap):  # order, execution, position and margin come in separate messages
+            return (snap.contracts_traded - before.contracts_traded >= 30
+                    and snap.positions.long.qty >= before.positions.long.qty + 30
+                    and order.order_id not in {o.order_id for o in snap.orders}
+                    and snap.margin.pos_margin > before.margin.pos_margin
+                    and snap.fees_paid < before.fees_paid)
+        deadline = time.monotonic() + 30  # generous: a loaded machine delays, it does not lose
+        snap = ws.snapshot()
+        while not all_arrived(snap) and time.monotonic() < deadline:
             time.sleep(0.05)
+            snap = ws.snapshot()
         assert snap.contracts_traded - before.contracts_traded == 30
         assert snap.positions.long.qty == before.positions.long.qty + 30
         assert order.order_id not in {o.order_id for o in snap.orders}  # filled: no longer open
