@@ -345,8 +345,8 @@ class OrderManager:
     def sanity_check(self) -> bool:
         """False means: do not quote this cycle (the reason is logged once).
 
-        Every pause but a resync in progress cancels our orders: a stale, empty or crossed book is
-        usually a sweep, and orders left resting would be unmanaged through it.
+        Every pause but a resync in progress cancels our orders: on a stale feed we would quote blind, and
+        an empty or crossed book is usually a sweep, through which resting orders would go unmanaged.
         """
         snap = self.snap
         fatal = getattr(self.exchange.ws, "fatal_error", None)
