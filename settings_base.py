@@ -35,9 +35,9 @@ INSTRUMENTTYPE = "pc"
 SETTLECURRENCY = "BTC"
 # Contract to quote.
 SYMBOL = "BTC_USD"
-# Leverage set at start (1 to 100, two decimals at most).
+# Leverage set at start and by a reload that changes it (1 to 100, two decimals at most).
 LEVERAGE = Decimal("10")
-# Margin mode set at start: "cross" or "isolated".
+# Margin mode set at start: "cross" or "isolated" (changing it needs a restart).
 MARGIN_MODE = "cross"
 
 ########################################################################################################################
@@ -79,7 +79,7 @@ MIN_POSITION = -10000
 MAX_POSITION = 10000
 # Stop (cancel all, exit 3) when equity falls this much (settle currency) below its value at start. 0 = off.
 MAX_DRAWDOWN = Decimal("0")
-# Cancel all and pause when no market data arrived for this many seconds.
+# Cancel all and pause when no order-book or trade update arrived for this many seconds.
 STALE_DATA_SECONDS = 30
 
 ########################################################################################################################

@@ -439,7 +439,11 @@ class OrderManager:
 
     # -- checks
     def sanity_check(self) -> bool:
-        """False means: do not quote this cycle (the reason is logged once)."""
+        """False means: do not quote this cycle (the reason is logged once).
+
+        Every pause but a resync in progress cancels our orders: on a stale feed we would quote blind, and
+        an empty or crossed book is usually a sweep, through which resting orders would go unmanaged.
+        """
         snap = self.snap
         fatal = getattr(self.exchange.ws, "fatal_error", None)
         if fatal is not None:  # e.g. the key was refused when the socket reconnected: no point waiting
@@ -448,14 +452,15 @@ class OrderManager:
             return self._pause("WebSocket down", cancel=True)
         if not snap.synced:
             return self._pause("waiting for the WebSocket tables to resync", cancel=False)
-        age = time.time() - snap.last_update_ms / 1000
+        age = time.time() - snap.last_update_ms / 1000  # last book or trade message, not pongs nor acks
         if age > self.settings.STALE_DATA_SECONDS:
-            return self._pause(f"market data is {age:.0f}s old", cancel=True)
-        if snap.book.best_bid is None or snap.book.best_ask is None:
-            return self._pause("the order book has an empty side", cancel=False)
-        if snap.book.crossed:
-            return self._pause(f"the order book is crossed ({fmt(snap.book.best_bid)} >= {fmt(snap.book.best_ask)})",
-                               cancel=False)
+            return self._pause("market data is stale", cancel=True, detail=f"no book or trade update for {age:.0f}s")
+        book = snap.book
+        if book.best_bid is None or book.best_ask is None:
+            return self._pause("the order book has an empty side", cancel=True)
+        if book.crossed:
+            return self._pause("the order book is crossed", cancel=True,
+                               detail=f"{fmt(book.best_bid)} >= {fmt(book.best_ask)}")
         self.check_drawdown()
         if self.paused:
             log.info("Resuming: %s is over", self.paused)
@@ -463,9 +468,10 @@ class OrderManager:
             self._cancel_owed = False
         return True
 
-    def _pause(self, reason: str, cancel: bool) -> bool:
+    def _pause(self, reason: str, cancel: bool, detail: str = "") -> bool:
+        """Log a new ``reason`` once (``detail`` is logged with it, not compared); cancel once if asked."""
         if self.paused != reason:
-            log.warning("Pausing: %s", reason)
+            log.warning("Pausing: %s%s", reason, f" ({detail})" if detail else "")
             self.paused = reason
             self._cancel_owed = self._cancel_owed or cancel
         if self._cancel_owed:  # retried every cycle until it goes through (a rate-limit burst lasts seconds)

@@ -156,7 +156,7 @@ class MarketSnapshot:
     orders: Tuple[Order, ...]  # our open orders
     positions: Positions
     margin: Optional[Margin]
-    last_update_ms: int  # local monotonic-ish wall time (ms) of the last message applied
+    last_update_ms: int  # local wall time (ms) of the last market data applied: a book or trade message
     connected: bool
     synced: bool  # every table has its partial and no gap is pending
     contracts_traded: int = 0  # contracts filled on our orders since the client started

@@ -10,6 +10,7 @@ import logging
 import sys
 import threading
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Type
 
@@ -22,8 +23,13 @@ from .settings import Settings, SettingsError, load_settings
 log = logging.getLogger("market_maker.manager")
 
 EXIT_OK, EXIT_ERROR, EXIT_SETTINGS, EXIT_KILL_SWITCH = 0, 1, 2, 3
+# MARGIN_MODE: the exchange refuses a mode change while we hold a position or an order
 RESTART_REQUIRED = ("BASE_URL", "WS_URL", "API_KEY", "API_SECRET", "SYMBOL", "SETTLECURRENCY", "INSTRUMENTTYPE",
-                    "DRY_RUN", "ORDERID_PREFIX", "TIMEOUT", "WS_PING_INTERVAL", "WS_SILENCE_TIMEOUT")
+                    "DRY_RUN", "ORDERID_PREFIX", "TIMEOUT", "WS_PING_INTERVAL", "WS_SILENCE_TIMEOUT", "MARGIN_MODE")
+# what a reloaded manager takes over from the running one: the run's start figures, the pause it is in
+# (its reason, a cancel-all still owed) and the pacing of its sends
+CARRIED_OVER = ("start_time", "start_equity", "start_realised", "start_traded", "start_fills", "start_fees",
+                "paused", "_cancel_owed", "_last_send")
 
 
 def load_strategy(spec: Optional[str]) -> Type[OrderManager]:
@@ -165,17 +171,33 @@ class Runner:
                     importlib.reload(module)
             manager_cls = load_strategy(spec)
             manager = manager_cls(settings, self.exchange)
+            if settings.LEVERAGE != self.settings.LEVERAGE:  # last: the one step with an effect at the exchange
+                self._apply_leverage(settings.LEVERAGE)
         except Exception as exc:  # a broken reload must never stop a running bot
             log.error("Reload rejected, keeping the running settings: %s", exc)
             return False
         old = self.manager
-        manager.start_time, manager.start_equity = old.start_time, old.start_equity
-        manager.start_realised, manager.start_traded = old.start_realised, old.start_traded
-        manager.start_fills, manager.start_fees = old.start_fills, old.start_fees
+        for name in CARRIED_OVER:
+            setattr(manager, name, getattr(old, name))
         self.settings, self.manager = settings, manager
         self.watcher = FileWatcher(self.watched_files(settings, manager_cls))
         log.info("Reloaded: %s with the new settings", manager_cls.__name__)
         return True
+
+    def _apply_leverage(self, leverage: Decimal) -> None:
+        """Set the new leverage at the exchange; if refused (e.g. not enough margin) the old one is kept there."""
+        mode = self.settings.MARGIN_MODE
+        try:
+            self.exchange.set_leverage(leverage, mode)
+        except errors.GteError as exc:
+            if mode == "isolated":  # set per leg: the long one may have changed before the short one was refused
+                try:
+                    self.exchange.set_leverage(self.settings.LEVERAGE, mode)
+                except errors.GteError as again:
+                    log.error("Could not restore leverage %s: %s", format(self.settings.LEVERAGE, "f"), again)
+            raise SettingsError(f"the exchange refused leverage {format(leverage, 'f')}: {exc}") from exc
+        log.info("Leverage changed to %s (%s)", format(leverage, "f"),
+                 "dry run: not sent" if self.settings.DRY_RUN else "applied")
 
     def _overrides(self) -> Dict[str, object]:
         keep = {"DRY_RUN": self.settings.DRY_RUN}

@@ -2,6 +2,7 @@
 import io
 import logging
 import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -114,3 +115,66 @@ def test_wrong_secret_stops_with_an_authentication_error(tmp_path, caplog):
         with pytest.raises(AuthenticationError):
             runner.run()
         assert threading.active_count() <= before  # the socket thread is gone too
+
+
+def wait_for(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_reload_with_a_new_leverage_sets_it_at_the_exchange(tmp_path, monkeypatch):
+    for name in ("GTE_API_KEY", "GTE_API_SECRET", "MM_SETTINGS"):
+        monkeypatch.delenv(name, raising=False)
+    with run_simulator(SimConfig(port=0, seed=3, flow=False)) as sim:
+        path = tmp_path / "settings.py"
+        base = (f"BASE_URL = {sim.base_url!r}\nWS_URL = {sim.ws_url!r}\nAPI_KEY = {sim.api_key!r}\n"
+                f"API_SECRET = {sim.api_secret!r}\n")
+        path.write_text(base + "LEVERAGE = 10\n")
+        settings = load_settings(str(path), environ={})
+        runner = build_runner(settings, sim.base_url, sim.ws_url, sim.api_key, sim.api_secret,
+                              settings_path=str(path))
+        runner.exchange.connect()
+        try:
+            runner.manager.start(fresh=True)
+            assert runner.exchange.rest.setting()["cross_leverage"] == 10
+            path.write_text(base + "LEVERAGE = 5\n")
+            assert runner.reload() is True
+            assert runner.exchange.rest.setting()["cross_leverage"] == 5  # what setting_query reports
+        finally:
+            runner.exchange.close()
+
+
+def test_bot_pauses_and_cancels_when_the_book_feed_freezes_while_pongs_arrive(tmp_path):
+    # review finding: the stale-data check read the time of the last message of any kind, so pongs (and
+    # the periodic instrument push) kept a frozen book "fresh" and the bot quoted blind
+    with run_simulator(SimConfig(port=0, seed=7, **LIVELY)) as sim:
+        settings = settings_for(sim, tmp_path, STALE_DATA_SECONDS=2, WS_PING_INTERVAL=0.2, LOOP_INTERVAL=0.5)
+        runner = build_runner(settings, sim.base_url, sim.ws_url, sim.api_key, sim.api_secret, duration=120)
+        codes = []
+        thread = threading.Thread(target=lambda: codes.append(runner.run()))
+        thread.start()
+
+        def own_open():
+            return len(sim.call(lambda ex: ex.open_orders_of(sim.account_id)))
+
+        def freeze(ex):  # the exchange stops pushing the book and the trades; pongs, instrument, orders go on
+            for session in sim.hub.sessions:
+                real = session.push
+                session.push = lambda faults, table, *rest, real=real: \
+                    None if table in ("order_book", "trade") else real(faults, table, *rest)
+        try:
+            assert wait_for(lambda: own_open() > 0, 30)
+            sim.call(freeze)
+            pongs = runner.exchange.ws.stats.get("pongs", 0)
+            assert wait_for(lambda: runner.manager.paused == "market data is stale", 30)
+            assert wait_for(lambda: own_open() == 0, 15)
+            assert runner.exchange.ws.stats.get("pongs", 0) > pongs and runner.exchange.connected
+            assert runner.exchange.ws.stats.get("reconnects", 0) == 0
+        finally:
+            runner.stop()
+            thread.join(30)
+    assert codes == [EXIT_OK]

@@ -1,3 +1,4 @@
+import logging
 import threading
 from decimal import Decimal
 
@@ -320,3 +321,139 @@ def test_converge_refuses_orders_it_cannot_honour_without_raising(tmp_path, capl
     twice = [DesiredOrder(BUY, Decimal("9000"), 1), DesiredOrder(BUY, Decimal("9000"), 2)]
     manager.converge_orders(twice, [DesiredOrder(SELL, Decimal("11000"), 1)])
     assert not rest.orders and "Refusing to quote" in caplog.text
+
+
+def test_crossed_book_cancels_our_orders_once_and_logs_once(tmp_path, caplog):
+    # hostile-input finding: a crossed book paused quoting but left our orders resting through the sweep,
+    # and logged "Pausing" once per message (the reason carried the prices): 225 lines in 16 s
+    from market_maker.gte.errors import RateLimited
+    from market_maker.models import Book
+    caplog.set_level(logging.INFO, logger="market_maker")
+    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
+    manager = OrderManager(settings, exchange)
+    manager.start()
+    manager.step()
+    assert rest.orders
+    real_open_orders = rest.open_orders
+    failures = [RateLimited(-10053, "too many requests")]
+
+    def flaky_open_orders():
+        if failures:
+            raise failures.pop()
+        return real_open_orders()
+    rest.open_orders = flaky_open_orders
+    rest.calls.clear()
+    for bid in ("10001", "10002", "10003", "10004"):  # a sweep moving through the book
+        ws.book = Book(bids=((Decimal(bid), 5),), asks=((Decimal("10000.5"), 5),))
+        manager.step()
+    assert not rest.orders  # the first cancel-all failed, the second went through
+    assert rest.count("open_orders") == 1 and rest.count("create") == 0
+    assert caplog.text.count("Pausing") == 1 and "crossed (10001 >= 10000.5)" in caplog.text
+    ws.book = Book(bids=((Decimal("9999.5"), 5),), asks=((Decimal("10000.5"), 5),))
+    manager.step()
+    assert manager.paused is None and rest.orders and "Resuming: the order book is crossed is over" in caplog.text
+
+
+def test_book_with_an_empty_side_cancels_our_orders(tmp_path, caplog):
+    from market_maker.models import Book
+    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
+    manager = OrderManager(settings, exchange)
+    manager.start()
+    manager.step()
+    assert rest.orders
+    ws.book = Book(bids=((Decimal("9999.5"), 5),), asks=())
+    manager.step()
+    manager.step()
+    assert not rest.orders and rest.count("create") == 2 * settings.ORDER_PAIRS
+    assert manager.paused == "the order book has an empty side" and caplog.text.count("Pausing") == 1
+
+
+def test_stale_data_pause_logs_once_while_the_data_ages(tmp_path, caplog):
+    import time
+    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\nSTALE_DATA_SECONDS = 5\n")
+    manager = OrderManager(settings, exchange)
+    manager.start()
+    manager.step()
+    rest.calls.clear()
+    for age in (40, 50, 60):
+        ws.last_update_ms = int((time.time() - age) * 1000)
+        manager.step()
+    assert not rest.orders and rest.count("open_orders") == 1
+    assert caplog.text.count("Pausing") == 1 and "Pausing: market data is stale (no book or trade update for 40s)" \
+        in caplog.text
+
+
+# ------------------------------------------------------------------ hot reload of risk settings and state
+def reload_runner(tmp_path, text):
+    settings, rest, ws, exchange = make(tmp_path, text)
+    runner = Runner(settings, exchange, OrderManager, settings_path=str(tmp_path / "settings.py"))
+    runner.manager.start()
+    rest.calls.clear()
+    return runner, rest, ws
+
+
+def test_reload_applies_a_new_leverage_through_the_leverage_endpoint(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="market_maker")
+    runner, rest, ws = reload_runner(tmp_path, "API_REST_INTERVAL = 0\nLEVERAGE = 10\n")
+    (tmp_path / "settings.py").write_text("API_REST_INTERVAL = 0\nLEVERAGE = 5\n")
+    assert runner.reload() is True
+    assert [c for c in rest.calls if c[0] == "leverage"] == [("leverage", Decimal(5), 1, None)]
+    assert runner.settings.LEVERAGE == 5 and "Leverage changed to 5 (applied)" in caplog.text
+    (tmp_path / "settings.py").write_text("API_REST_INTERVAL = 0\nLEVERAGE = 5\nORDER_PAIRS = 2\n")
+    assert runner.reload() is True
+    assert rest.count("leverage") == 1  # unchanged: not sent again
+
+
+def test_reload_with_a_leverage_the_exchange_refuses_is_rejected(tmp_path, caplog):
+    from market_maker.gte.errors import InsufficientMargin
+    runner, rest, ws = reload_runner(tmp_path, "API_REST_INTERVAL = 0\nMARGIN_MODE = 'isolated'\n")
+    old_manager = runner.manager
+    real = rest.change_leverage
+
+    def change_leverage(leverage, mode, long_flag=None):
+        real(leverage, mode, long_flag)
+        if leverage == 2 and long_flag == 0:  # the long leg went through, the short one is refused
+            raise InsufficientMargin(-20008, "insufficient margin for leverage")
+    rest.change_leverage = change_leverage
+    (tmp_path / "settings.py").write_text("API_REST_INTERVAL = 0\nMARGIN_MODE = 'isolated'\nLEVERAGE = 2\n")
+    assert runner.reload() is False
+    assert runner.settings.LEVERAGE == 10 and runner.manager is old_manager
+    assert "Reload rejected" in caplog.text and "leverage 2" in caplog.text
+    # the leg that changed is set back: the exchange agrees with the settings kept
+    assert [c for c in rest.calls if c[0] == "leverage"] == [
+        ("leverage", Decimal(2), 2, 1), ("leverage", Decimal(2), 2, 0),
+        ("leverage", Decimal(10), 2, 1), ("leverage", Decimal(10), 2, 0)]
+
+
+def test_reload_refuses_a_margin_mode_change(tmp_path, caplog):
+    runner, rest, ws = reload_runner(tmp_path, "API_REST_INTERVAL = 0\n")
+    (tmp_path / "settings.py").write_text("API_REST_INTERVAL = 0\nMARGIN_MODE = 'isolated'\nLEVERAGE = 5\n")
+    assert runner.reload() is False
+    assert runner.settings.MARGIN_MODE == "cross" and rest.count("leverage") == 0
+    assert "changing MARGIN_MODE needs a restart" in caplog.text
+
+
+def test_reloaded_manager_keeps_the_pause_the_owed_cancel_and_the_pacing(tmp_path, caplog):
+    from market_maker.gte.errors import RateLimited
+    runner, rest, ws = reload_runner(tmp_path, "API_REST_INTERVAL = 0\n")
+    runner.manager.step()
+    assert rest.orders
+    real_open_orders = rest.open_orders
+    failures = [RateLimited(-10053, "too many requests")]
+
+    def flaky_open_orders():
+        if failures:
+            raise failures.pop()
+        return real_open_orders()
+    rest.open_orders = flaky_open_orders
+    ws.connected = False
+    runner.manager.step()  # pauses; its cancel-all fails and is owed
+    old = runner.manager
+    assert old.paused == "WebSocket down" and old._cancel_owed and rest.orders
+    old._last_send = 12345.0
+    (tmp_path / "settings.py").write_text("API_REST_INTERVAL = 0\nORDER_PAIRS = 3\n")
+    assert runner.reload() is True and runner.manager is not old
+    new = runner.manager
+    assert (new.paused, new._cancel_owed, new._last_send) == ("WebSocket down", True, 12345.0)
+    new.step()  # the owed cancel goes through; the pause is not announced again
+    assert not rest.orders and caplog.text.count("Pausing") == 1

@@ -592,3 +592,96 @@ def test_lost_partial_on_a_quiet_table_is_resubscribed_without_waiting_for_traff
         assert sum(1 for s in sock.sent if '"sub"' in s and "execution" in s) == 3
     finally:
         client.stop()
+
+
+# ------------------------------------------------------ market-data clock and a crossed book
+def test_market_data_age_counts_book_and_trade_messages_only() -> None:
+    # review finding: the stale-data check read the time of the last message of any kind, so pongs and
+    # acks kept a frozen book "fresh"; instrument pushes are periodic whatever the book does
+    now = [1000.0]
+    client, feed = synced_client(clock=lambda: now[0])
+    assert client.snapshot().last_update_ms == 1_000_000
+    now[0] = 1010.0
+    client.handle_raw('{"op":"pong"}')
+    client.handle_raw('{"status":"0","request":{"op":"sub","args":{"table":"trade"}}}')
+    feed("instrument", "update", [{"symbol": "BTC_USD", "mark_price": "10000"}])
+    feed("position", "update", [{"symbol": "BTC_USD", "side": "1", "qty": "4"}])
+    feed("margin", "update", [{"settle_currency": "BTC", "total": "2"}])
+    assert client.snapshot().last_update_ms == 1_000_000  # ten seconds old
+    feed("trade", "insert", [{"symbol": "BTC_USD", "side": "buy", "price": "10000.5", "qty": "2",
+                              "trade_time": "5"}])
+    assert client.snapshot().last_update_ms == 1_010_000
+    now[0] = 1015.0
+    feed("order_book", "update", [{"id": str(BASE - 19999), "size": "8"}])
+    assert client.snapshot().last_update_ms == 1_015_000
+
+
+def test_pongs_keep_the_socket_alive_but_not_the_market_data(ex: FakeExchange) -> None:
+    now = [1000.0]
+    client = live_client(ex, ping_interval=20, silence_timeout=30, clock=lambda: now[0])
+    client.start()
+    try:
+        assert client.snapshot().last_update_ms == 1_000_000
+        for _ in range(3):  # a frozen book feed on a socket that still answers pings
+            now[0] += 21
+            pongs = client.stats.get("pongs", 0)
+            assert wait_until(lambda: client.stats.get("pongs", 0) == pongs + 1)
+        ex.last.push("instrument", "update", [{"symbol": "BTC_USD", "mark_price": "10000"}])
+        assert wait_until(lambda: client.snapshot().instrument.mark_price == Decimal(10000))
+        assert client.last_message_time == 1063.0 and client.connected and len(ex.sockets) == 1
+        assert client.snapshot().last_update_ms == 1_000_000  # 63 s old: the manager's stale check fires
+    finally:
+        client.stop()
+
+
+def crossing_bid(ticks: int = 20003) -> list:
+    return [level(ticks, "buy", 1)]  # above the best ask (ticks 20001)
+
+
+def test_book_crossed_longer_than_the_limit_is_resubscribed_and_logged_once(caplog: Any) -> None:
+    # hostile-input finding: a book that stayed crossed paused the bot for good, with a warning per message
+    now = [1000.0]
+    client, feed = synced_client(clock=lambda: now[0], crossed_resync=3)
+    with caplog.at_level(logging.INFO, logger="market_maker.gte.ws"):
+        feed("order_book", "insert", crossing_bid())
+        for _ in range(5):  # crossed for 2.5 s: a sweep in flight, not yet a broken book
+            now[0] += 0.5
+            feed("order_book", "update", [{"id": str(BASE - 20003), "size": "2"}])
+        assert client.synced and client.stats.get("book_crossed", 0) == 0
+        now[0] += 1.0
+        feed("order_book", "update", [{"id": str(BASE - 20003), "size": "3"}])
+        assert client.stats["book_crossed"] == 1 and "order_book" in client._resync_due and not client.synced
+        feed("order_book", "update", [{"id": str(BASE - 20003), "size": "4"}])  # ignored until the partial
+        feed("order_book", "partial", BOOK)
+        assert client.synced and not client.snapshot().book.crossed
+    assert caplog.text.count("order book crossed") == 1 and caplog.text.count("no longer crossed") == 1
+    assert client.stats["book_crossed"] == 1
+
+
+def test_brief_crossing_is_not_resynced() -> None:
+    now = [1000.0]
+    client, feed = synced_client(clock=lambda: now[0], crossed_resync=3)
+    feed("order_book", "insert", crossing_bid())
+    now[0] += 2.9
+    feed("order_book", "delete", [{"id": str(BASE - 20003)}])
+    now[0] += 10
+    feed("order_book", "insert", crossing_bid(20000))  # not crossing: 10000 < 10000.5
+    assert client.synced and not client._resync_due and client.stats.get("book_crossed", 0) == 0
+
+
+def test_frozen_crossed_book_is_resubscribed_by_the_io_loop(ex: FakeExchange) -> None:
+    now = [1000.0]
+    client = live_client(ex, clock=lambda: now[0], crossed_resync=3)
+    client.start()
+    try:
+        sock = ex.last
+        sock.push("order_book", "insert", crossing_bid())
+        assert wait_until(lambda: client.snapshot().book.crossed)
+        now[0] += 3.5  # no message comes after the crossing one: the I/O loop's clock must notice
+        assert wait_until(lambda: client.stats.get("book_crossed") == 1)
+        assert wait_until(lambda: client.synced and not client.snapshot().book.crossed)
+        sent = [json.loads(s) for s in sock.sent]
+        assert [(s["op"], s["args"]["table"]) for s in sent[-2:]] == [("unsub", "order_book"), ("sub", "order_book")]
+        assert len(ex.sockets) == 1
+    finally:
+        client.stop()

@@ -53,13 +53,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PUBLIC_TABLES = ("instrument", "trade", "order_book")
+# What counts as fresh market data (``MarketSnapshot.last_update_ms``): the book and the trades. Not the
+# instrument table: the exchange re-pushes it on a timer whatever the book does, so it would hide a
+# frozen book feed; nor pongs, acks or private tables.
+MARKET_TABLES = frozenset(("order_book", "trade"))
 PRIVATE_TABLES = ("order", "execution", "position", "margin")
 ALL_TABLES = "*"  # a resync of everything: reconnect
-ERROR_KINDS = ("invalid_json", "unknown_table", "unknown_key", "book_inconsistent", "malformed",
+ERROR_KINDS = ("invalid_json", "unknown_table", "unknown_key", "book_inconsistent", "book_crossed", "malformed",
                "seq_gap", "seq_backwards", "ack_error", "internal")
 PING = '{"op":"ping"}'
 FINISHED_STATUSES = (8, 32)
 PARTIAL_GRACE = 1.5  # seconds between a sub's ack and its partial before we call the partial lost
+CROSSED_RESYNC = 3.0  # seconds a book may stay crossed (a sweep in flight) before it is resubscribed
 AUTH_EXPIRES_MS = 5000
 
 _loads = json.loads
@@ -96,6 +101,7 @@ class GteWebSocket:
     def __init__(self, ws_url: str, symbol: str, settle_currency: str,
                  credentials: Credentials | None, *, rest: GteRest | None = None,
                  ping_interval: float = 20, silence_timeout: float = 30, partial_timeout: float = 10,
+                 crossed_resync: float = CROSSED_RESYNC,
                  reconnect_backoff: tuple[float, float] = (0.5, 30),
                  on_event: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.time,
@@ -109,6 +115,7 @@ class GteWebSocket:
         self.ping_interval = ping_interval
         self.silence_timeout = silence_timeout
         self.partial_timeout = partial_timeout
+        self.crossed_resync = crossed_resync
         self.reconnect_backoff = reconnect_backoff
         self._on_event = on_event
         self._clock = clock
@@ -134,7 +141,9 @@ class GteWebSocket:
         self._stats: Counter[str] = Counter()
         self._connected = False
         self._synced = False
-        self.last_message_time = 0.0  # clock() when the I/O thread last received a message
+        self.last_message_time = 0.0  # clock() when the I/O thread last received a message (any: silence check)
+        self.last_market_data_time = 0.0  # clock() when an order_book or trade message was last applied
+        self._crossed_since: float | None = None  # clock() when the book became crossed
 
         # table -> handler(rows, action) -> event kind; the book's is its own ``apply``
         self._handlers: dict[str, Callable[[Any, Any], str | None]] = {
@@ -195,6 +204,9 @@ class GteWebSocket:
                         self._seq[table] = seq
                     except _APPLY_ERRORS as exc:
                         kind = self._fail(table, _error_kind(exc), str(exc))
+                    else:
+                        if table in MARKET_TABLES:
+                            kind = self._market_data(table, kind)
                 elif action == "partial":
                     kind = self._apply_partial(handler, table, msg, seq)
                 else:
@@ -234,7 +246,7 @@ class GteWebSocket:
             except _APPLY_ERRORS as exc:
                 return self._fail(table, _error_kind(exc), str(exc))
             self._seq[table] = seq
-            return kind
+            return self._market_data(table, kind) if table in MARKET_TABLES else kind
         if seq == last:
             self._stats["seq_duplicate"] += 1
             return None
@@ -263,7 +275,41 @@ class GteWebSocket:
                 self._resync_due.discard(ALL_TABLES)
                 self._resync_deadline = 0.0  # the resync episode is over
             self._maybe_synced()
+        return self._market_data(table, kind) if table in MARKET_TABLES else kind
+
+    def _market_data(self, table: str, kind: str | None) -> str | None:
+        """Lock held: an order_book or trade message was applied; returns the event kind."""
+        now = self._clock()
+        self.last_market_data_time = now
+        if table == "order_book":
+            return self._watch_crossing(now) or kind
         return kind
+
+    def _watch_crossing(self, now: float) -> str | None:
+        """Lock held: log when the book crosses or uncrosses (once each); resubscribe it when it stays crossed.
+
+        A sweep can cross our copy for a moment (its insert before the matching delete); a book crossed
+        for ``crossed_resync`` seconds is a broken copy (or a broken feed): a fresh partial replaces it.
+        """
+        book = self._book
+        if book is None:
+            return None
+        bid, ask = book.best_bid_ticks, book.best_ask_ticks
+        since = self._crossed_since
+        if bid is None or ask is None or bid < ask:
+            if since is not None:
+                self._crossed_since = None
+                log.info("GTE order book no longer crossed")
+            return None
+        if since is None:
+            self._crossed_since = now
+            log.warning("GTE order book crossed (bid %s >= ask %s); resyncing it if that lasts %gs",
+                        bid * book.tick_size, ask * book.tick_size, self.crossed_resync)
+            return None
+        if now - since < self.crossed_resync or "order_book" in self._awaiting:
+            return None
+        self._crossed_since = now  # the episode goes on: the next resync, if needed, after another period
+        return self._fail("order_book", "book_crossed", f"crossed for {now - since:.1f}s")
 
     def _maybe_synced(self) -> None:
         """Lock held: every partial is in -> synced (after the REST reconciliation, if due)."""
@@ -415,7 +461,7 @@ class GteWebSocket:
                 instrument=t.instrument(),
                 book=self._book.top(depth) if self._book is not None else Book(),
                 orders=t.open_orders(), positions=t.position_view(), margin=t.margin(),
-                last_update_ms=int(self.last_message_time * 1000),
+                last_update_ms=int(self.last_market_data_time * 1000),
                 connected=self._connected, synced=self._synced,
                 contracts_traded=t.fills.contracts, fill_count=t.fill_count, fees_paid=t.fees_paid,
                 recent_trades=t.recent_trades(), echoed=echoed)
@@ -663,6 +709,12 @@ class GteWebSocket:
                 if now - last_ping >= self.ping_interval:
                     ws.send(PING)
                     last_ping = now
+                crossed_since = self._crossed_since  # a frozen crossed book gets no message to check it on
+                if crossed_since is not None and now - crossed_since >= self.crossed_resync:
+                    with self._lock:
+                        kind = self._watch_crossing(now)
+                    if kind is not None:
+                        self._emit(kind)
                 if now - self.last_message_time > self.silence_timeout:
                     log.warning("GTE WebSocket silent for %.0fs; reconnecting", now - self.last_message_time)
                     with self._lock:
