@@ -281,7 +281,6 @@ class ExchangeInterface:
         else:
             for long_flag in (1, 0):
                 self.rest.change_leverage(leverage, mode, long_flag)
-        log.info("Leverage set to %s (%s margin)", fmt(leverage), margin_mode)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -324,6 +323,7 @@ class OrderManager:
             if not count:
                 log.info("No own orders left over from a previous run")
             self.exchange.set_leverage(self.settings.LEVERAGE, self.settings.MARGIN_MODE)
+            log.info("Leverage set to %s (%s margin)", fmt(self.settings.LEVERAGE), self.settings.MARGIN_MODE)
         self.snap = self.exchange.snapshot(self.book_depth)
         self.start_equity = self.equity()
         self.start_realised = self.realised_pnl()
