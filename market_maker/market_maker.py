@@ -8,6 +8,7 @@ what happened and wakes it up.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import random
@@ -34,6 +35,11 @@ def now_ms() -> int:
 
 def fmt(value: Optional[Decimal]) -> str:
     return "-" if value is None else format(value, "f")
+
+
+def _describe(exc: BaseException) -> str:
+    """An exchange error as its message; anything else with its class, so a bug is not mistaken for one."""
+    return str(exc) if isinstance(exc, errors.GteError) else f"{type(exc).__name__}: {exc}"
 
 
 class KillSwitch(Exception):
@@ -116,6 +122,11 @@ class ExchangeInterface:
             else:
                 self._cancel_retry_at = None  # its wake-up has happened: the cycle re-plans the cancels
         return max(0.0, min(waits)) if waits else None
+
+    def deadline(self, at: float) -> "contextlib.AbstractContextManager[None]":
+        """No REST request is sent, waited for or retried past ``at`` (``time.monotonic()``) in the block."""
+        bound = getattr(self.rest, "deadline", None)
+        return bound(at) if bound is not None else contextlib.nullcontext()
 
     # -- lifecycle
     def connect(self) -> None:
@@ -342,6 +353,11 @@ class OrderManager:
         turns up late is cancelled), for at most ``exit_cancel_timeout`` seconds.
         """
         deadline = time.monotonic() + self.exit_cancel_timeout
+        with self.exchange.deadline(deadline):
+            self._cancel_all_on_exit(deadline)
+        self.print_summary()
+
+    def _cancel_all_on_exit(self, deadline: float) -> None:
         reason = "shutting down"
         while True:
             try:
@@ -360,13 +376,12 @@ class OrderManager:
             except errors.AuthenticationError as exc:
                 log.error("Could not cancel all orders on exit: %s", exc)
                 break
-            except errors.GteError as exc:
+            except Exception as exc:  # whatever goes wrong (bad data, a bug): keep cancelling until the deadline
                 if time.monotonic() >= deadline:
-                    log.error("Could not cancel all orders on exit: %s", exc)
+                    log.error("Could not cancel all orders on exit: %s", _describe(exc))
                     break
-                log.warning("Cancelling all orders on exit failed, retrying: %s", exc)
+                log.warning("Cancelling all orders on exit failed, retrying: %s", _describe(exc))
                 time.sleep(self.exit_retry_wait)
-        self.print_summary()
 
     # -- one decision
     def step(self) -> None:

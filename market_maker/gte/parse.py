@@ -1,8 +1,9 @@
 """Wire rows (dicts of decimal strings) -> domain values.
 
 One place for the conversion so the REST and WebSocket clients cannot disagree.
-Every function raises ``MalformedRow`` (a ``ValueError``) on a missing field or a
-number that is not a decimal string; callers decide whether that means a resync.
+Every function raises ``MalformedRow`` (a ``ValueError`` and a ``GteError``: bad
+data from the exchange is an exchange error) on a missing field or a number that
+is not a decimal string; callers decide whether that means a resync.
 """
 from __future__ import annotations
 
@@ -12,10 +13,16 @@ from typing import Any, Mapping
 
 from ..models import (BUY, LONG, SELL, SHORT, Fill, Instrument, Margin, Order,
                       Position, Trade)
+from .errors import GteError
 
 
-class MalformedRow(ValueError):
+class MalformedRow(GteError, ValueError):
     """A row from the exchange lacks a field or carries a value we cannot parse."""
+
+    description = "GTE sent data that cannot be used"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(None, message)
 
 
 # Plain decimal strings only, as GTE sends them: no exponent (a crafted "1e99999"
@@ -29,6 +36,10 @@ def dec(row: Mapping[str, Any], name: str, default: Decimal | None = None) -> De
         if default is not None:
             return default
         raise MalformedRow(f"missing field {name!r}")
+    if isinstance(value, Decimal):  # a JSON number the REST client parsed exactly (parse_float=Decimal)
+        if value.is_finite() and value.adjusted() < 40 and value.as_tuple().exponent >= -40:
+            return value
+        raise MalformedRow(f"field {name!r} is out of range: {value!r:.60}")
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise MalformedRow(f"field {name!r} is not a decimal string: {value!r:.60}")
     if isinstance(value, int):

@@ -14,6 +14,7 @@ In read-only (DRY_RUN) mode every POST is refused before anything is sent.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -174,6 +175,26 @@ class GteRest:
         self._clock = clock
         self._stats_lock = threading.Lock()
         self._templates: Dict[tuple, tuple] = {}  # (method, path) -> (session headers, PreparedRequest)
+        self._deadline: Optional[float] = None  # clock() after which nothing is sent nor waited for
+
+    @contextlib.contextmanager
+    def deadline(self, at: float) -> Iterator[None]:
+        """Within the block no request is sent, waited for or retried past ``at`` (``clock()`` time):
+        a bounded exit, however slow the exchange answers."""
+        self._deadline = at
+        try:
+            yield
+        finally:
+            self._deadline = None
+
+    def _timeout(self, what: str) -> float:
+        """The request timeout, cut to what is left before the deadline (RequestTimeout if none is)."""
+        if self._deadline is None:
+            return self.timeout
+        left = self._deadline - self._clock()
+        if left <= 0:
+            raise self._failed(RequestTimeout(None, f"{what} not sent: the deadline has passed"))
+        return min(self.timeout, left)
 
     def __repr__(self) -> str:
         return (f"GteRest(base_url={self.base_url!r}, credentials={self.credentials!r}, "
@@ -224,6 +245,7 @@ class GteRest:
             raise self._failed(AuthenticationError(
                 None, f"no API credentials loaded; cannot call {method} {path}"))
         wire = wire_params(params)
+        self._timeout(f"{method} {path}")
         self.rate_limiter.acquire(endpoint)
         self._count("request", endpoint)
         headers = self.credentials.signed_headers(wire) if signed and self.credentials else {}
@@ -249,9 +271,10 @@ class GteRest:
                 prepared.prepare_body(_compact_json(wire), None)
             # Prepared directly and sent on the session (its pooled connections): skips the per-call
             # merging of session cookies/auth/hooks we never use, a third of the latency of a requote.
-            resp = self.session.send(prepared, timeout=self.timeout)
+            timeout = self._timeout(f"{method} {path}")
+            resp = self.session.send(prepared, timeout=timeout)
         except requests.Timeout:
-            failure: GteError = RequestTimeout(None, f"{method} {path} got no answer within {self.timeout}s")
+            failure: GteError = RequestTimeout(None, f"{method} {path} got no answer within {timeout:g}s")
             raise self._failed(failure) from None
         except requests.RequestException as exc:
             failure = ConnectionLost(None, f"{method} {path} failed ({type(exc).__name__})")
@@ -321,6 +344,8 @@ class GteRest:
 
     def _retry_wait(self, endpoint: str, attempt: int, exc: GteError) -> None:
         delay = self._delay(attempt)
+        if self._deadline is not None and self._clock() + delay >= self._deadline:
+            raise exc  # no time left to retry
         self._count("retry")
         log.warning("retry %d/%d of %s in %.2fs after: %s",
                     attempt, self.max_retries, endpoint, delay, exc)
@@ -501,9 +526,21 @@ class GteRest:
     def query_orders(self, statuses: Optional[Iterable[int]] = None, order_id: Optional[str] = None,
                      count: int = 100, lt_order_id: Optional[str] = None,
                      gt_order_id: Optional[str] = None) -> List[Order]:
-        """One page of ``order/query`` (``gt_order_id`` wins over ``lt_order_id``)."""
-        return [parse.parse_order(row) for row in
-                self._query_rows(statuses, order_id, count, lt_order_id, gt_order_id)]
+        """One page of ``order/query`` (``gt_order_id`` wins over ``lt_order_id``); rows that
+        cannot be parsed are left out (logged and counted)."""
+        return self._orders(self._query_rows(statuses, order_id, count, lt_order_id, gt_order_id))
+
+    def _orders(self, rows: Iterable[Mapping[str, Any]]) -> List[Order]:
+        """Parse order rows, leaving out (logged, counted) those we cannot use: one junk row must
+        not hide the others, nor stop a cancel-all."""
+        orders = []
+        for row in rows:
+            try:
+                orders.append(parse.parse_order(row))
+            except parse.MalformedRow as exc:
+                self._count("error", "MalformedRow")
+                log.warning("order/query: skipping a row we cannot use (%s)", exc.message)
+        return orders
 
     def _query_rows(self, statuses: Optional[Iterable[int]], order_id: Optional[str], count: int,
                     lt_order_id: Optional[str], gt_order_id: Optional[str]) -> List[Mapping[str, Any]]:
@@ -533,8 +570,7 @@ class GteRest:
         pages = 0
         for rows in self._pages(OPEN_STATUS_LIST, max_pages):
             pages += 1
-            for row in rows:
-                order = parse.parse_order(row)
+            for order in self._orders(rows):
                 found.setdefault(order.order_id, order)
             if len(rows) == MAX_QUERY_COUNT and pages == max_pages:
                 raise GteError(None, f"more than {max_pages * MAX_QUERY_COUNT} open orders; list incomplete")
@@ -543,9 +579,9 @@ class GteRest:
     def find_order_by_client_oid(self, client_oid: str, max_pages: int = 3) -> Optional[Order]:
         """Our order with this ``client_oid`` among the newest ``max_pages`` pages of all statuses."""
         for rows in self._pages(ALL_STATUSES, max_pages):
-            for row in rows:
-                if row.get("client_oid") == client_oid:
-                    return parse.parse_order(row)
+            matches = self._orders(row for row in rows if row.get("client_oid") == client_oid)
+            if matches:
+                return matches[0]
         return None
 
     # ------------------------------------------------------------------ leverage and margin
