@@ -153,7 +153,7 @@ def test_ws_signature_ok_and_bad(sim):
         assert ws.auth("nobody", "main-secret")["status"] == "-10054"
         assert ws.auth("main-key", "main-secret", expires=expires_ms(-5000))["status"] == "-10052"
         ack = ws.auth("main-key", "main-secret")
-        assert ack["status"] == "0" and ack["request"]["op"] == "auth_key_expires"
+        assert ack["status"] == "0" and json.loads(ack["request"])["op"] == "auth_key_expires"
     finally:
         ws.close()
 
