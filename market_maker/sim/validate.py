@@ -16,8 +16,6 @@ STATUSES = frozenset({1, 2, 4, 8, 16, 32})
 CANDLE_INTERVALS = frozenset({1, 5, 15, 30, 60, 120, 240, 360, 720, 1440, 10080, 43200})
 MAX_CLIENT_OID = 40
 MAX_BATCH_IDS = 50
-
-
 FORM = "application/x-www-form-urlencoded"
 
 
