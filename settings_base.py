@@ -146,3 +146,8 @@ SIM_FAULT_DUP_RATE = Decimal("0")
 SIM_FAULT_5XX_RATE = Decimal("0")
 # Fault injection: fraction of order creations executed but never answered (0 to 1).
 SIM_FAULT_LOST_RESPONSE_RATE = Decimal("0")
+# Fault injection: fraction of order creations read and authenticated on arrival, then held and executed late
+# (even if the bot gave up waiting), never after their api-expires (0 to 1).
+SIM_FAULT_LATE_CREATE_RATE = Decimal("0")
+# Fault injection: how long a late order creation is held, (min, max) milliseconds.
+SIM_FAULT_LATE_CREATE_MS = (1000, 4000)

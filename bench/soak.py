@@ -8,12 +8,13 @@
 The simulator runs in-process (its own loop thread) with market flow and, at
 realistic rates: a WebSocket disconnect every ~45 s, 2 % of pushes dropped, 1 %
 duplicated, 3 % of REST calls answered 5xx, 1 % of creates executed with the
-answer lost, a forced -10053 burst every ~2 minutes (3 s long) and REST latency
-of 5-50 ms. For runs shorter than 6 minutes the two periodic faults are brought
+answer lost, 1 % of creates executed late (held 1.5-4 s after arrival: past the
+bot's 1 s TIMEOUT, before the 5 s api-expires its client signs), a forced -10053
+burst every ~2 minutes (3 s long) and REST latency of 5-50 ms. For runs shorter than 6 minutes the two periodic faults are brought
 forward (burst every min(120, T/2) s, disconnect every min(45, T/3) s) so that
 every fault kind happens at least once.
 
-The bot (``OrderManager`` through ``build_runner``, ORDER_PAIRS 10) runs in a
+The bot (``OrderManager`` through ``build_runner``, ORDER_PAIRS 10, TIMEOUT 1 s) runs in a
 thread for the duration. A monitor thread reads the SIMULATOR's state (never
 the bot's, except to compare with it) and checks, every 0.25 s and at the end:
 
@@ -90,11 +91,15 @@ MEMORY_BOUND_MB = 20.0
 BAD_AUTH_BOUND_S = 15.0
 BURST_EVERY_S, BURST_LENGTH_S = 120, 3
 DISCONNECT_EVERY_S = 45
+BOT_TIMEOUT_S = 1
+# late creates: held past the bot's TIMEOUT, executed before the api-expires (now + 5 s) its client signs
+LATE_CREATE_RATE, LATE_CREATE_MS = Decimal("0.01"), (1500, 4000)
 
 BOT_SETTINGS = dict(
     ORDER_PAIRS=ORDER_PAIRS, INTERVAL=Decimal("0.002"), MIN_SPREAD=Decimal("0.002"),
     RELIST_INTERVAL=Decimal("0.002"), LOOP_INTERVAL=5, ORDER_START_SIZE=50, ORDER_STEP_SIZE=25,
     LEVERAGE=Decimal("10"), LOG_LEVEL="DEBUG", API_REST_INTERVAL=0.25, API_ERROR_INTERVAL=5,
+    TIMEOUT=BOT_TIMEOUT_S,
 )
 VIOLATION_KINDS = ("duplicate_order", "too_many_open", "resync_mismatch", "unhandled_exception", "quote_gap",
                    "open_after_exit", "memory_growth", "secret_in_logs", "signature_in_logs", "bad_auth",
@@ -240,7 +245,8 @@ class Soak:
                          fault_5xx_rate=Decimal("0.03"), fault_lost_response_rate=Decimal("0.01"),
                          fault_rate_limit_every_s=Decimal(burst_every),
                          fault_rate_limit_duration_s=Decimal(BURST_LENGTH_S),
-                         fault_latency_ms=(5, 50))
+                         fault_latency_ms=(5, 50),
+                         fault_late_create_rate=LATE_CREATE_RATE, fault_late_create_ms=LATE_CREATE_MS)
 
     def bot_settings(self, sim: Any, secret: Optional[str] = None, cwd: Optional[Path] = None) -> Any:
         overrides = dict(BOT_SETTINGS, BASE_URL=sim.base_url, WS_URL=sim.ws_url, API_KEY=sim.api_key,
@@ -551,6 +557,8 @@ class Soak:
         add(("duration / seed", f"{self.seconds:.0f} s / {self.seed}"))
         for kind in ("ws_disconnect", "drop", "dup", "http_5xx", "lost_response", "rate_limit_burst", "latency"):
             add((f"fault injected: {kind}", str(faults.get(kind, 0))))
+        add(("fault injected: late_create (executed late / dropped expired)",
+             f"{faults.get('late_create', 0)} / {faults.get('late_create_expired', 0)}"))
         add(("sim rate-limited answers (normal limits)", str(r["sim_stats"].get("rate_limited", 0))))
         add(("bot ws reconnects / disconnects", f"{ws_stats.get('reconnects', 0)} / {ws_stats.get('disconnects', 0)}"))
         add(("bot ws resyncs (stale tables) / synced events",

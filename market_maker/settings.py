@@ -225,6 +225,12 @@ def _files(name: str, value: Any) -> Optional[Tuple[str, ...]]:
     raise TypeError
 
 
+def _ms_range(name: str, value: Any) -> Tuple[int, int]:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError
+    return _int(name, value[0]), _int(name, value[1])
+
+
 def _between(low: Decimal, high: Decimal, low_open: bool = False, high_open: bool = False) -> Callable[[Any], bool]:
     def check(v: Any) -> bool:
         above = v > low if low_open else v >= low
@@ -302,6 +308,9 @@ RULES: Dict[str, Rule] = {
     "SIM_FAULT_DUP_RATE": _FRACTION,
     "SIM_FAULT_5XX_RATE": _FRACTION,
     "SIM_FAULT_LOST_RESPONSE_RATE": _FRACTION,
+    "SIM_FAULT_LATE_CREATE_RATE": _FRACTION,
+    "SIM_FAULT_LATE_CREATE_MS": Rule(_ms_range, "(min, max) whole milliseconds with 0 <= min <= max",
+                                     lambda v: 0 <= v[0] <= v[1]),
 }
 
 

@@ -75,6 +75,10 @@ def test_settings_are_immutable(tmp_path):
     ("BASE_URL = 'ftp://x'", "BASE_URL", "http://"),
     ("STRATEGY = 'no_colon'", "STRATEGY", "module:Class"),
     ("SIM_FAULT_DROP_RATE = 2", "SIM_FAULT_DROP_RATE", "0 to 1"),
+    ("SIM_FAULT_LATE_CREATE_RATE = -1", "SIM_FAULT_LATE_CREATE_RATE", "0 to 1"),
+    ("SIM_FAULT_LATE_CREATE_MS = (4000, 1000)", "SIM_FAULT_LATE_CREATE_MS", "0 <= min <= max"),
+    ("SIM_FAULT_LATE_CREATE_MS = 1000", "SIM_FAULT_LATE_CREATE_MS", "(min, max) whole milliseconds"),
+    ("SIM_FAULT_LATE_CREATE_MS = (1.5, 2)", "SIM_FAULT_LATE_CREATE_MS", "(min, max) whole milliseconds"),
     ("TIMEOUT = -1", "TIMEOUT", "greater than 0"),
 ])
 def test_each_kind_of_bad_value_names_setting_value_and_allowed(tmp_path, line, setting, allowed):

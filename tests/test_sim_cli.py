@@ -29,7 +29,7 @@ FLAGS = ["--host", "--port", "--seed", "--symbol", "--asset", "--symbol-id", "--
          "--ws-idle-timeout-s", "--position-push-s", "--no-rate-limits",
          "--fault-ws-disconnect-every-s", "--fault-drop-rate", "--fault-dup-rate", "--fault-latency-ms",
          "--fault-5xx-rate", "--fault-lost-response-rate", "--fault-rate-limit-every-s",
-         "--fault-rate-limit-duration-s"]
+         "--fault-rate-limit-duration-s", "--fault-late-create-rate", "--fault-late-create-ms"]
 
 
 def run_cli(*args: str) -> tuple[subprocess.Popen, dict[str, str]]:
@@ -99,7 +99,8 @@ def test_cli_given_credentials_are_not_echoed_and_sigint_stops():
 
 def test_cli_rejects_bad_values():
     for args in (["--fault-drop-rate", "2"], ["--tick-size", "abc"], ["--account", "nocolon"],
-                 ["--fault-latency-ms", "9:1"]):
+                 ["--fault-latency-ms", "9:1"], ["--fault-late-create-ms", "4000:1000"],
+                 ["--fault-late-create-rate", "1.5"]):
         proc = subprocess.run([sys.executable, "-m", "market_maker.sim", "--no-flow", *args], cwd=ROOT,
                               capture_output=True, text=True, timeout=30)
         assert proc.returncode == 2, args
@@ -108,13 +109,16 @@ def test_cli_rejects_bad_values():
 def test_config_from_args_maps_every_knob():
     args = build_parser().parse_args(["--port", "0", "--no-flow", "--tick-size", "0.1", "--fault-5xx-rate",
                                       "0.25", "--fault-latency-ms", "5:10", "--account", "a:b:1.5",
-                                      "--fault-rate-limit-every-s", "30", "--fault-rate-limit-duration-s", "2"])
+                                      "--fault-rate-limit-every-s", "30", "--fault-rate-limit-duration-s", "2",
+                                      "--fault-late-create-rate", "0.01", "--fault-late-create-ms", "1500:4000"])
     cfg = config_from_args(args)
     assert cfg.port == 0 and cfg.flow is False and cfg.tick_size == Decimal("0.1") and cfg.price_precision == 1
     assert cfg.extra_accounts == (("a", "b", Decimal("1.5")),)
     faults = cfg.fault_config()
     assert faults.http_5xx_rate == Decimal("0.25") and faults.latency_ms == (5, 10)
     assert faults.rate_limit_every_s == 30 and faults.rate_limit_duration_s == 2
+    assert faults.late_create_rate == Decimal("0.01") and faults.late_create_ms == (1500, 4000)
+    assert config_from_args(build_parser().parse_args([])).fault_late_create_ms == (1000, 4000)
 
 
 def test_from_settings_reads_sim_attributes():
@@ -125,6 +129,14 @@ def test_from_settings_reads_sim_attributes():
     assert cfg.price_precision == 2 and cfg.fault_latency_ms == (1, 2) and cfg.flow is False
     assert cfg.extra_accounts == (("k", "s", Decimal("1")),) and cfg.port == 8765
     assert SimConfig.from_settings(SimpleNamespace(), port=0).port == 0
+
+
+def test_late_create_settings_reach_the_simulator(tmp_path):
+    from market_maker.settings import load_settings
+    settings = load_settings(None, overrides={"SIM_FAULT_LATE_CREATE_RATE": "0.02",
+                                              "SIM_FAULT_LATE_CREATE_MS": (1200, 3000)}, environ={}, cwd=tmp_path)
+    faults = SimConfig.from_settings(settings).fault_config()
+    assert faults.late_create_rate == Decimal("0.02") and faults.late_create_ms == (1200, 3000)
 
 
 def _port_open(port: int) -> bool:

@@ -10,7 +10,7 @@ import requests
 from market_maker.sim import SimConfig, run_simulator
 from market_maker.sim.faults import DROP, DUP, SEND, FaultConfig, FaultInjector
 
-from .sim_helpers import Rest, Ws, new_account
+from .sim_helpers import Rest, Ws, expires_ms, new_account
 
 
 @pytest.fixture
@@ -179,3 +179,75 @@ def test_manual_disconnect_and_faults_from_config():
         assert [conn.table("order_book")["seq"] for _ in range(2)] == [1, 1]
         assert sim.disconnect_websockets() == 1
         assert conn.wait_closed(2)
+
+
+# --- late creates and the api-expires rule -------------------------------------------------------------------------
+
+CREATE = "/v1/api/pc/order/create"
+ORDER = {"asset": "BTC", "symbol": "BTC_USD", "side": "1", "close_flag": "0", "price": "9000.0", "qty": "1",
+         "order_type": "1"}
+
+
+def wait_until(pred, timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return pred()
+
+
+def test_injector_late_create_decision():
+    assert FaultInjector().late_create_s() == 0
+    inj = FaultInjector(FaultConfig(late_create_rate=Decimal("0.5"), late_create_ms=(100, 300)), seed=3)
+    holds = [inj.late_create_s() for _ in range(400)]
+    late = [h for h in holds if h]
+    assert 150 < len(late) < 250 and min(late) >= Decimal("0.1") and max(late) <= Decimal("0.3")
+    with pytest.raises(ValueError):
+        FaultConfig(late_create_ms=(300, 100))
+    with pytest.raises(ValueError):
+        SimConfig(fault_late_create_ms="soon")
+
+
+def test_late_create_executes_after_the_client_gave_up(sim):
+    """Authenticated on arrival, held 2.5 s, executed although the client timed out and closed."""
+    acct = new_account(sim)
+    sim.set_faults(late_create_rate=1, late_create_ms=(2500, 2500))
+    params = {**ORDER, "client_oid": "late-1"}
+    with pytest.raises(requests.Timeout):
+        requests.post(acct.base + CREATE, params=params, headers=acct.headers(params), timeout=0.3)
+    assert acct.orders() == [] and sim.fault_counters()["late_create"] == 0  # held, not executed yet
+    assert wait_until(lambda: acct.orders() != [])
+    [row] = acct.orders()
+    assert row["client_oid"] == "late-1" and row["status"] == "2"
+    assert sim.fault_counters()["late_create"] == 1 and sim.fault_counters()["late_create_expired"] == 0
+    sim.set_faults(late_create_rate=0)
+    assert acct.order(1, "9000.0", 1)["code"] == 0  # the server is fine afterwards
+
+
+def test_late_create_is_checked_on_arrival(sim):
+    acct = new_account(sim)
+    sim.set_faults(late_create_rate=1, late_create_ms=(50, 50))
+    bad = acct.post(CREATE, ORDER, headers=acct.headers({**ORDER, "qty": "2"}))
+    assert bad["code"] == -10051
+    good = acct.post(CREATE, ORDER)  # a client that waits gets its answer, late
+    assert good["code"] == 0 and [r["order_id"] for r in acct.orders()] == [good["data"]["order_id"]]
+    assert sim.fault_counters()["late_create"] == 1
+
+
+def test_held_create_past_its_expiry_is_never_executed(sim):
+    acct = new_account(sim)
+    sim.set_faults(late_create_rate=1, late_create_ms=(1000, 1000))
+    reply = acct.post(CREATE, ORDER, headers=acct.headers(ORDER, expires=expires_ms(400)))
+    assert reply["code"] == -10052  # valid on arrival, expired when its turn came
+    assert sim.fault_counters()["late_create_expired"] == 1 and sim.fault_counters()["late_create"] == 0
+    assert acct.orders() == []
+
+
+def test_latency_past_expiry_is_refused_never_executed(sim):
+    acct = new_account(sim)
+    sim.set_faults(latency_ms=(800, 800))
+    reply = acct.post(CREATE, ORDER, headers=acct.headers(ORDER, expires=expires_ms(300)))
+    assert reply["code"] == -10052
+    sim.set_faults(latency_ms=(0, 0))
+    assert acct.orders() == []

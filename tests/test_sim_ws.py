@@ -56,7 +56,7 @@ def test_ping_pong(ws):
 def test_bad_requests_get_negative_ack_and_connection_stays(ws, request_, status):
     ws.send(request_)
     ack = ws.until(lambda m: "status" in m)
-    assert ack["status"] == status and ack["request"] == request_
+    assert ack["status"] == status and ack["request"] == json.dumps(request_)  # the text as sent
     ws.send({"op": "ping"})
     assert ws.until(lambda m: m.get("op") == "pong")
 
@@ -69,13 +69,24 @@ def test_malformed_json_keeps_connection_open(ws):
     assert ws.recv() == {"op": "pong"}
 
 
+def test_ack_request_is_the_text_as_received(ws):
+    """§3: "request" is the request as received, as a string (spacing and key order kept)."""
+    text = '{ "args" : {"symbol":"BTC_USD", "table":"order_book","settle_currency":"BTC","instrument_type":"pc"},"op":"sub"}'
+    ws.send(text)
+    assert ws.recv() == {"status": "0", "request": text}
+    bad = '{"op": "sub", "args": {"table": "nope"}}'
+    ws.send(bad)
+    ack = ws.until(lambda m: "status" in m)
+    assert ack["status"] == "-10011" and ack["request"] == bad
+
+
 def test_sub_ack_echoes_request_then_partial_with_seq_1(ws, sim):
     maker = new_account(sim)
     maker.order(1, "9500.0", 4)
     req = {"op": "sub", "args": {"instrument_type": "pc", "table": "order_book", "settle_currency": "BTC",
                                  "symbol": "BTC_USD"}}
     ws.send(req)
-    assert ws.recv() == {"status": "0", "request": req}
+    assert ws.recv() == {"status": "0", "request": json.dumps(req)}
     partial = ws.recv()
     assert partial["table"] == "order_book" and partial["action"] == "partial" and partial["seq"] == 1
     assert partial["keys"] == ["id"] and isinstance(partial["time"], str)

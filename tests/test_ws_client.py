@@ -280,7 +280,7 @@ class FakeSocket:
             status = self.ex.auth_status
         elif op == "sub" and args["table"] in self.ex.refuse:
             status = "-10013"
-        self.inbox.put(json.dumps({"status": status, "request": req}))
+        self.inbox.put(json.dumps({"status": status, "request": text}))  # echoed as a string, like GTE
         if op == "sub" and status == "0" and args["table"] not in self.ex.silent_tables:
             table = args["table"]
             self.subs.add(table)
@@ -377,6 +377,24 @@ def test_auth_refused_raises_authentication_error(ex: FakeExchange) -> None:
     with pytest.raises(AuthenticationError):
         client.start()
     assert len(ex.sockets) == 1 and ex.last.closed and not client.connected
+
+
+def test_string_acks_are_understood_and_never_logged(ex: FakeExchange, caplog: Any) -> None:
+    """GTE echoes the request as a string; the auth one carries the signature."""
+    ex.auth_status = "-10052"
+    client = live_client(ex)
+    with caplog.at_level(logging.DEBUG), pytest.raises(AuthenticationError) as info:
+        client.start()
+    sent = ex.last.sent[0]
+    signature = json.loads(sent)["args"]["signature"]
+    assert client._acks[("auth_key_expires", None)] == -10052
+    assert signature not in caplog.text and signature not in str(info.value) and SECRET not in caplog.text
+    refused, _ = synced_client()
+    with caplog.at_level(logging.DEBUG):
+        refused.handle_raw(json.dumps({"status": "-10013", "request": json.dumps(
+            {"op": "sub", "args": {"table": "order", "signature": "f" * 64}})}))
+    assert refused._acks[("sub", "order")] == -10013
+    assert "f" * 64 not in caplog.text and "GTE refused sub order with code -10013" in caplog.text
 
 
 def test_refused_subscription_raises(ex: FakeExchange) -> None:

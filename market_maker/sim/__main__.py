@@ -116,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of REST calls answered HTTP 502/503 before executing")
     f.add_argument("--fault-lost-response-rate", type=_decimal, default=Decimal(0),
                    help="fraction of order/create calls executed but never answered")
+    f.add_argument("--fault-late-create-rate", type=_decimal, default=Decimal(0),
+                   help="fraction of order/create calls authenticated on arrival, then held and "
+                        "executed late even if the client gave up (never after their api-expires)")
+    f.add_argument("--fault-late-create-ms", type=_latency, default=d.fault_late_create_ms, metavar="MIN:MAX",
+                   help="how long a late create is held, uniform in milliseconds (default %(default)s)")
     f.add_argument("--fault-rate-limit-every-s", type=_decimal, default=Decimal(0),
                    help="start a forced -10053 burst every N seconds")
     f.add_argument("--fault-rate-limit-duration-s", type=_decimal, default=Decimal(0),

@@ -71,7 +71,7 @@ class KeyStore:
         found = self._keys.get(key)
         if found is None:
             raise ApiError(UNKNOWN_KEY, "api-key")
-        if not expires.isdigit():
+        if not (expires.isascii() and expires.isdigit()):
             raise ApiError(WRONG_TYPE, "api-expires")
         if int(expires) < now_ms:
             raise ApiError(EXPIRED, "api-expires")

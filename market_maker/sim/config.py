@@ -70,6 +70,8 @@ class SimConfig:
     fault_lost_response_rate: Decimal = Decimal(0)
     fault_rate_limit_every_s: Decimal = Decimal(0)
     fault_rate_limit_duration_s: Decimal = Decimal(0)
+    fault_late_create_rate: Decimal = Decimal(0)
+    fault_late_create_ms: tuple[int, int] = (1000, 4000)
     extra_accounts: tuple[tuple[str, str, Decimal], ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
@@ -80,7 +82,11 @@ class SimConfig:
                     object.__setattr__(self, f.name, Decimal(str(value)))
                 except InvalidOperation:
                     raise ValueError(f"{f.name} must be a decimal number, not {value!r}") from None
-        object.__setattr__(self, "fault_latency_ms", tuple(int(v) for v in self.fault_latency_ms))
+        for name in ("fault_latency_ms", "fault_late_create_ms"):
+            try:
+                object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+            except (TypeError, ValueError):
+                raise ValueError(f"{name} must be (min, max) milliseconds, not {getattr(self, name)!r}") from None
         object.__setattr__(self, "extra_accounts", tuple(
             (str(k), str(s), Decimal(str(b))) for k, s, b in self.extra_accounts))
         if self.tick_size <= 0 or self.start_price <= 0 or self.balance < 0:

@@ -11,7 +11,8 @@ from typing import Any
 from collections.abc import Callable
 
 DROP, DUP, SEND = "drop", "dup", "send"
-KINDS = ("ws_disconnect", "drop", "dup", "latency", "http_5xx", "lost_response", "rate_limit_burst")
+KINDS = ("ws_disconnect", "drop", "dup", "latency", "http_5xx", "lost_response", "rate_limit_burst",
+         "late_create", "late_create_expired")
 _SCALE = 1_000_000
 
 
@@ -20,6 +21,16 @@ def _rate(value: Any) -> Decimal:
     if not Decimal(0) <= rate <= Decimal(1):
         raise ValueError(f"fault rate must be within [0, 1]: {value!r}")
     return rate
+
+
+def _ms_range(name: str, value: Any) -> tuple[int, int]:
+    try:
+        low, high = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be (min, max) milliseconds: {value!r}") from None
+    if low < 0 or high < low:
+        raise ValueError(f"{name} must be (min, max) with 0 <= min <= max: {value!r}")
+    return low, high
 
 
 @dataclass(frozen=True)
@@ -33,19 +44,19 @@ class FaultConfig:
     lost_response_rate: Decimal = Decimal(0)
     rate_limit_every_s: Decimal = Decimal(0)
     rate_limit_duration_s: Decimal = Decimal(0)
+    late_create_rate: Decimal = Decimal(0)
+    late_create_ms: tuple[int, int] = (1000, 4000)
 
     def __post_init__(self) -> None:
-        for name in ("drop_rate", "dup_rate", "http_5xx_rate", "lost_response_rate"):
+        for name in ("drop_rate", "dup_rate", "http_5xx_rate", "lost_response_rate", "late_create_rate"):
             object.__setattr__(self, name, _rate(getattr(self, name)))
         for name in ("ws_disconnect_every_s", "rate_limit_every_s", "rate_limit_duration_s"):
             value = Decimal(str(getattr(self, name)))
             if value < 0:
                 raise ValueError(f"{name} must be >= 0")
             object.__setattr__(self, name, value)
-        low, high = (int(v) for v in self.latency_ms)
-        if low < 0 or high < low:
-            raise ValueError(f"latency_ms must be (min, max) with 0 <= min <= max: {self.latency_ms!r}")
-        object.__setattr__(self, "latency_ms", (low, high))
+        for name in ("latency_ms", "late_create_ms"):
+            object.__setattr__(self, name, _ms_range(name, getattr(self, name)))
 
 
 class FaultInjector:
@@ -91,6 +102,16 @@ class FaultInjector:
             return None
         self.count("http_5xx")
         return self._rng.choice((502, 503)), self._rng.random() < 0.5
+
+    def late_create_s(self) -> Decimal:
+        """How long to hold an admitted order/create before executing it (0 = at once).
+
+        The server counts the outcome (``late_create`` executed, ``late_create_expired``
+        dropped because its api-expires passed meanwhile)."""
+        if not self._hit(self.config.late_create_rate):
+            return Decimal(0)
+        low, high = self.config.late_create_ms
+        return Decimal(self._rng.randint(low, high)) / 1000
 
     def lose_response(self) -> bool:
         """True if an executed order/create must get no HTTP response."""

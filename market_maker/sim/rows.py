@@ -112,7 +112,7 @@ def order_row(o: Order, fmt: PriceFormatter, asset: str, status: int, filled: in
     # copying a template with the keys in wire order is cheaper than a dict display
     r = (_order_templates.get(asset) or _order_template(asset)).copy()
     r["order_id"] = str(o.oid)
-    r["client_oid"] = o.client_oid or ""
+    r["client_oid"] = o.client_oid or None  # JSON null when the order had none (gte-api.md §2)
     r["status"] = _STATUS_TEXT.get(status) or str(status)
     r["side"] = "1" if o.side else "0"
     r["close_flag"] = "1" if o.close_flag else "0"

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 from collections.abc import Callable, Iterator
@@ -15,13 +16,14 @@ from aiohttp import WSMsgType, web
 
 from .auth import KeyStore, generate_credentials
 from .config import SimConfig, fault_field_to_config
-from .errors import BAD_VALUE, INTERNAL, RATE_LIMITED, ApiError, envelope, error_envelope, now_ms
+from .errors import (BAD_VALUE, EXPIRED, INTERNAL, RATE_LIMITED, ApiError, envelope, error_envelope,
+                     now_ms)
 from .exchange import Exchange, ExchangeConfig, InstrumentSpec, SimError
 from .flow import MarketFlow
 from .faults import FaultInjector
 from .ratelimit import RateLimiter
 from .rest import ENDPOINTS, Ctx, Endpoint
-from .validate import Params, parse_body
+from .validate import Params, request_params
 from .ws import WsHub, WsSession
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,14 @@ def _dumps(obj: Any) -> str:
 
 def _seconds(value: Decimal) -> float:
     return int(value * 1000) / 1000
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A REST call read, authenticated and rate-limited on arrival, not yet executed."""
+    params: dict[str, str]
+    account_id: int | None
+    expires_ms: int | None  # api-expires of a signed call; it is never executed after it
 
 
 def _build_exchange(config: SimConfig) -> tuple[Exchange, MarketFlow | None]:
@@ -83,6 +93,7 @@ class SimServer:
         self._loop_thread: int | None = None
         self._thread: threading.Thread | None = None
         self._ticker: asyncio.Task | None = None
+        self._held: set[asyncio.Task] = set()  # late creates waiting to execute
 
     def __repr__(self) -> str:
         return f"SimServer({self.base_url}, key={self.api_key}, account={self.account_id})"
@@ -138,6 +149,8 @@ class SimServer:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
             self._ticker = None
+        for task in list(self._held):
+            task.cancel()  # a late create not yet executed never will be
         sessions = list(self.hub.sessions)
         self.hub.close_all()
         if sessions:
@@ -310,7 +323,7 @@ class SimServer:
                                                        "METHOD_NOT_ALLOWED")), 405)
         delay = self.faults.latency_s()
         if delay:
-            await asyncio.sleep(_seconds(delay))
+            await asyncio.sleep(_seconds(delay))  # before reading: the expiry is checked after it
         failure = self.faults.http_5xx()
         if failure is not None:  # before anything is executed
             status, with_envelope = failure
@@ -318,39 +331,68 @@ class SimServer:
                 return self._reply(envelope(None, code=-status, msg="simulated server error"), status)
             return web.Response(status=status, text="simulated upstream failure")
         try:
-            data = await self._execute(endpoint, request)
-        except (ApiError, SimError) as err:
+            call = await self._admit(endpoint, request)
+        except ApiError as err:
             return self._reply(error_envelope(err))
         except Exception:
-            log.exception("REST %s failed (key=%s)", endpoint.path, request.headers.get("api-key"))
+            log.exception("REST %s failed on arrival (key=%s)", endpoint.path, request.headers.get("api-key"))
             return self._reply(error_envelope(ApiError(INTERNAL, None, "internal error")))
-        if endpoint.path == ORDER_CREATE and self.faults.lose_response() and request.transport:
+        hold = self.faults.late_create_s() if endpoint.path == ORDER_CREATE else Decimal(0)
+        if hold:
+            reply = await self._execute_late(endpoint, call, hold)
+        else:
+            reply = self._execute(endpoint, call)
+        if endpoint.path == ORDER_CREATE and reply["code"] == 0 and self.faults.lose_response() \
+                and request.transport:
             request.transport.abort()  # executed, but the client never hears back
             return web.Response()
-        return self._reply(envelope(data))
+        return self._reply(reply)
 
-    async def _execute(self, endpoint: Endpoint, request: web.Request) -> Any:
-        """Parse, authenticate, rate-limit and run one call; raises ``ApiError``/``SimError``."""
-        if endpoint.method == "GET":
-            raw = {k: request.query.get(k) for k in request.query}
-        else:
-            raw = parse_body(await request.read())
-        now = now_ms()
-        account_id = None
+    async def _admit(self, endpoint: Endpoint, request: web.Request) -> Admitted:
+        """What happens on arrival: read the parameters, authenticate, rate-limit."""
+        body = b"" if endpoint.method == "GET" else await request.read()
+        raw = request_params(request.query.items(), request.content_type, body)
+        account_id, expires = None, None
         bucket: tuple = (request.remote, endpoint.path)  # public calls: per client IP
         if endpoint.signed:
-            key = self.keys.verify_rest(request.headers, raw, now)
+            key = self.keys.verify_rest(request.headers, raw, now_ms())
             if self.faults.rate_limit_burst():
                 raise ApiError(RATE_LIMITED, None, "too many requests (simulated burst)")
             account_id, bucket = key.account_id, (key.key, endpoint.path)
+            expires = int(request.headers["api-expires"])
         if self.config.rate_limits and not self.limiter.allow(bucket, endpoint.limit, endpoint.window_s):
             self.rate_limited += 1
             raise ApiError(RATE_LIMITED)
+        return Admitted(raw, account_id, expires)
+
+    def _execute(self, endpoint: Endpoint, call: Admitted) -> dict:
+        """Run an admitted call now, unless its ``api-expires`` has passed; the reply envelope."""
+        now = now_ms()
+        if call.expires_ms is not None and now > call.expires_ms:
+            return error_envelope(ApiError(EXPIRED, "api-expires", "request expired before execution"))
         try:
-            return endpoint.handler(Ctx(self.exchange, account_id, now), Params(raw))
+            return envelope(endpoint.handler(Ctx(self.exchange, call.account_id, now), Params(call.params)))
+        except (ApiError, SimError) as err:
+            return error_envelope(err)
+        except Exception:
+            log.exception("REST %s failed (account %s)", endpoint.path, call.account_id)
+            return error_envelope(ApiError(INTERNAL, None, "internal error"))
         finally:
             if endpoint.mutates:
                 self._flush_events()  # pushes go out right after the call, not at the next tick
+
+    async def _execute_late(self, endpoint: Endpoint, call: Admitted, hold: Decimal) -> dict:
+        """The late-create fault: hold an admitted call, then execute it even if the client
+        has given up (a task of its own, shielded from the handler's cancellation)."""
+        async def held() -> dict:
+            await asyncio.sleep(_seconds(hold))
+            reply = self._execute(endpoint, call)
+            self.faults.count("late_create_expired" if reply["code"] == EXPIRED else "late_create")
+            return reply
+        task = asyncio.ensure_future(held())
+        self._held.add(task)
+        task.add_done_callback(self._held.discard)
+        return await asyncio.shield(task)
 
     async def _handle_stats(self, request: web.Request) -> web.Response:
         if not (request.remote or "").startswith(LOOPBACK):

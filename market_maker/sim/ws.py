@@ -126,13 +126,13 @@ class WsHub:
         try:
             follow_up = self._dispatch(session, request)
         except ApiError as err:
-            self._ack(session, request, err)
+            self._ack(session, text, err)
             return
         except Exception:
             log.exception("WebSocket request failed (key=%s)", session.api_key)
-            self._ack(session, request, ApiError(INTERNAL, None, "internal error"))
+            self._ack(session, text, ApiError(INTERNAL, None, "internal error"))
             return
-        self._ack(session, request, None)
+        self._ack(session, text, None)
         if follow_up is not None:
             try:
                 follow_up()
@@ -141,7 +141,8 @@ class WsHub:
                 session.close_soon()  # the client's copy would be incomplete: make it resubscribe
 
     @staticmethod
-    def _ack(session: WsSession, request: Any, err: ApiError | None) -> None:
+    def _ack(session: WsSession, request: str, err: ApiError | None) -> None:
+        """The acknowledgement echoes the request as received, as a string (§3)."""
         ack: dict[str, Any] = {"status": "0" if err is None else str(err.code), "request": request}
         if err is not None:
             ack["error"] = {"patternName": err.pattern, "data": {"paramName": err.param} if err.param else {}}
