@@ -18,7 +18,8 @@ The bot (``OrderManager`` through ``build_runner``, ORDER_PAIRS 10, TIMEOUT 1 s)
 thread for the duration. A monitor thread reads the SIMULATOR's state (never
 the bot's, except to compare with it) and checks, every 0.25 s and at the end:
 
-* duplicate_order: a client_oid executed twice (two orders at the exchange);
+* duplicate_order: a client_oid executed twice (two orders at the exchange), or two
+  own open orders at one side, price and close_flag (checked after every placement);
 * too_many_open: more than 2 x ORDER_PAIRS own open orders (checked after every
   order placement at the exchange, by wrapping the simulator's place_order);
 * resync_mismatch: within RESYNC_WINDOW_S after each "synced" event of the
@@ -265,6 +266,10 @@ class Soak:
         def place_order(account, *args: Any, **kwargs: Any):
             row = original(account, *args, **kwargs)
             if account == account_id:
+                levels = Counter((r["side"], r["price"], r["close_flag"]) for r in ex.open_orders_of(account_id))
+                twice = [level for level, n in levels.items() if n > 1]
+                if twice:  # e.g. a create that executed late beside the one sent again
+                    self.violation("duplicate_order", f"two own open orders at side/price/close_flag {twice[0]}")
                 count = len(ex.open_order_ids(account_id))
                 if count > self.max_open:
                     self.max_open = count
@@ -569,6 +574,7 @@ class Soak:
              f"{self.resync_checks} ({self.resync_slowest:.2f} s, {self.resync_retries_max})"))
         add(("bot REST requests / retries / lost creates resolved",
              f"{sum(rest_stats.requests.values())} / {rest_stats.retries} / {rest_stats.lost_responses_resolved}"))
+        add(("bot creates in doubt (held until they settled, never resent)", str(counters.get("orders_in_doubt", 0))))
         add(("orders sent (bot) / accepted at exchange / rejected",
              f"{counters.get('orders_sent', 0)} / {r['orders_total']} / {counters.get('orders_rejected', 0)}"))
         add(("cancels (orders) / cancel_batch calls",
