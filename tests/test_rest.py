@@ -397,7 +397,10 @@ def test_lost_create_not_found_is_in_doubt_until_it_expires_never_resent(client,
     assert len(sent) == 1
     expires = int(sent[0].headers["api-expires"])
     assert info.value.client_oid == "mmslow1" and info.value.outcome_unknown
-    assert info.value.settles_at_ms == expires + SETTLE_GRACE_MS
+    if "json" in failure:  # executed, yet the answer is unusable: the latest moment it could carry
+        assert info.value.settles_at_ms >= expires + SETTLE_GRACE_MS
+    else:
+        assert info.value.settles_at_ms == expires + SETTLE_GRACE_MS
     assert [r.method for r in requests_mock.request_history] == ["POST", "GET"]
     assert clock.sleeps == []  # the caller keeps quoting: nothing waits in here
 
