@@ -306,6 +306,7 @@ class OrderManager:
     """
 
     book_depth = 10  # levels per side in self.snap.book; the grid needs only the touch, raise it for your strategy
+    resync_grace = 2.0  # seconds our orders may rest while a table resyncs; then they are cancelled
 
     def __init__(self, settings: Settings, exchange: ExchangeInterface, rng: Optional[random.Random] = None):
         self.settings = settings
@@ -466,6 +467,9 @@ class OrderManager:
         if not snap.connected:
             return self._pause("WebSocket down", cancel=True)
         if not snap.synced:
+            out = time.time() - snap.unsynced_since_ms / 1000 if snap.unsynced_since_ms else 0.0
+            if out > self.resync_grace:  # a resync normally takes a fraction of a second
+                return self._pause("the WebSocket tables are out of sync", cancel=True, detail=f"for {out:.1f}s")
             return self._pause("waiting for the WebSocket tables to resync", cancel=False)
         age = time.time() - snap.last_update_ms / 1000  # last book or trade message, not pongs nor acks
         if age > self.settings.STALE_DATA_SECONDS:

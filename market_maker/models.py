@@ -164,6 +164,7 @@ class MarketSnapshot:
     fees_paid: Decimal = Decimal(0)  # their fees (settle currency; negative = rebates earned)
     recent_trades: Tuple[Trade, ...] = ()
     echoed: frozenset = frozenset()  # of the order ids the snapshot was asked to watch, those the table knew
+    unsynced_since_ms: int = 0  # local wall time (ms) the tables went out of sync; 0 while synced
 
 
 class DesiredOrder(NamedTuple):

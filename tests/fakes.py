@@ -88,6 +88,7 @@ class FakeWs:
         self.synced = True
         self.last_update_ms = None
         self.stats = {"fills": 0}
+        self.unsynced_since_ms = 0  # when ``synced`` went False (wall ms); 0: just now
         self.lagging = False  # True: created orders reach the order table only through ``echo``
         self.echoed = set()
         self.started = False
@@ -119,7 +120,8 @@ class FakeWs:
                               positions=self.positions, margin=self.margin,
                               last_update_ms=self.last_update_ms or int(time.time() * 1000),
                               connected=self.connected, synced=self.synced,
-                              echoed=frozenset(i for i in watch if self._known(i)))
+                              echoed=frozenset(i for i in watch if self._known(i)),
+                              unsynced_since_ms=0 if self.synced else (self.unsynced_since_ms or int(time.time() * 1000)))
 
     def set_position(self, side, qty, entry):
         """Hold ``qty`` contracts on the long or short leg, entered at ``entry``."""

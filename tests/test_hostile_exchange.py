@@ -109,3 +109,23 @@ def test_a_create_answer_without_a_usable_order_id_is_resolved_by_lookup(request
     requests_mock.get(QUERY, json=lookup)
     order = client.create_order(BUY, Decimal("8889.5"), 3)
     assert order.order_id == "123000042"
+
+
+def test_orders_rest_through_a_quick_resync_but_are_cancelled_when_it_drags_on(tmp_path, caplog):
+    import time as _time
+    settings, rest, ws, exchange = make(tmp_path, "ORDER_PAIRS = 2\nAPI_REST_INTERVAL = 0\n")
+    manager = OrderManager(settings, exchange)
+    manager.start()
+    manager.step()
+    assert len(rest.orders) == 4
+    ws.synced = False  # a table resyncs (a gap): a fraction of a second, as a rule
+    manager.step()
+    assert len(rest.orders) == 4 and "resync" in manager.paused
+    ws.unsynced_since_ms = int(_time.time() * 1000) - 2500  # ... but this one drags on: its partial never comes
+    manager.step()
+    manager.step()
+    assert rest.orders == {} and rest.count("open_orders") == 1 + 1  # start + one cancel-all, not one per cycle
+    assert caplog.text.count("out of sync") == 1
+    ws.synced = True
+    manager.step()
+    assert len(rest.orders) == 4 and manager.paused is None

@@ -703,3 +703,31 @@ def test_frozen_crossed_book_is_resubscribed_by_the_io_loop(ex: FakeExchange) ->
         assert len(ex.sockets) == 1
     finally:
         client.stop()
+
+
+def test_a_partial_that_never_comes_is_asked_for_again_with_backoff(ex: FakeExchange) -> None:
+    # review finding: a server acking subscriptions but never sending the partial, while updates kept
+    # coming, got an unsub + sub per message: 327 resubscriptions in 10 s
+    client = live_client(ex, partial_timeout=30)
+    client.start()
+    stop = threading.Event()
+    try:
+        sock = ex.last
+        ex.silent_tables.add("order_book")
+        sock.push("order_book", "update", [{"id": str(BASE - 19999), "size": "9"}], skip=True)  # a gap
+
+        def updates() -> None:
+            while not stop.wait(0.01):
+                sock.push("order_book", "update", [{"id": str(BASE - 19998), "size": "9"}])
+        pusher = threading.Thread(target=updates)
+        pusher.start()
+        subs = lambda: sum(1 for s in list(sock.sent) if '"sub"' in s and "order_book" in s)  # noqa: E731
+        assert wait_until(lambda: subs() >= 3, timeout=20)  # at once, then after 0.5 s and 1 s more
+        first = time.monotonic()
+        time.sleep(2.0)
+        assert subs() <= 5  # after the first two retries the waits double: at most two more in 2 s
+        assert len(ex.sockets) == 1 and not client.synced
+        assert time.monotonic() - first >= 2.0
+    finally:
+        stop.set()
+        client.stop()

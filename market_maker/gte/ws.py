@@ -64,6 +64,10 @@ ERROR_KINDS = ("invalid_json", "unknown_table", "unknown_key", "book_inconsisten
 PING = '{"op":"ping"}'
 FINISHED_STATUSES = (8, 32)
 PARTIAL_GRACE = 1.5  # seconds between a sub's ack and its partial before we call the partial lost
+# Resubscribing a table whose partial does not come: at once, then after 0.5, 1, 2, 4, 4 ... s (until the
+# episode's partial_timeout forces a reconnect). A server that keeps sending updates without the partial
+# must not get a resubscription per message.
+RESUBSCRIBE_BACKOFF = (0.5, 4.0)
 CROSSED_RESYNC = 3.0  # seconds a book may stay crossed (a sweep in flight) before it is resubscribed
 AUTH_EXPIRES_MS = 5000
 
@@ -133,6 +137,8 @@ class GteWebSocket:
         self._replay: set[str] = set()  # offline replay: first message starts the seq
         self._resync_due: set[str] = set()  # for the I/O thread: tables to resubscribe
         self._resync_deadline = 0.0
+        self._resub_tries: dict[str, int] = {}  # resubscriptions of a table since its last partial
+        self._resub_at: dict[str, float] = {}  # monotonic time its next resubscription may go
         self._reconcile_pending = False  # the order table was rebuilt after a resync
         self._reconcile_due = False  # ... and the REST reconciliation is now due
         self._acks: dict[tuple[Any, Any], int] = {}
@@ -141,6 +147,7 @@ class GteWebSocket:
         self._stats: Counter[str] = Counter()
         self._connected = False
         self._synced = False
+        self._unsynced_since = 0.0  # clock() when the tables last went out of sync (0 while synced)
         self.last_message_time = 0.0  # clock() when the I/O thread last received a message (any: silence check)
         self.last_market_data_time = 0.0  # clock() when an order_book or trade message was last applied
         self._crossed_since: float | None = None  # clock() when the book became crossed
@@ -269,6 +276,8 @@ class GteWebSocket:
         self._replay.discard(table)
         self._had_partial.add(table)
         self._resync_due.discard(table)  # the fresh image makes a pending resubscription moot
+        self._resub_tries.pop(table, None)
+        self._resub_at.pop(table, None)
         if table in self._awaiting:
             self._awaiting.discard(table)
             if not self._awaiting:
@@ -319,7 +328,7 @@ class GteWebSocket:
             self._reconcile_due = True
             return
         self._reconcile_pending = False
-        self._synced = True
+        self._set_synced(True)
         self._deferred.append("synced")
 
     # ------------------------------------------------------------- table handlers
@@ -367,6 +376,14 @@ class GteWebSocket:
         self._mark_stale(table)
         return "resync"
 
+    def _set_synced(self, synced: bool) -> None:
+        """Lock held (or no I/O thread yet): note when the tables went out of sync."""
+        if synced:
+            self._unsynced_since = 0.0
+        elif self._synced or not self._unsynced_since:
+            self._unsynced_since = self._clock()
+        self._synced = synced
+
     def _mark_stale(self, table: str) -> None:
         """Lock held: ignore ``table`` until its new partial; the I/O thread resubscribes."""
         tables = self._expected if table == ALL_TABLES else (table,)
@@ -379,7 +396,7 @@ class GteWebSocket:
             self._awaiting.add(name)
         if "order" in tables and "order" in self._had_partial:
             self._reconcile_pending = True
-        self._synced = False
+        self._set_synced(False)
 
     # ------------------------------------------------------------------ control
     def _control(self, msg: Any) -> None:
@@ -464,7 +481,8 @@ class GteWebSocket:
                 last_update_ms=int(self.last_market_data_time * 1000),
                 connected=self._connected, synced=self._synced,
                 contracts_traded=t.fills.contracts, fill_count=t.fill_count, fees_paid=t.fees_paid,
-                recent_trades=t.recent_trades(), echoed=echoed)
+                recent_trades=t.recent_trades(), echoed=echoed,
+                unsynced_since_ms=int(self._unsynced_since * 1000))
 
     def known_order_ids(self, order_ids: Iterable[str]) -> frozenset[str]:
         """Those of ``order_ids`` the order table has heard of, open or recently closed."""
@@ -524,7 +542,7 @@ class GteWebSocket:
             self._had_partial = set(self._expected)
             self._awaiting.clear()
             self._resync_due.clear()
-            self._synced = True
+            self._set_synced(True)
 
     # ================================================================ lifecycle
     def start(self) -> None:
@@ -571,7 +589,9 @@ class GteWebSocket:
                 self._awaiting = set(self._expected)
                 self._resync_deadline = 0.0
                 self._resync_due.clear()
-                self._synced = False
+                self._resub_tries.clear()
+                self._resub_at.clear()
+                self._set_synced(False)
                 self._connected = True
                 if not first and "order" in self._had_partial:
                     self._reconcile_pending = True
@@ -591,7 +611,7 @@ class GteWebSocket:
         except BaseException:
             with self._lock:
                 self._connected = False
-                self._synced = False
+                self._set_synced(False)
             self._close(ws)
             raise
 
@@ -682,7 +702,7 @@ class GteWebSocket:
         if ws is not None:
             with self._lock:
                 self._connected = False
-                self._synced = False
+                self._set_synced(False)
             self._close(ws)
 
     def _pump(self, ws: Any) -> bool:
@@ -751,12 +771,21 @@ class GteWebSocket:
 
     def _resubscribe(self, ws: Any) -> bool:
         """Send unsub + sub for stale tables; False means "reconnect instead"."""
+        now = time.monotonic()
         with self._lock:
-            due, self._resync_due = self._resync_due, set()
+            if ALL_TABLES in self._resync_due:
+                self._resync_due = set()
+                return False
+            due = {t for t in self._resync_due if self._resub_at.get(t, 0.0) <= now}
+            if not due:
+                return True  # backing off
+            self._resync_due -= due
             if not self._resync_deadline:  # retries within an episode keep its deadline: bounded time to reconnect
-                self._resync_deadline = time.monotonic() + self.partial_timeout
-        if ALL_TABLES in due:
-            return False
+                self._resync_deadline = now + self.partial_timeout
+            lo, hi = RESUBSCRIBE_BACKOFF
+            for table in due:
+                tries = self._resub_tries[table] = self._resub_tries.get(table, 0) + 1
+                self._resub_at[table] = now + min(hi, lo * 2 ** (tries - 1))
         for table in sorted(due, key=lambda t: t != "instrument"):
             self._send_sub(ws, "unsub", table)
             self._send_sub(ws, "sub", table)
@@ -789,7 +818,7 @@ class GteWebSocket:
     def _lost(self, ws: Any) -> None:
         with self._lock:
             self._connected = False
-            self._synced = False
+            self._set_synced(False)
             self._stats["disconnects"] += 1
             for table in self._expected:
                 self._seq.pop(table, None)
