@@ -99,6 +99,7 @@ API_REST_INTERVAL = 0.25
 # Seconds to wait after an API error before trying again.
 API_ERROR_INTERVAL = 5
 # Prefix of the client_oid of every order this bot sends (1-13 of A-Z a-z 0-9 _ -); only such orders are ours.
+# One bot per prefix and account: each run adds its own tag after it, and stops if another run's orders appear.
 ORDERID_PREFIX = "mm_"
 # Files whose change makes the bot reload its settings and strategy in-process. None = the settings file and
 # the strategy's module file.

@@ -13,21 +13,28 @@ import itertools
 import logging
 import random
 import threading
+import secrets
 import time
+import uuid
 from collections import Counter
 from decimal import Decimal
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from . import converge, quoting
 from .gte import errors
-from .gte.rest import MAX_BATCH_CANCEL, ORDER_CANCEL, GteRest
-from .gte.signing import Credentials
+from .gte.rest import MAX_BATCH_CANCEL, MAX_CLIENT_OID, ORDER_CANCEL, SETTLE_GRACE_MS, GteRest
+from .gte.signing import DEFAULT_EXPIRES_IN_MS, Credentials
 from .gte.ws import GteWebSocket
 from .models import OPEN_STATUSES, DesiredOrder, MarketSnapshot, Order
 from .settings import Settings
 from .tracker import OrderTracker
 
 log = logging.getLogger("market_maker.manager")
+
+RUN_TAG_BYTES = 3  # 6 hex characters after ORDERID_PREFIX in every client_oid of a run
+# An earlier run's create can execute until its api-expires (plus the exchange's processing time);
+# an order with another run's tag appearing later than that after our start is another live bot.
+LEFTOVER_WINDOW_S = (DEFAULT_EXPIRES_IN_MS + SETTLE_GRACE_MS) / 1000
 
 def now_ms() -> int:
     return int(time.time() * 1000)
@@ -46,6 +53,10 @@ class KillSwitch(Exception):
     """Equity fell by MAX_DRAWDOWN: stop trading."""
 
 
+class AnotherInstance(Exception):
+    """Another bot trades with our ORDERID_PREFIX on this account: stop rather than fight it."""
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # ExchangeInterface
 
@@ -62,6 +73,12 @@ class ExchangeInterface:
         self.settings = settings
         self.dry_run = bool(settings.DRY_RUN)
         self.prefix = settings.ORDERID_PREFIX
+        # Our orders' client_oid: the prefix, this run's tag, a random part. An open order with our prefix
+        # and another run's tag is a leftover of an earlier run, or another bot using our prefix.
+        self.run_tag = secrets.token_hex(RUN_TAG_BYTES)
+        self.own_prefix = self.prefix + self.run_tag
+        self._leftovers: Set[str] = set()  # ids of orders with our prefix that earlier runs left
+        self._run_started: Optional[float] = None  # time.monotonic() when this run took over the prefix
         credentials = None
         if not self.dry_run and api_key and api_secret:
             credentials = Credentials(api_key, api_secret)
@@ -145,13 +162,36 @@ class ExchangeInterface:
         return self.ws.snapshot(depth, watch=self.tracker.awaiting_echo())
 
     def is_own(self, order: Order) -> bool:
-        return order.client_oid.startswith(self.prefix)
+        """Placed by this run (or left by an earlier one and taken over)."""
+        return order.client_oid.startswith(self.own_prefix) or order.order_id in self._leftovers
+
+    def new_client_oid(self) -> str:
+        return self.own_prefix + uuid.uuid4().hex[:MAX_CLIENT_OID - len(self.own_prefix)]
+
+    def _check_foreign(self, orders: Sequence[Order]) -> None:
+        """Orders with our prefix but another run's tag: an earlier run's create executing late (taken
+        over as a leftover), or -- once such a create can no longer execute -- another live bot."""
+        for o in orders:
+            if o.client_oid.startswith(self.own_prefix) or o.order_id in self._leftovers:
+                continue
+            since = time.monotonic() - (self._run_started or time.monotonic())
+            if since <= LEFTOVER_WINDOW_S:
+                log.info("Order %s left by an earlier run turned up: taking it over", o.client_oid)
+                self._leftovers.add(o.order_id)
+                continue
+            raise AnotherInstance(
+                f"order {o.client_oid} ({o.side} {o.remaining} @ {fmt(o.price)}) carries our ORDERID_PREFIX "
+                f"{self.prefix!r} but another run's tag: another bot is trading with this prefix on this "
+                f"account. Give each bot its own ORDERID_PREFIX")
 
     def own_open_orders(self, snap: MarketSnapshot) -> List[Order]:
         if self.dry_run:
             return list(self._paper.values())
-        prefix = self.prefix
-        ws_own = [o for o in snap.orders if o.client_oid.startswith(prefix)]  # is_own, inlined
+        prefix, own_prefix = self.prefix, self.own_prefix
+        ws_own = [o for o in snap.orders if o.client_oid.startswith(prefix)]
+        if not all(o.client_oid.startswith(own_prefix) for o in ws_own):
+            self._check_foreign(ws_own)
+            ws_own = [o for o in ws_own if self.is_own(o)]
         # ``snap.echoed`` was taken with ``snap.orders``: an echo arriving since cannot hide an order
         return [o for o in self.tracker.merge(ws_own, snap.echoed, now_ms()) if o.status in OPEN_STATUSES]
 
@@ -191,7 +231,7 @@ class ExchangeInterface:
         """Send one order; returns it, or None when the exchange refused it (logged)."""
         kind = "close" if desired.close_flag else "open"
         if self.dry_run:
-            order = Order(order_id=f"dry-{next(self._paper_ids)}", client_oid=f"{self.prefix}dry", side=desired.side,
+            order = Order(order_id=f"dry-{next(self._paper_ids)}", client_oid=self.new_client_oid(), side=desired.side,
                           close_flag=desired.close_flag, price=desired.price, qty=desired.qty, filled_qty=0, status=2)
             self._paper[order.order_id] = order
             log.info("Would create %s order (%s): %d @ %s (dry run)", desired.side, kind, desired.qty, fmt(desired.price))
@@ -199,7 +239,8 @@ class ExchangeInterface:
         log.info("Creating %s order (%s): %d @ %s", desired.side, kind, desired.qty, fmt(desired.price))
         self.counters["orders_sent"] += 1
         try:
-            order = self.rest.create_order(desired.side, desired.price, desired.qty, close_flag=desired.close_flag)
+            order = self.rest.create_order(desired.side, desired.price, desired.qty, close_flag=desired.close_flag,
+                                           client_oid=self.new_client_oid())
         except (errors.InsufficientMargin, errors.PositionExceeded, errors.BadParameter) as exc:
             self.counters["orders_rejected"] += 1
             log.warning("Order %s %d @ %s refused: %s", desired.side, desired.qty, fmt(desired.price), exc)
@@ -271,8 +312,21 @@ class ExchangeInterface:
         self.tracker.cancelled(sent, now_ms())
         return len(deferred)
 
+    def cancel_leftovers(self) -> int:
+        """At start: cancel every open order with our prefix that earlier runs left; this run takes over
+        the prefix. Returns how many there were."""
+        self._run_started = time.monotonic()
+        if self.dry_run:
+            return 0
+        orders = [o for o in self.rest.open_orders() if o.client_oid.startswith(self.prefix)]
+        self._leftovers.update(o.order_id for o in orders)
+        if orders:
+            log.info("Cancelling all %d own orders: left over from a previous run", len(orders))
+            self.cancel_orders(orders, block=True)
+        return len(orders)
+
     def cancel_all_own(self, reason: str) -> int:
-        """Cancel every open order carrying our prefix, read from REST (works with the socket down)."""
+        """Cancel every open order of this run (and leftovers), read from REST (works with the socket down)."""
         if self.dry_run:
             orders = list(self._paper.values())
         else:
@@ -331,7 +385,7 @@ class OrderManager:
         """First start: cancel orders left by a previous run and set leverage. Reload: just adopt the state."""
         self.snap = self.exchange.snapshot(self.book_depth)
         if fresh:
-            count = self.exchange.cancel_all_own("left over from a previous run")
+            count = self.exchange.cancel_leftovers()
             if not count:
                 log.info("No own orders left over from a previous run")
             self.exchange.set_leverage(self.settings.LEVERAGE, self.settings.MARGIN_MODE)

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Type
 from . import quoting
 from .gte import errors
 from .heap import freeze_startup_heap
-from .market_maker import ExchangeInterface, KillSwitch, OrderManager
+from .market_maker import AnotherInstance, ExchangeInterface, KillSwitch, OrderManager
 from .settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("market_maker.manager")
@@ -131,6 +131,9 @@ class Runner:
         except KillSwitch as exc:
             log.error("Kill switch: %s. Cancelling all orders and exiting.", exc)
             self.exit_code = EXIT_KILL_SWITCH
+        except AnotherInstance as exc:
+            log.error("Stopping: %s. Cancelling this bot's orders and exiting.", exc)
+            self.exit_code = EXIT_ERROR
         except errors.AuthenticationError as exc:
             log.error("Authentication failed: %s", exc)
             self.exit_code = EXIT_ERROR

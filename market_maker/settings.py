@@ -369,5 +369,15 @@ def reference_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def reference_page() -> str:
+    """docs/settings.md: every setting, its default and its meaning."""
+    return ("# Settings reference\n\n"
+            "Every setting, its default and its meaning. Set them in your `settings.py` (see\n"
+            "`settings.example.py`); a bad value stops the bot at start with exit status 2 and a\n"
+            "message naming the setting and what is allowed.\n\n"
+            "This page is generated from `settings_base.py`: `python3 -m market_maker.settings > docs/settings.md`.\n\n"
+            + reference_markdown())
+
+
 if __name__ == "__main__":
-    print(reference_markdown(), end="")
+    print(reference_page(), end="")

@@ -163,3 +163,22 @@ def test_placeholder_orders_are_open_orders_without_an_id(status):
     o = Order(order_id="", client_oid="mm_x", side=BUY, close_flag=0, price=Decimal(1), qty=1, filled_qty=0,
               status=status)
     assert o.is_open and o.is_active
+
+
+def test_an_order_with_our_prefix_and_another_runs_tag_stops_the_bot(tmp_path):
+    from market_maker.market_maker import AnotherInstance
+    rest, ws, exchange, manager = make(tmp_path)
+    manager.step()
+    assert all(o.client_oid.startswith(exchange.prefix + exchange.run_tag) for o in rest.orders.values())
+    # an earlier run's create executing late, right after our start: taken over and cancelled
+    late = rest.create_order(BUY, Decimal("9000"), 7, client_oid=exchange.prefix + "aaaaaa" + "1" * 20)
+    manager.step()
+    assert late.order_id not in rest.orders and len(rest.orders) == 6
+    # later than any earlier run's create could execute: another bot is using our prefix
+    exchange._run_started -= 60
+    other = rest.create_order(BUY, Decimal("9000"), 7, client_oid=exchange.prefix + "bbbbbb" + "2" * 20)
+    with pytest.raises(AnotherInstance, match="another bot is trading with this prefix"):
+        manager.step()
+    manager.exit_cancel_timeout, manager.exit_retry_wait = 5, 0.01
+    manager.exit()  # cancels this run's orders, never the other bot's
+    assert list(rest.orders) == [other.order_id]
