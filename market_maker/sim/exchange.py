@@ -35,9 +35,11 @@ Conventions and additions to the binding contract (all additive):
   see accounts.py.  Cross liquidation closes all cross positions of the asset
   at mark into the insurance account, which also takes the remaining cross equity.
 * Position row: ``pos_margin_ratio`` = (pos_margin + pnl) / (qty*face/mark);
-  ``pos_pnl_ratio`` = pnl / pos_margin.  Changing leverage re-margins open
-  positions of that side (-20001 if the increase does not fit); resting orders
-  keep the margin reserved at placement.  The margin mode of a symbol cannot
+  ``pos_pnl_ratio`` = pnl / pos_margin.  Changing leverage re-margins to cost/leverage
+  exactly the open legs whose leverage changes (cross: the shared cross leverage, so
+  both legs; isolated: the leg(s) named by ``long_flag``); the other leg keeps its
+  margin, including any added with ``increase_margin`` (-20001 if the increase does
+  not fit).  Resting orders keep the margin reserved at placement.  The margin mode of a symbol cannot
   change while the account has a position or an open order in it (-10013 "mode").
 * Candles are aggregated from 1-minute buckets aligned on multiples of the
   interval since the epoch; empty intervals are omitted; rows oldest first.
@@ -835,20 +837,21 @@ class Exchange(Core):
                 new.long_lev = leverage
             if long_flag in (None, 0):
                 new.short_lev = leverage
-        deltas = []
-        for p in positions:
-            target = ac.pos_margin(p.cost, new.leverage(p.side)) if p.qty else p.margin
-            deltas.append(target - p.margin)
+        # only a leg whose leverage changes is re-margined: margin added to the other leg
+        # with increase_margin stays where it is
+        changed = [new.leverage(p.side) != s.leverage(p.side) for p in positions]
+        deltas = [ac.pos_margin(p.cost, new.leverage(p.side)) - p.margin if c and p.qty else 0
+                  for p, c in zip(positions, changed)]
         increase = sum(d for d in deltas if d > 0)
         if increase > 0 and increase > ac.available(acct, m.asset, self._inv_marks) + \
                 sum(-d for d in deltas if d < 0):
             raise _err(INSUFFICIENT_MARGIN, "leverage", "insufficient margin for leverage")
         acct.settings[symbol] = new
         w = acct.wallet(m.asset)
-        for p, d in zip(positions, deltas):
+        for p, c, d in zip(positions, changed, deltas):
             p.margin += d
             w.pos_margin += d
-            self._touch(acct, m.asset, p)
+            self._touch(acct, m.asset, p if c or mode != s.margin_mode else None)
         self._bump()
         self._check_liquidations(now_ms)
         self._flush()
