@@ -18,8 +18,14 @@ Model, per account and settle asset (see ``docs`` in exchange.py for the wire vi
 * available = balance - order_margin - pos_margin + sum(min(0, upnl)) over
   cross positions, floored to a unit.  ``total`` (wire) = balance + unrealised PnL.
 
-Positions keep a cost basis ``cost = sum(q * face / p)``, so the entry price is the
-harmonic mean ``qty * face / cost``.  Unrealised PnL is counted in finer **mark units**
+Positions keep a cost basis ``cost = sum(q * face / p)`` (PnL is booked with it).  The
+prices shown are the contract-weighted harmonic means ``qty * face / value``, where
+``value`` is the same sum counted in much finer **value units** of 1e-40 (``VALUE_SCALE``;
+``Position.value``, ``Order.value``): a 1e-12 cost would show a fill at 10100 as entry
+10099.99999899.  With 1e-40 a single price, or several fills at one price, render as
+exactly that price and mixed prices as the harmonic mean rounded to 1e-8 (the error of
+the sum, half a unit per fill, is ~1e-28 of it).  A close takes its pro-rata share of
+``value`` as of ``cost``.  Unrealised PnL is counted in finer **mark units**
 of 1e-20 (``FINE`` = 1e8 mark units per ledger unit): the per-symbol inverse mark
 ``im = rdiv(face / mark)`` in mark units; long ``cost * FINE - qty * im``, short
 ``qty * im - cost * FINE``.  Because every fill is booked with one shared ``cost`` on
@@ -44,6 +50,8 @@ from decimal import Decimal, localcontext
 SCALE = 10 ** 12              # ledger units per settle-currency unit
 MARK_SCALE = 10 ** 20         # mark units (unrealised PnL, inverse marks) per settle unit
 FINE = MARK_SCALE // SCALE    # mark units per ledger unit
+VALUE_SCALE = 10 ** 40        # value units (displayed entry and average prices) per settle unit
+VALUE_PER_UNIT = VALUE_SCALE // SCALE   # value units per ledger unit
 
 CROSS = 1
 ISOLATED = 2
@@ -134,7 +142,7 @@ class Setting:
 class Position:
     """One side (long or short) of an account's position in one symbol."""
     __slots__ = ("symbol", "side", "asset", "qty", "closing", "cost", "margin", "realised",
-                 "auto_flag")
+                 "auto_flag", "value")
 
     def __init__(self, symbol: str, side: int, asset: str) -> None:
         self.symbol = symbol
@@ -146,6 +154,7 @@ class Position:
         self.margin = 0
         self.realised = 0
         self.auto_flag = 0
+        self.value = 0            # cost in value units (1e-40), for the entry price only
 
     @property
     def avail_qty(self) -> int:
@@ -156,25 +165,28 @@ class Position:
         """Unrealised PnL in mark units at inverse mark ``im`` (exact)."""
         return upnl(self.side == LONG, self.qty, self.cost, im)
 
-    def add(self, qty: int, cost: int, margin: int) -> None:
-        """Open ``qty`` more contracts with the given cost and margin."""
+    def add(self, qty: int, cost: int, margin: int, value: int) -> None:
+        """Open ``qty`` more contracts with the given cost, margin and value (value units)."""
         self.qty += qty
         self.cost += cost
         self.margin += margin
+        self.value += value
 
     def reduce(self, qty: int, cost: int) -> tuple[int, int]:
         """Close ``qty`` contracts whose exit value is ``cost``.
 
         Returns (realised PnL, released margin)."""
         if qty == self.qty:
-            basis, released = self.cost, self.margin
+            basis, released, value = self.cost, self.margin, self.value
         else:
             basis = rdiv(self.cost * qty, self.qty)
             released = rdiv(self.margin * qty, self.qty)
+            value = rdiv(self.value * qty, self.qty)
         pnl = basis - cost if self.side == LONG else cost - basis
         self.qty -= qty
         self.cost -= basis
         self.margin -= released
+        self.value -= value
         self.realised += pnl
         return pnl, released
 

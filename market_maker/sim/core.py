@@ -124,9 +124,11 @@ class Market:
         self.units: dict[tuple[int, Decimal], Rate] = {}   # (ticks, leverage) -> unit
         fn, fd = spec.face_value.as_integer_ratio()
         tn, td = spec.tick_size.as_integer_ratio()
-        # fill cost of q contracts at px ticks = rdiv(q * cost_num, px * cost_den) units
+        # fill cost of q contracts at px ticks = rdiv(q * cost_num, px * cost_den) units;
+        # its value (accounts.py) = rdiv(q * value_num, px * cost_den) value units
         self.cost_num = fn * td * ac.SCALE
         self.cost_den = fd * tn
+        self.value_num = fn * td * ac.VALUE_SCALE
 
     def price(self, ticks: int) -> Decimal:
         """``ticks * tick`` as a Decimal (cached)."""
@@ -153,6 +155,10 @@ class Market:
     def fill_cost(self, qty: int, ticks: int) -> int:
         """Settle-currency notional of ``qty`` contracts at ``ticks``, in ledger units."""
         return ac.rdiv(qty * self.cost_num, ticks * self.cost_den)
+
+    def fill_value(self, qty: int, ticks: int) -> int:
+        """The same notional in value units (1e-40; displayed prices only)."""
+        return ac.rdiv(qty * self.value_num, ticks * self.cost_den)
 
 
 class Core:
@@ -418,7 +424,7 @@ class Core:
     def _book_fills(self, m: Market, tacct: Account, taker: Order,
                     matches: list[tuple[Order, int, int]]) -> list[Fill]:
         """Book the engine's matches into both sides' accounts; the fill report."""
-        cost2, cost_den = 2 * m.cost_num, m.cost_den
+        cost2, cost_den, value2 = 2 * m.cost_num, m.cost_den, 2 * m.value_num
         mr0, mr1, mr2 = self._maker_rate
         tr0, tr1, tr2 = self._taker_rate
         accounts = self._accounts
@@ -430,15 +436,16 @@ class Core:
         for maker, q, px in matches:
             d = px * cost_den
             cost = (q * cost2 + d) // (2 * d)          # m.fill_cost(q, px), inlined
+            value = (q * value2 + d) // (2 * d)        # m.fill_value(q, px), inlined
             mfee = (cost * mr0 + mr1) // mr2           # accounts.times, inlined
             tfee = (cost * tr0 + tr1) // tr2
             macct = accounts[maker.account_id]
             maker.status = FILLED if maker.filled == maker.qty else PARTIAL
-            apply_fill(m, macct, maker, q, px, cost, mfee)
+            apply_fill(m, macct, maker, q, cost, value, mfee)
             if maker.status == FILLED:
                 self._finalize(macct, maker)
             taker.filled += q
-            apply_fill(m, tacct, taker, q, px, cost, tfee)
+            apply_fill(m, tacct, taker, q, cost, value, tfee)
             fees += mfee + tfee
             out.append((maker, q, px, cost, mfee, tfee))
         if taker.filled != total:   # pragma: no cover - engine invariant
@@ -457,14 +464,14 @@ class Core:
         r = self._lev_rates[leverage] = make_rate(d, n)
         return r
 
-    def _apply_fill(self, m: Market, acct: Account, o: Order, q: int, px: int, cost: int,
+    def _apply_fill(self, m: Market, acct: Account, o: Order, q: int, cost: int, value: int,
                     fee: int) -> None:
         """One fill of ``o`` (``o.filled`` already counts it) into the account's books."""
         acct.risk = None
         w = acct.wallets.get(m.asset)
         if w is None:
             w = acct.wallet(m.asset)
-        o.value_ticks += q * px
+        o.value += value
         o.fee += fee
         if o.close_flag == 0:
             left = o.qty - o.filled
@@ -486,6 +493,7 @@ class Core:
             pos.qty += q
             pos.cost += cost
             pos.margin += pm
+            pos.value += value
             w.pos_margin += pm
         else:
             key = (o.symbol, SHORT if o.side == BUY else LONG)

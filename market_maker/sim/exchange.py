@@ -34,6 +34,11 @@ Conventions and additions to the binding contract (all additive):
   ``total`` (margin/pc rows) = balance + unrealised PnL.  Liquidation formulas:
   see accounts.py.  Cross liquidation closes all cross positions of the asset
   at mark into the insurance account, which also takes the remaining cross equity.
+* ``avg_price`` (orders) and ``entry_price`` (positions) are contract-weighted harmonic
+  means, qty * face / sum(q * face / p), from the value sums of accounts.py (1e-40
+  units), rounded to 1e-8: one price renders as exactly that price ("10100.0" for an
+  order, as prices; "10100" for a position), mixed prices as the exact mean to 1e-8.
+  A position's entry price survives partial closes (they take a pro-rata share).
 * Position row: ``pos_margin_ratio`` = (pos_margin + pnl) / (qty*face/mark);
   ``pos_pnl_ratio`` = pnl / pos_margin.  Changing leverage re-margins to cost/leverage
   exactly the open legs whose leverage changes (cross: the shared cross leverage, so
@@ -149,7 +154,7 @@ class Event:
 
 
 def _position_row_of(symbol: str, side: int, asset: str, qty: int, closing: int, cost: int,
-                     margin: int, realised: int, auto_flag: int, mode: int,
+                     value: int, margin: int, realised: int, auto_flag: int, mode: int,
                      leverage: Decimal, im: int, face: Decimal, mmr: Decimal,
                      balance: int | None, snap: tuple | None) -> dict:
     """Position row from a snapshot; the liquidation price is derived here, on first read.
@@ -181,8 +186,8 @@ def _position_row_of(symbol: str, side: int, asset: str, qty: int, closing: int,
         if denom > 0:
             fn, fd = face.as_integer_ratio()
             liq = Decimal(qty * fn * d * MARK_SCALE) / Decimal(fd * denom)
-    return position_row(symbol, side, asset, qty, closing, cost, margin, realised, auto_flag,
-                        mode, leverage, im, face, mmr, liq)
+    return position_row(symbol, side, asset, qty, closing, cost, value, margin, realised,
+                        auto_flag, mode, leverage, im, face, mmr, liq)
 
 
 class _Market(Market):
@@ -191,7 +196,7 @@ class _Market(Market):
     def __init__(self, spec: InstrumentSpec, mark: Decimal, funding_rate: Decimal,
                  trade_history: int) -> None:
         super().__init__(spec, mark)
-        self.fmt = PriceFormatter(spec.tick_size, spec.symbol_id)
+        self.fmt = PriceFormatter(spec.tick_size, spec.symbol_id, spec.face_value)
         self.last_ticks: int | None = None
         self.trades: deque[tuple] = deque(maxlen=trade_history)  # trade_row arguments
         self.candles: dict[int, list[int]] = {}   # minute start -> [o, h, l, c, volume]
@@ -335,7 +340,7 @@ class Exchange(Core):
                     self._dirty_pos[(account_id, symbol, pos_side)] = None
             self._publish_fills(m, order, fills, now_ms)
             status, filled = order.status, order.filled
-            row = order_row(order, fmt, asset, status, filled, order.value_ticks, order.fee,
+            row = order_row(order, fmt, asset, status, filled, order.value, order.fee,
                             order.margin)
             if status != FILLED:
                 order.tpl = row
@@ -387,7 +392,7 @@ class Exchange(Core):
                                 (maker, fmt, asset, exec_id, q, px, maker_fee, True, trade_id,
                                  now_ms, status, filled)))
             events.append(Event("order", maker_id, symbol, None, "update", order_row,
-                                (maker, fmt, asset, status, filled, maker.value_ticks,
+                                (maker, fmt, asset, status, filled, maker.value,
                                  maker.fee, maker.margin)))
             if status == FILLED:
                 maker.tpl = None
@@ -445,23 +450,23 @@ class Exchange(Core):
         if o is None or o.symbol != symbol:
             raise _err(ORDER_NOT_FOUND, "id", "order not found or not open")
         # the events _cancel + _flush would queue, in the same order, without coalescing
-        filled, value_ticks, fee, margin0, tpl = o.filled, o.value_ticks, o.fee, o.margin, o.tpl
+        filled, value, fee, margin0, tpl = o.filled, o.value, o.fee, o.margin, o.tpl
         self.cancel(acct, m, oid)
         o.tpl = None
         asset, fmt = m.asset, m.fmt
         events = self._events
         events.append(Event("order", account_id, symbol, None, "update", order_row,
-                            (o, fmt, asset, CANCEL_PENDING, filled, value_ticks, fee, margin0)))
+                            (o, fmt, asset, CANCEL_PENDING, filled, value, fee, margin0)))
         if tpl is not None:
             row = tpl.copy()
             row["status"] = "8"
             if filled:
                 row["filled_qty"] = str(filled)
-                row["avg_price"] = fmt.avg_price(value_ticks, filled)
+                row["avg_price"] = fmt.avg_price(value, filled)
                 row["fee"] = ustr(fee) if fee else "0"
             row["order_margin"] = "0"
         else:
-            row = order_row(o, fmt, asset, CANCELLED, filled, value_ticks, fee, 0)
+            row = order_row(o, fmt, asset, CANCELLED, filled, value, fee, 0)
         events.append(Event("order", account_id, symbol, row, "update"))
         book_side, ticks = o.side, o.ticks
         level = m.book.levels.get(ticks if book_side == BUY else -ticks)
@@ -482,7 +487,7 @@ class Exchange(Core):
 
     def _cancel(self, acct: Account, m: _Market, o: Order) -> dict:
         """Cancel ``o`` inside a larger operation (its book and balance events coalesce)."""
-        filled, value_ticks, fee, margin0 = o.filled, o.value_ticks, o.fee, o.margin
+        filled, value, fee, margin0 = o.filled, o.value, o.fee, o.margin
         self.cancel(acct, m, o.oid)
         o.tpl = None
         touched = m.book.touched
@@ -492,12 +497,12 @@ class Exchange(Core):
         asset, fmt = m.asset, m.fmt
         events = self._events
         events.append(Event("order", o.account_id, o.symbol, None, "update", order_row,
-                            (o, fmt, asset, CANCEL_PENDING, filled, value_ticks, fee, margin0)))
+                            (o, fmt, asset, CANCEL_PENDING, filled, value, fee, margin0)))
         if not acct.internal:
             self._dirty_margin[(acct.id, asset)] = None
             if o.close_flag:
                 self._dirty_pos[(acct.id, o.symbol, SHORT if o.side == BUY else LONG)] = None
-        row = order_row(o, fmt, asset, CANCELLED, filled, value_ticks, fee, 0)
+        row = order_row(o, fmt, asset, CANCELLED, filled, value, fee, 0)
         events.append(Event("order", o.account_id, o.symbol, row, "update"))
         return row.copy()
 
@@ -784,8 +789,9 @@ class Exchange(Core):
             if r is None or r[0] is not self._epoch or r[1] != asset:
                 r = self._risk(acct, asset)
             snap = r[3]
-        return (pos.symbol, pos.side, pos.asset, pos.qty, pos.closing, pos.cost, pos.margin,
-                pos.realised, pos.auto_flag, mode, lev, m.im, m.face, self._mmr, balance, snap)
+        return (pos.symbol, pos.side, pos.asset, pos.qty, pos.closing, pos.cost, pos.value,
+                pos.margin, pos.realised, pos.auto_flag, mode, lev, m.im, m.face, self._mmr,
+                balance, snap)
 
     def _position_row(self, acct: Account, pos: Position) -> dict:
         return _position_row_of(*self._position_snapshot(acct, pos))
@@ -1000,7 +1006,8 @@ class Exchange(Core):
         w = acct.wallet(pos.asset)
         w.pos_margin -= released
         w.balance += pnl
-        self._insurance.position(pos.symbol, pos.side, pos.asset).add(qty, cost, 0)
+        self._insurance.position(pos.symbol, pos.side, pos.asset).add(
+            qty, cost, 0, cost * ac.VALUE_PER_UNIT)
         self._bump()
         self._touch(acct, pos.asset, pos)
 
