@@ -2,9 +2,18 @@
 the cross liquidation price of hedged accounts (checked against the engine's own liquidation)."""
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from decimal import Decimal as D
+from fractions import Fraction as F
 
-from market_maker.sim.exchange import Exchange, ExchangeConfig
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from market_maker.sim import accounts as ac
+from market_maker.sim.exchange import Exchange, ExchangeConfig, SimError
+from market_maker.sim.precheck import available_after, usage_bound
 
 SYM = "BTC_USD"
 
@@ -54,3 +63,203 @@ def test_cross_leverage_re_margins_both_legs() -> None:
     ex.change_leverage(a, SYM, 1, None, D(4), 1)
     assert (_pos(ex, a, 1)["pos_margin"], _pos(ex, a, 0)["pos_margin"]) == ("0.025", "0.02")
     assert _pos(ex, a, 1)["leverage"] == _pos(ex, a, 0)["leverage"] == "4"
+
+
+# ---------------------------------------------------------------- margin of crossing orders
+
+def nearest(x: F) -> int:
+    """The ledger's rounding (accounts.rdiv): nearest integer, ties toward +infinity."""
+    return math.floor(x + F(1, 2))
+
+
+def units(x: F) -> int:
+    """A settle-currency amount in ledger units of 1e-12."""
+    return nearest(x * 10**12)
+
+
+def _available(ex: Exchange, acct: int) -> int:
+    """Available balance in ledger units (exact: the row has 12 decimals)."""
+    return int(D(ex.pc_account_rows(acct, "BTC")[0]["available"]) * 10**12)
+
+
+ASKS = ((300, "5000"), (300, "6000.5"), (400, "8000"))   # all below the mark (10000)
+
+
+def _asks(ex: Exchange, maker: int) -> None:
+    for q, p in ASKS:
+        ex.place_order(maker, SYM, 0, 0, D(p), q, None, 1)
+
+
+def _need() -> int:
+    """Hand count of what a buy of 1500 at 20000 books over ASKS at 10x: position margin
+    and taker fee per fill, order margin of the 500 resting at 20000."""
+    costs = [units(F(q) / F(p)) for q, p in ASKS]
+    return sum(nearest(F(c, 10)) + nearest(c * F(75, 100_000)) for c in costs) + \
+        units(F(500) / 20000 / 10)
+
+
+def test_a_buy_sweeping_far_below_its_limit_is_refused_when_its_fills_do_not_fit() -> None:
+    ex = _ex()
+    a, w = ex.open_account("a", D("0.01")), ex.open_account("w", D(100))
+    ex.place_order(w, SYM, 0, 0, D(5000), 1000, None, 1)
+    ex.drain_events()
+    # at the limit the margin is 1000/20000/10 = 0.005; the fill books 0.2/10 + fee 0.00015
+    with pytest.raises(SimError) as err:
+        ex.place_order(a, SYM, 1, 0, D(20000), 1000, None, 2)
+    assert (err.value.code, err.value.param) == (-20001, "qty")
+    assert ex.drain_events() == [] and ex.order_book(SYM, 5)["asks"] == [["5000.0", "1000"]]
+    assert _available(ex, a) == 10**10 and ex.position_qty(a, SYM, 1) == (0, 0)
+
+
+def test_a_crossing_buy_books_exactly_what_was_checked() -> None:
+    need = _need()
+    for spare, accepted in ((0, True), (-1, False)):
+        ex = _ex()
+        a, w = ex.open_account("a", D(need + spare) / 10**12), ex.open_account("w", D(100))
+        _asks(ex, w)
+        if not accepted:
+            with pytest.raises(SimError):
+                ex.place_order(a, SYM, 1, 0, D(20000), 1500, None, 2)
+            assert len(ex.order_book(SYM, 5)["asks"]) == 3
+            continue
+        row = ex.place_order(a, SYM, 1, 0, D(20000), 1500, None, 2)
+        assert (row["status"], row["filled_qty"]) == ("16", "1000")
+        assert _available(ex, a) == 0
+        pos = _pos(ex, a, 1)
+        margins = sum(nearest(F(units(F(q) / F(p)), 10)) for q, p in ASKS)
+        assert int(D(pos["pos_margin"]) * 10**12) == margins
+        assert row["order_margin"] == str(D(units(F(500) / 20000 / 10)) / 10**12)
+
+
+def test_a_buy_above_the_mark_counts_its_loss_at_the_mark() -> None:
+    ex = _ex()
+    w = ex.open_account("w", D(100))
+    ex.place_order(w, SYM, 0, 0, D(12500), 1000, None, 1)
+    # cost 0.08, margin 0.008, fee 0.00006; worth 0.1 at the mark 10000: a loss of 0.02
+    need = D("0.008") + D("0.00006") + D("0.02")
+    poor = ex.open_account("poor", need - D("1e-12"))
+    with pytest.raises(SimError):
+        ex.place_order(poor, SYM, 1, 0, D(12500), 1000, None, 2)
+    a = ex.open_account("a", need)
+    ex.place_order(a, SYM, 1, 0, D(12500), 1000, None, 2)
+    assert _available(ex, a) == 0
+
+
+def _usage(balance: D, script: Callable[[Exchange, int, int], None]) -> int:
+    """Ledger units the account's balance loses to ``script`` (available before - after)."""
+    ex = _ex()
+    a, w = ex.open_account("a", balance), ex.open_account("w", D(100))
+    script(ex, a, w)
+    return int(balance * 10**12) - _available(ex, a)
+
+
+def _self_match(ex: Exchange, a: int, w: int) -> None:
+    """a holds a long, rests a close and an opening sell, then buys through all of them."""
+    ex.place_order(w, SYM, 0, 0, D(9000), 50, None, 1)
+    ex.place_order(a, SYM, 1, 0, D(9000), 50, None, 1)            # long 50 at 9000
+    ex.place_order(a, SYM, 0, 1, D("9100.5"), 30, None, 2)        # close 30 at 9100.5
+    ex.place_order(a, SYM, 0, 0, D(9200), 100, None, 2)           # open short 100 at 9200
+    ex.place_order(w, SYM, 0, 0, D("9300.5"), 200, None, 2)
+    ex.set_mark_price(SYM, D(9100), 3)
+    row = ex.place_order(a, SYM, 1, 0, D(12000), 400, None, 4)
+    assert row["filled_qty"] == "330"
+
+
+def test_self_match_is_checked_with_both_sides_of_each_fill() -> None:
+    used = _usage(D(1), _self_match)
+    _usage(D(used) / 10**12, _self_match)                         # exactly fits: accepted
+    ex = _ex()
+    a, w = ex.open_account("a", D(used - 1) / 10**12), ex.open_account("w", D(100))
+    with pytest.raises(SimError) as err:
+        _self_match(ex, a, w)
+    assert err.value.code == -20001
+    assert ex.position_qty(a, SYM, 1) == (50, 20) and ex.position_qty(a, SYM, 0) == (0, 0)
+
+
+place_op = st.tuples(st.just("place"), st.integers(0, 2), st.integers(0, 1),
+                     st.sampled_from([0, 0, 0, 1]), st.integers(-300, 3000), st.integers(1, 110))
+other_op = st.one_of(
+    st.tuples(st.just("cancel"), st.integers(0, 2), st.integers(0, 50)),
+    st.tuples(st.just("mark"), st.integers(16_000, 24_000)),
+    st.tuples(st.just("leverage"), st.integers(0, 2), st.integers(1, 2),
+              st.sampled_from([None, 0, 1]), st.integers(1, 100)))
+
+
+def _predicted(ex: Exchange, acct_id: int, side: int, price: D, qty: int) -> int | None:
+    """``precheck.available_after`` of an opening order (None if it does not cross);
+    checks on the way that ``precheck.usage_bound`` bounds what it takes."""
+    bid, ask = ex.best_prices(SYM)
+    if not (ask is not None and price >= ask if side else bid is not None and price <= bid):
+        return None
+    acct, m = ex.account(acct_id), ex.market(SYM)
+    s = acct.setting(SYM, D(10))
+    lev = s.leverage(1 if side else 0)
+    ticks, unit = int(price / m.tick), m.unit(int(price / m.tick), lev)
+    after = available_after(acct, m, side, ticks, qty, unit, ex._lev_rate(lev),
+                            ex._maker_rate, ex._taker_rate, ex._lev_rate, s.margin_mode == 1,
+                            ex._inv_marks, ac.cross_upnl_loss(acct, "BTC", ex._inv_marks))
+    leg = acct.positions.get((SYM, 1 if side else 0))
+    worst = int((ask if side else price) / m.tick)
+    bound = usage_bound(m, qty, worst, unit, leg.cost if leg else 0)
+    assert _available(ex, acct_id) - after <= bound
+    return after
+
+
+def _max_qty(ex: Exchange, acct: int, side: int, price: D) -> int:
+    """Contracts whose order margin at ``price`` is the account's whole available balance."""
+    s = ex.setting_row(acct, SYM)
+    lev = s["cross_leverage"] if s["margin_mode"] == "1" else \
+        s["bid_leverage"] if side else s["ask_leverage"]
+    return int(D(_available(ex, acct)) / 10**12 * D(lev) * price)
+
+
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(place_op, place_op, place_op, other_op), min_size=10, max_size=40),
+       st.lists(st.integers(1, 1000), min_size=3, max_size=3),
+       st.sampled_from([("-0.00025", "0.00075"), ("0.001", "0.002"), ("-0.001", "-0.0005"),
+                        ("1", "1"), ("-1", "-1"), ("0.5", "-1")]))
+def test_available_is_never_negative_after_an_accepted_opening_order(
+        ops: list[tuple], balances: list[int], fees: tuple[str, str]) -> None:
+    """Orders of up to 110 % of what the limit price allows, priced up to 1500 USD through
+    the touch of a book of 150 USD steps (self-matches included), with mark and leverage
+    changes in between, for several (maker, taker) fee rates."""
+    ex = _ex(maker_fee=D(fees[0]), taker_fee=D(fees[1]))
+    whale = ex.open_account("whale", D(50))
+    for i in range(1, 7):
+        ex.place_order(whale, SYM, 1, 0, D(10000 - 150 * i), 40 * i, None, 0)
+        ex.place_order(whale, SYM, 0, 0, D(10000 + 150 * i), 40 * i, None, 0)
+    accts = [ex.open_account(f"p{i}", D(b) / 100_000) for i, b in enumerate(balances)]
+    for now, op in enumerate(ops, 1):
+        try:
+            if op[0] == "place":
+                _, i, side, close, off, pct = op
+                bid, ask = ex.best_prices(SYM)
+                touch = (ask if side else bid) or D(10000)
+                price = max(touch + D(off if side else -off) / 2, D("0.5"))
+                if close:
+                    qty = ex.position_qty(accts[i], SYM, 1 - side)[1] * pct // 110
+                else:
+                    qty = _max_qty(ex, accts[i], side, price) * pct // 100
+                qty = max(qty, 1)
+                predicted = None if close else _predicted(ex, accts[i], side, price, qty)
+                try:
+                    ex.place_order(accts[i], SYM, side, close, price, qty, None, now)
+                except SimError:
+                    assert predicted is None or predicted < 0
+                    raise
+                if not close:
+                    assert _available(ex, accts[i]) >= 0
+                    # the walk predicted exactly what was booked (self-matches included)
+                    assert predicted is None or predicted == _available(ex, accts[i])
+            elif op[0] == "cancel":
+                ids = sorted(ex.open_order_ids(accts[op[1]]))
+                if ids:
+                    ex.cancel_order(accts[op[1]], SYM, ids[op[2] % len(ids)], now)
+            elif op[0] == "mark":
+                ex.set_mark_price(SYM, D(op[1]) / 2, now)
+            else:
+                _, i, mode, flag, lev = op
+                ex.change_leverage(accts[i], SYM, mode, flag, D(lev), now)
+        except SimError as err:
+            assert err.code in (-10013, -20001, -20003)

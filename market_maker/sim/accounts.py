@@ -17,6 +17,9 @@ Model, per account and settle asset (see ``docs`` in exchange.py for the wire vi
   ``cost = rdiv(q * face / p)``; a close releases the pro-rata share.
 * available = balance - order_margin - pos_margin + sum(min(0, upnl)) over
   cross positions, floored to a unit.  ``total`` (wire) = balance + unrealised PnL.
+  An opening order must leave it >= 0 once booked: for one that crosses the book that
+  is checked at the fill prices (precheck.py), where an inverse buy far above the ask
+  books more margin than its limit price reserves.
 
 Positions keep a cost basis ``cost = sum(q * face / p)`` (PnL is booked with it).  The
 prices shown are the contract-weighted harmonic means ``qty * face / value``, where

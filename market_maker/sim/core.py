@@ -30,6 +30,7 @@ from decimal import Decimal
 from . import accounts as ac
 from .accounts import CROSS, FINE, LONG, SHORT, Account, Rate, make_rate, to_units
 from .engine import BUY, CANCELLED, FILLED, NEW, PARTIAL, Level, Order, OrderBook
+from .precheck import available_after, usage_bound
 
 BAD_VALUE = -10013
 INSUFFICIENT_MARGIN = -20001
@@ -178,6 +179,8 @@ class Core:
         self._mmr_ratio = config.maint_margin_ratio.as_integer_ratio()
         self._maker_rate = make_rate(*config.maker_fee.as_integer_ratio())
         self._taker_rate = make_rate(*config.taker_fee.as_integer_ratio())
+        # precheck.usage_bound holds for fee rates within [-1, 1]
+        self._bounded = abs(config.maker_fee) <= 1 and abs(config.taker_fee) <= 1
         self._lev_rates: dict[Decimal, Rate] = {}   # leverage -> Rate of 1 / leverage
         self._history_limit = config.history_limit
         self._accounts: dict[int, Account] = {}
@@ -255,12 +258,14 @@ class Core:
         self._epoch = object()
 
     def _risk(self, acct: Account, asset: str) -> tuple:
-        """(epoch, asset, cross upnl loss, positions snapshot) of ``acct`` in ``asset``.
+        """(epoch, asset, cross upnl loss, positions snapshot, exact loss) of ``acct`` in
+        ``asset``.
 
         The loss is ``accounts.cross_upnl_loss`` floored to ledger units (so that
-        ``accounts.available`` = balance - margins + loss); the snapshot holds (is_long,
-        qty, cost, is_cross, inverse mark, margin) of every non-flat position of the
-        asset.  Cached until the next fill of the account or the next ``_bump``."""
+        ``accounts.available`` = balance - margins + loss), the exact loss the same in
+        mark units; the snapshot holds (is_long, qty, cost, is_cross, inverse mark,
+        margin) of every non-flat position of the asset.  Cached until the next fill
+        of the account or the next ``_bump``."""
         r = acct.risk
         if r is not None and r[0] is self._epoch and r[1] == asset:
             return r
@@ -283,7 +288,7 @@ class Core:
                         if u < 0:
                             loss += u
                     snap.append((is_long, qty, p.cost, is_cross, im, p.margin))
-        r = acct.risk = (self._epoch, asset, loss // FINE, tuple(snap))
+        r = acct.risk = (self._epoch, asset, loss // FINE, tuple(snap), loss)
         return r
 
     # ------------------------------------------------------------------ orders
@@ -293,10 +298,19 @@ class Core:
 
         Arguments are trusted (the caller validated types and ranges); trading rules
         are checked here: -20001 when the available balance cannot carry the order
-        margin, -20003 when a close order exceeds the closable position."""
+        margin (a resting order) or would be negative once the order has been booked
+        (one that crosses: ``precheck.available_after``), -20003 when a close order
+        exceeds the closable position."""
         symbol = m.symbol
         asset = m.asset
         buy = side == BUY
+        book = m.book
+        if buy:
+            keys = book.ask_keys
+            crossing = keys and keys[-1] >= -ticks
+        else:
+            keys = book.bid_keys
+            crossing = keys and keys[-1] >= ticks
         s = acct.settings.get(symbol)
         if s is None:
             s = acct.setting(symbol, self.config.default_leverage)
@@ -315,7 +329,16 @@ class Core:
             r = acct.risk
             if r is None or r[0] is not self._epoch or r[1] != asset:
                 r = self._risk(acct, asset)
-            if margin > w.balance - w.order_margin - w.pos_margin + r[2]:
+            if crossing:
+                free = w.balance - w.order_margin - w.pos_margin + r[2]
+                leg = acct.positions.get((symbol, LONG if buy else SHORT))
+                if not self._bounded or free < usage_bound(
+                        m, qty, -keys[-1] if buy else ticks, unit, leg.cost if leg else 0):
+                    if available_after(acct, m, side, ticks, qty, unit, self._lev_rate(lev),
+                                       self._maker_rate, self._taker_rate, self._lev_rate,
+                                       s.margin_mode == CROSS, self._inv_marks, r[4]) < 0:
+                        raise err(INSUFFICIENT_MARGIN, "qty", "insufficient margin")
+            elif margin > w.balance - w.order_margin - w.pos_margin + r[2]:
                 raise err(INSUFFICIENT_MARGIN, "qty", "insufficient margin")
             w.order_margin += margin
         else:
@@ -340,13 +363,6 @@ class Core:
                 acct.by_client[client_oid] = [order]
             else:
                 by_client.append(order)
-        book = m.book
-        if buy:
-            keys = book.ask_keys
-            crossing = keys and keys[-1] >= -ticks
-        else:
-            keys = book.bid_keys
-            crossing = keys and keys[-1] >= ticks
         if crossing:
             fills = self._book_fills(m, acct, order, book.match(order))
             if order.filled < qty:
@@ -458,10 +474,12 @@ class Core:
 
     def _lev_rate(self, leverage: Decimal) -> Rate:
         """The ``Rate`` of ``1 / leverage`` (position margin = ``times(cost, rate)``), cached."""
-        if len(self._lev_rates) > CACHE_LIMIT:
-            self._lev_rates.clear()
-        n, d = leverage.as_integer_ratio()
-        r = self._lev_rates[leverage] = make_rate(d, n)
+        r = self._lev_rates.get(leverage)
+        if r is None:
+            if len(self._lev_rates) > CACHE_LIMIT:
+                self._lev_rates.clear()
+            n, d = leverage.as_integer_ratio()
+            r = self._lev_rates[leverage] = make_rate(d, n)
         return r
 
     def _apply_fill(self, m: Market, acct: Account, o: Order, q: int, cost: int, value: int,

@@ -31,6 +31,12 @@ Conventions and additions to the binding contract (all additive):
 * Money is counted in integer ledger units of 1e-12 (accounts.py); rows render it
   with ``rows.ustr``.  Margin: order margin = rdiv(qty*face/price/leverage), no fee
   reserve.  Position margin of a fill = rdiv(cost/leverage) at the order's leverage.
+  An opening order is accepted (else -20001) only if the account's available balance
+  is still >= 0 once it is booked: a resting one if its order margin fits; one that
+  crosses is checked at its fill prices, not its limit (precheck.py: position margin
+  and taker fee of each fill, order margin of the rest, its loss at the mark on a cross
+  leg, both sides of self-matched fills), walking the book only when a cheap bound
+  does not already fit.
   ``total`` (margin/pc rows) = balance + unrealised PnL.  Liquidation formulas:
   see accounts.py.  Cross liquidation closes all cross positions of the asset
   at mark into the insurance account, which also takes the remaining cross equity.
