@@ -8,11 +8,11 @@ from decimal import Decimal as D
 from fractions import Fraction as F
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from market_maker.sim import accounts as ac
-from market_maker.sim.exchange import Exchange, ExchangeConfig, SimError
+from market_maker.sim.exchange import Exchange, ExchangeConfig, InstrumentSpec, SimError
 from market_maker.sim.precheck import available_after, usage_bound
 
 SYM = "BTC_USD"
@@ -263,3 +263,125 @@ def test_available_is_never_negative_after_an_accepted_opening_order(
                 ex.change_leverage(accts[i], SYM, mode, flag, D(lev), now)
         except SimError as err:
             assert err.code in (-10013, -20001, -20003)
+
+
+# ---------------------------------------------------------------- cross liquidation price
+
+OTHER = InstrumentSpec(symbol="BTC_USD_Q", symbol_id=2)     # a second symbol settled in BTC
+
+
+def _open(ex: Exchange, a: int, w: int, side: int, qty: int, price: str, sym: str = SYM) -> None:
+    """``a`` rests an opening order that the rich ``w`` takes at once."""
+    ex.place_order(a, sym, side, 0, D(price), qty, None, 1)
+    assert ex.place_order(w, sym, 1 - side, 0, D(price), qty, None, 1)["status"] == "32"
+
+
+def _legs(ex: Exchange, a: int, sym: str = SYM) -> list[dict]:
+    return [r for r in ex.position_rows(a) if r["symbol"] == sym and r["qty"] != "0"]
+
+
+def _liquidation_matches_the_engine(ex: Exchange, a: int, sym: str = SYM) -> str:
+    """The shown price against ``set_mark_price``: a mark just inside keeps the account's
+    cross legs in ``sym``, one just beyond liquidates them (none if the price is 0)."""
+    legs = _legs(ex, a, sym)
+    assert legs and len({r["liquidation_price"] for r in legs}) == 1, legs
+    liq = D(legs[0]["liquidation_price"])
+    net = sum(int(r["qty"]) * (1 if r["side"] == "1" else -1) for r in legs)
+    if liq == 0:
+        for mark in (D("0.5"), D(10**7), D(10000)):
+            ex.set_mark_price(sym, mark, 2)
+            assert _legs(ex, a, sym) == legs or [r["qty"] for r in _legs(ex, a, sym)] == \
+                [r["qty"] for r in legs]
+        return "never"
+    if liq == ex.mark_price(sym) and net >= 0:       # at or below maintenance at every price
+        ex.set_mark_price(sym, liq, 2)
+        assert _legs(ex, a, sym) == []
+        return "now"
+    step = liq / 10**7
+    inside, beyond = (liq + step, liq - step) if net > 0 else (liq - step, liq + step)
+    ex.set_mark_price(sym, inside, 2)
+    assert len(_legs(ex, a, sym)) == len(legs), (liq, inside)
+    ex.set_mark_price(sym, beyond, 3)
+    assert _legs(ex, a, sym) == [], (liq, beyond)
+    return "below" if net > 0 else "above"
+
+
+def _hedged(balance: str, long: tuple[int, str], short: tuple[int, str]) -> tuple[Exchange, int]:
+    ex = _ex(instruments=(InstrumentSpec(), OTHER))
+    a, w = ex.open_account("a", D(balance)), ex.open_account("w", D(1000))
+    if long[0]:
+        _open(ex, a, w, 1, *long)
+    if short[0]:
+        _open(ex, a, w, 0, *short)
+    return ex, a
+
+
+def test_a_fully_hedged_cross_account_shows_no_liquidation_price() -> None:
+    for short_price in ("10000", "12500", "9000"):
+        ex, a = _hedged("0.03", (1000, "10000"), (1000, short_price))
+        assert [r["liquidation_price"] for r in _legs(ex, a)] == ["0", "0"]
+        assert _liquidation_matches_the_engine(ex, a) == "never"
+
+
+def test_partly_hedged_and_unhedged_cross_accounts_liquidate_where_shown() -> None:
+    cases = [("0.02", (1000, "10000"), (0, "")),            # plain long
+             ("0.02", (0, ""), (1000, "10000")),            # plain short
+             ("0.02", (1000, "10000"), (600, "10000")),     # net long 400
+             ("0.03", (1000, "10500"), (700, "9500")),
+             ("0.02", (400, "10000"), (1000, "10000")),     # net short 600
+             ("0.02", (300, "9000"), (1000, "11000.5"))]
+    seen = []
+    for balance, long, short in cases:
+        ex, a = _hedged(balance, long, short)
+        seen.append(_liquidation_matches_the_engine(ex, a))
+    assert seen == ["below", "above", "below", "below", "above", "above"]
+
+
+def _mixed() -> tuple[Exchange, int, int]:
+    """``a``: cross legs in SYM and a losing cross short in OTHER; ``iso``: cross legs in
+    SYM and an isolated long in OTHER."""
+    ex, a = _hedged("0.05", (1000, "10000"), (500, "10000"))
+    w = ex.open_account("w2", D(1000))
+    _open(ex, a, w, 0, 800, "10000", OTHER.symbol)
+    ex.set_mark_price(OTHER.symbol, D(10500), 1)          # a loses 800/10000 - 800/10500
+    iso = ex.open_account("iso", D("0.05"))
+    ex.change_leverage(iso, OTHER.symbol, 2, None, D(5), 1)
+    _open(ex, iso, w, 1, 1000, "10500", OTHER.symbol)     # its margin is set aside
+    _open(ex, iso, w, 1, 1000, "10000")
+    _open(ex, iso, w, 0, 400, "10000")
+    return ex, a, iso
+
+
+def test_cross_liquidation_price_counts_other_symbols_and_isolated_margin() -> None:
+    ex, a, _ = _mixed()
+    assert _liquidation_matches_the_engine(ex, a) == "below"
+    ex, _, iso = _mixed()
+    assert _liquidation_matches_the_engine(ex, iso) == "below"
+    assert len(_legs(ex, iso, OTHER.symbol)) == 1         # the isolated leg is not cross
+
+
+def test_an_account_below_maintenance_at_every_price_shows_the_mark() -> None:
+    ex, a = _hedged("0.031", (1000, "10000"), (0, ""))
+    w = ex.account_ids()[-1]
+    ex.place_order(a, SYM, 0, 0, D(5000), 1000, None, 2)   # rests (no bid), fills as maker:
+    ex.place_order(w, SYM, 1, 0, D(5000), 1000, None, 2)   # short cost 0.2, worth 0.1 at 10000
+    assert [r["liquidation_price"] for r in _legs(ex, a)] == ["10000", "10000"]
+    assert _liquidation_matches_the_engine(ex, a) == "now"
+
+
+@settings(max_examples=40, deadline=None, database=None)
+@given(st.integers(0, 3000), st.integers(16_000, 24_000), st.integers(0, 3000),
+       st.integers(16_000, 24_000), st.integers(1, 500))
+def test_cross_liquidation_price_agrees_with_the_engine(
+        long_qty: int, long_ticks: int, short_qty: int, short_ticks: int, balance: int) -> None:
+    assume(long_qty or short_qty)
+    ex = _ex()
+    a, w = ex.open_account("a", D(balance) / 10_000), ex.open_account("w", D(1000))
+    try:
+        if long_qty:
+            _open(ex, a, w, 1, long_qty, str(D(long_ticks) / 2))
+        if short_qty:
+            _open(ex, a, w, 0, short_qty, str(D(short_ticks) / 2))
+    except SimError:
+        assume(False)
+    _liquidation_matches_the_engine(ex, a)

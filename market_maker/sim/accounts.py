@@ -44,6 +44,16 @@ Liquidation (maintenance margin MM = mmr * cost):
 * cross: when ``balance - isolated margins + sum(cross upnl) <= sum(cross MM)``.
   All cross positions of that asset are taken over at the mark price and the
   remaining cross equity (positive or negative) is moved to the insurance account.
+  Liquidation price of a symbol's cross legs (``cross_liquidation_price``, the same
+  for both legs): the mark ``P`` of that symbol where the cross equity, with every
+  other symbol at its mark, meets the maintenance margin.  As a function of ``P`` the
+  equity is ``K + MM - (long qty - short qty) * face / P``, with ``K`` = balance -
+  isolated margins + other symbols' cross upnl + long cost - short cost - MM, so:
+  net long and ``K > 0``: liquidated at or below ``net * face / K``; net short and
+  ``K < 0``: at or above ``-net * face / K``; net short with ``K >= 0`` or flat with
+  ``K > 0``: never (price 0: a fully hedged account cannot be liquidated by that
+  mark).  Net long or flat with ``K <= 0`` is at or below maintenance at every price
+  (the next liquidation pass takes it): the price shown is the current mark.
 """
 from __future__ import annotations
 
@@ -278,6 +288,38 @@ def upnl_total(acct: Account, asset: str, inv_marks: dict[str, int]) -> int:
         if p.qty and p.asset == asset:
             total += p.upnl(inv_marks[p.symbol])
     return total
+
+
+def cross_liquidation_price(symbol: str, positions: tuple, balance: int, mmr: Ratio,
+                            face: Decimal, mark: Decimal) -> Decimal:
+    """Liquidation price of the cross legs of ``symbol`` (see module doc), to 1e-8.
+
+    ``positions`` = ((is_long, qty, cost, is_cross, im, margin, symbol), ...) of every
+    non-flat position of the asset (``Core._risk``), ``balance`` the contract balance
+    (ledger units).  Exact in integers scaled by the denominator of ``mmr``."""
+    n, d = mmr
+    k = balance * FINE                  # mark units
+    cross_cost = net = 0
+    for is_long, q, c, is_cross, im, margin, sym in positions:
+        if not is_cross:
+            k -= margin * FINE
+        else:
+            cross_cost += c
+            if sym != symbol:
+                k += upnl(is_long, q, c, im)
+            elif is_long:
+                k += c * FINE
+                net += q
+            else:
+                k -= c * FINE
+                net -= q
+    k = k * d - n * cross_cost * FINE   # K * d
+    if (net > 0 and k > 0) or (net < 0 and k < 0):
+        fn, fd = face.as_integer_ratio()
+        return Decimal(rdiv(abs(net) * fn * d * MARK_SCALE * 10 ** 8, fd * abs(k))).scaleb(-8)
+    if net >= 0 and k <= 0:
+        return mark
+    return Decimal(0)
 
 
 def cross_state(acct: Account, asset: str,

@@ -264,7 +264,7 @@ class Core:
         The loss is ``accounts.cross_upnl_loss`` floored to ledger units (so that
         ``accounts.available`` = balance - margins + loss), the exact loss the same in
         mark units; the snapshot holds (is_long, qty, cost, is_cross, inverse mark,
-        margin) of every non-flat position of the asset.  Cached until the next fill
+        margin, symbol) of every non-flat position of the asset.  Cached until the next fill
         of the account or the next ``_bump``."""
         r = acct.risk
         if r is not None and r[0] is self._epoch and r[1] == asset:
@@ -287,7 +287,7 @@ class Core:
                         u = p.cost * FINE - qty * im if is_long else qty * im - p.cost * FINE
                         if u < 0:
                             loss += u
-                    snap.append((is_long, qty, p.cost, is_cross, im, p.margin))
+                    snap.append((is_long, qty, p.cost, is_cross, im, p.margin, p.symbol))
         r = acct.risk = (self._epoch, asset, loss // FINE, tuple(snap), loss)
         return r
 

@@ -40,6 +40,11 @@ Conventions and additions to the binding contract (all additive):
   ``total`` (margin/pc rows) = balance + unrealised PnL.  Liquidation formulas:
   see accounts.py.  Cross liquidation closes all cross positions of the asset
   at mark into the insurance account, which also takes the remaining cross equity.
+  The cross ``liquidation_price`` is the same on both legs of a symbol: the mark of
+  that symbol where the account's cross equity (both legs' upnl at that mark, other
+  symbols at theirs) meets the maintenance margin; below it for a net long, above it
+  for a net short; "0" when no mark liquidates (e.g. a fully hedged account); the
+  current mark when the account is at or below maintenance at every mark.
 * ``avg_price`` (orders) and ``entry_price`` (positions) are contract-weighted harmonic
   means, qty * face / sum(q * face / p), from the value sums of accounts.py (1e-40
   units), rounded to 1e-8: one price renders as exactly that price ("10100.0" for an
@@ -65,8 +70,8 @@ differential test against it drove these changes):
   margin events directly (exactly those ``_flush`` would have coalesced); operations
   with fills, batch cancels, liquidations etc. go through ``_touch``/``_flush``.
 * Per-account risk cache ``Account.risk`` = (epoch, asset, cross upnl loss, snapshot of
-  the non-flat positions): computed by ``Core._risk`` with the same integer operations
-  as ``accounts.cross_upnl_loss``; dropped on every
+  the non-flat positions, exact loss): computed by ``Core._risk`` with the same integer
+  operations as ``accounts.cross_upnl_loss``; dropped on every
   fill of the account and, for all accounts, by ``_bump`` whenever marks, settings or
   position margins change.  It serves the margin check, margin rows and position rows.
 * Position events snapshot their inputs; the liquidation price is derived when the
@@ -161,37 +166,30 @@ class Event:
 
 def _position_row_of(symbol: str, side: int, asset: str, qty: int, closing: int, cost: int,
                      value: int, margin: int, realised: int, auto_flag: int, mode: int,
-                     leverage: Decimal, im: int, face: Decimal, mmr: Decimal,
+                     leverage: Decimal, im: int, mark: Decimal, face: Decimal, mmr: Decimal,
                      balance: int | None, snap: tuple | None) -> dict:
     """Position row from a snapshot; the liquidation price is derived here, on first read.
 
-    Amounts in ledger units, ``im`` in mark units (accounts.py).  The margin backing
-    the position is its own (isolated) or the free cross equity: balance - isolated
-    margins + cross upnl - the other cross positions' maintenance margin (over the
-    snapshot of the account's positions).  Computed exactly in integers scaled by the
-    denominator of ``mmr``; one Decimal division at the end."""
+    Amounts in ledger units, ``im`` in mark units (accounts.py).  Isolated: the
+    position's own margin backs it (exact in integers scaled by the denominator of
+    ``mmr``, one Decimal division at the end).  Cross: the account's cross equity as a
+    function of this symbol's mark, both legs at once (``accounts.cross_liquidation_price``
+    over the snapshot of the account's positions)."""
     liq = _DZERO
     if qty:
         n, d = mmr.as_integer_ratio()
-        if mode == ISOLATED:
+        if mode != ISOLATED:
+            liq = ac.cross_liquidation_price(symbol, snap, balance, (n, d), face,  # type: ignore[arg-type]
+                                             mark)
+        else:
             eff = margin * FINE * d
-        else:
-            equity = balance * FINE             # type: ignore[operator]
-            cross_cost = 0
-            for is_long, q, c, is_cross, im_p, mg in snap:   # type: ignore[union-attr]
-                if is_cross:
-                    equity += ac.upnl(is_long, q, c, im_p)
-                    cross_cost += c
-                else:
-                    equity -= mg * FINE
-            eff = (equity - ac.upnl(side == LONG, qty, cost, im)) * d - n * (cross_cost - cost) * FINE
-        if side == LONG:
-            denom = eff + cost * FINE * (d - n)
-        else:
-            denom = cost * FINE * (d + n) - eff
-        if denom > 0:
-            fn, fd = face.as_integer_ratio()
-            liq = Decimal(qty * fn * d * MARK_SCALE) / Decimal(fd * denom)
+            if side == LONG:
+                denom = eff + cost * FINE * (d - n)
+            else:
+                denom = cost * FINE * (d + n) - eff
+            if denom > 0:
+                fn, fd = face.as_integer_ratio()
+                liq = Decimal(qty * fn * d * MARK_SCALE) / Decimal(fd * denom)
     return position_row(symbol, side, asset, qty, closing, cost, value, margin, realised,
                         auto_flag, mode, leverage, im, face, mmr, liq)
 
@@ -796,8 +794,8 @@ class Exchange(Core):
                 r = self._risk(acct, asset)
             snap = r[3]
         return (pos.symbol, pos.side, pos.asset, pos.qty, pos.closing, pos.cost, pos.value,
-                pos.margin, pos.realised, pos.auto_flag, mode, lev, m.im, m.face, self._mmr,
-                balance, snap)
+                pos.margin, pos.realised, pos.auto_flag, mode, lev, m.im, m.mark, m.face,
+                self._mmr, balance, snap)
 
     def _position_row(self, acct: Account, pos: Position) -> dict:
         return _position_row_of(*self._position_snapshot(acct, pos))

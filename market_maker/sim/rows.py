@@ -220,12 +220,13 @@ def trade_row(trade_id: int, fmt: PriceFormatter, symbol: str, asset: str, taker
 
 def margin_row(asset: str, balance: int, order_margin: int, pos_margin: int,
                positions: tuple) -> dict:
-    """§3 margin row; ``positions`` = ((is_long, qty, cost, is_cross, im, margin), ...).
+    """§3 margin row; ``positions`` = ((is_long, qty, cost, is_cross, im, margin, symbol),
+    ...)  (``Core._risk``).
 
     Amounts in ledger units, ``im`` in mark units; ``available`` is floored to a unit
     (what an order may still reserve), ``total`` rounded."""
     total = loss = 0
-    for is_long, qty, cost, is_cross, im, _margin in positions:
+    for is_long, qty, cost, is_cross, im, _margin, _symbol in positions:
         u = upnl(is_long, qty, cost, im)
         total += u
         if is_cross and u < 0:
