@@ -55,8 +55,9 @@ Conventions and additions to the binding contract (all additive):
   exactly the open legs whose leverage changes (cross: the shared cross leverage, so
   both legs; isolated: the leg(s) named by ``long_flag``); the other leg keeps its
   margin, including any added with ``increase_margin`` (-20001 if the increase does
-  not fit).  Resting orders keep the margin reserved at placement.  The margin mode of a symbol cannot
-  change while the account has a position or an open order in it (-10013 "mode").
+  not fit).  Resting orders keep the margin reserved at placement.  The margin mode
+  of a symbol cannot change while the account has a position or an open order in it
+  (-10013 "mode").
 * Candles are aggregated from 1-minute buckets aligned on multiples of the
   interval since the epoch; empty intervals are omitted; rows oldest first.
 * ``orders_by_client_oid`` finds the orders still in the account's order history
