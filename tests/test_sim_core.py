@@ -48,7 +48,7 @@ def test_fill_report_books_both_sides_and_the_fees() -> None:
         assert maker_fee == units(F(cost, 10**12) * F("-0.00025"))
         assert taker_fee == units(F(cost, 10**12) * F("0.00075"))
     assert (maker1.status, maker2.status, taker.status) == (FILLED, PARTIAL, FILLED)
-    assert taker.filled == 50 and taker.value_ticks == 30 * 20_000 + 20 * 20_001
+    assert taker.filled == 50 and taker.value == m.fill_value(30, 20_000) + m.fill_value(20, 20_001)
     costs = sum(f[3] for f in fills)
     assert a.positions[(SYM, 0)].qty == 50 and a.positions[(SYM, 0)].cost == costs
     assert b.positions[(SYM, 1)].qty == 50 and b.positions[(SYM, 1)].cost == costs

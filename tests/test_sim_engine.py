@@ -120,8 +120,8 @@ def test_sweep_coalesces_levels_and_rests_remainder() -> None:
                                    ("insert", "buy", "10001.5", "15")])
     assert len(_kinds(ev, "trade")) == 3 and len(_kinds(ev, "execution")) == 6
     assert ex.order_book(SYM, 5) == {"bids": [["10001.5", "15"]], "asks": [["10002.0", "5"]]}
-    # avg price is qty-weighted (10*10001 + 5*10001.5) / 15
-    assert row["avg_price"] == "10001.16666667"
+    # avg price is the contract-weighted harmonic mean 15 / (10/10001 + 5/10001.5)
+    assert row["avg_price"] == "10001.16666111"
 
 
 def test_cancel_emits_pending_then_cancelled_and_releases_margin() -> None:

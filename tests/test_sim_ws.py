@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import time
-from decimal import Decimal
 
 import pytest
 import websocket
@@ -133,8 +132,7 @@ def test_rest_order_pushes_order_execution_position_margin(sim):
         position = conn.table("position", "update", pred=lambda m: any(r["qty"] == "3" for r in m["data"]))
         assert position["keys"] == ["symbol", "side"]
         long_row = next(r for r in position["data"] if r["qty"] == "3")
-        # (exactly 10100 expected; the core currently reports 10099.99999899 — see lead report)
-        assert long_row["side"] == "1" and abs(Decimal(long_row["entry_price"]) - 10100) < Decimal("0.001")
+        assert long_row["side"] == "1" and long_row["entry_price"] == "10100"
         margin = conn.table("margin", "update")
         assert margin["keys"] == ["settle_currency"] and margin["data"][0]["settle_currency"] == "BTC"
     finally:

@@ -17,9 +17,18 @@ Model, per account and settle asset (see ``docs`` in exchange.py for the wire vi
   ``cost = rdiv(q * face / p)``; a close releases the pro-rata share.
 * available = balance - order_margin - pos_margin + sum(min(0, upnl)) over
   cross positions, floored to a unit.  ``total`` (wire) = balance + unrealised PnL.
+  An opening order must leave it >= 0 once booked: for one that crosses the book that
+  is checked at the fill prices (precheck.py), where an inverse buy far above the ask
+  books more margin than its limit price reserves.
 
-Positions keep a cost basis ``cost = sum(q * face / p)``, so the entry price is the
-harmonic mean ``qty * face / cost``.  Unrealised PnL is counted in finer **mark units**
+Positions keep a cost basis ``cost = sum(q * face / p)`` (PnL is booked with it).  The
+prices shown are the contract-weighted harmonic means ``qty * face / value``, where
+``value`` is the same sum counted in much finer **value units** of 1e-40 (``VALUE_SCALE``;
+``Position.value``, ``Order.value``): a 1e-12 cost would show a fill at 10100 as entry
+10099.99999899.  With 1e-40 a single price, or several fills at one price, render as
+exactly that price and mixed prices as the harmonic mean rounded to 1e-8 (the error of
+the sum, half a unit per fill, is ~1e-28 of it).  A close takes its pro-rata share of
+``value`` as of ``cost``.  Unrealised PnL is counted in finer **mark units**
 of 1e-20 (``FINE`` = 1e8 mark units per ledger unit): the per-symbol inverse mark
 ``im = rdiv(face / mark)`` in mark units; long ``cost * FINE - qty * im``, short
 ``qty * im - cost * FINE``.  Because every fill is booked with one shared ``cost`` on
@@ -35,6 +44,16 @@ Liquidation (maintenance margin MM = mmr * cost):
 * cross: when ``balance - isolated margins + sum(cross upnl) <= sum(cross MM)``.
   All cross positions of that asset are taken over at the mark price and the
   remaining cross equity (positive or negative) is moved to the insurance account.
+  Liquidation price of a symbol's cross legs (``cross_liquidation_price``, the same
+  for both legs): the mark ``P`` of that symbol where the cross equity, with every
+  other symbol at its mark, meets the maintenance margin.  As a function of ``P`` the
+  equity is ``K + MM - (long qty - short qty) * face / P``, with ``K`` = balance -
+  isolated margins + other symbols' cross upnl + long cost - short cost - MM, so:
+  net long and ``K > 0``: liquidated at or below ``net * face / K``; net short and
+  ``K < 0``: at or above ``-net * face / K``; net short with ``K >= 0`` or flat with
+  ``K > 0``: never (price 0: a fully hedged account cannot be liquidated by that
+  mark).  Net long or flat with ``K <= 0`` is at or below maintenance at every price
+  (the next liquidation pass takes it): the price shown is the current mark.
 """
 from __future__ import annotations
 
@@ -44,6 +63,8 @@ from decimal import Decimal, localcontext
 SCALE = 10 ** 12              # ledger units per settle-currency unit
 MARK_SCALE = 10 ** 20         # mark units (unrealised PnL, inverse marks) per settle unit
 FINE = MARK_SCALE // SCALE    # mark units per ledger unit
+VALUE_SCALE = 10 ** 40        # value units (displayed entry and average prices) per settle unit
+VALUE_PER_UNIT = VALUE_SCALE // SCALE   # value units per ledger unit
 
 CROSS = 1
 ISOLATED = 2
@@ -134,7 +155,7 @@ class Setting:
 class Position:
     """One side (long or short) of an account's position in one symbol."""
     __slots__ = ("symbol", "side", "asset", "qty", "closing", "cost", "margin", "realised",
-                 "auto_flag")
+                 "auto_flag", "value")
 
     def __init__(self, symbol: str, side: int, asset: str) -> None:
         self.symbol = symbol
@@ -146,6 +167,7 @@ class Position:
         self.margin = 0
         self.realised = 0
         self.auto_flag = 0
+        self.value = 0            # cost in value units (1e-40), for the entry price only
 
     @property
     def avail_qty(self) -> int:
@@ -156,25 +178,28 @@ class Position:
         """Unrealised PnL in mark units at inverse mark ``im`` (exact)."""
         return upnl(self.side == LONG, self.qty, self.cost, im)
 
-    def add(self, qty: int, cost: int, margin: int) -> None:
-        """Open ``qty`` more contracts with the given cost and margin."""
+    def add(self, qty: int, cost: int, margin: int, value: int) -> None:
+        """Open ``qty`` more contracts with the given cost, margin and value (value units)."""
         self.qty += qty
         self.cost += cost
         self.margin += margin
+        self.value += value
 
     def reduce(self, qty: int, cost: int) -> tuple[int, int]:
         """Close ``qty`` contracts whose exit value is ``cost``.
 
         Returns (realised PnL, released margin)."""
         if qty == self.qty:
-            basis, released = self.cost, self.margin
+            basis, released, value = self.cost, self.margin, self.value
         else:
             basis = rdiv(self.cost * qty, self.qty)
             released = rdiv(self.margin * qty, self.qty)
+            value = rdiv(self.value * qty, self.qty)
         pnl = basis - cost if self.side == LONG else cost - basis
         self.qty -= qty
         self.cost -= basis
         self.margin -= released
+        self.value -= value
         self.realised += pnl
         return pnl, released
 
@@ -263,6 +288,38 @@ def upnl_total(acct: Account, asset: str, inv_marks: dict[str, int]) -> int:
         if p.qty and p.asset == asset:
             total += p.upnl(inv_marks[p.symbol])
     return total
+
+
+def cross_liquidation_price(symbol: str, positions: tuple, balance: int, mmr: Ratio,
+                            face: Decimal, mark: Decimal) -> Decimal:
+    """Liquidation price of the cross legs of ``symbol`` (see module doc), to 1e-8.
+
+    ``positions`` = ((is_long, qty, cost, is_cross, im, margin, symbol), ...) of every
+    non-flat position of the asset (``Core._risk``), ``balance`` the contract balance
+    (ledger units).  Exact in integers scaled by the denominator of ``mmr``."""
+    n, d = mmr
+    k = balance * FINE                  # mark units
+    cross_cost = net = 0
+    for is_long, q, c, is_cross, im, margin, sym in positions:
+        if not is_cross:
+            k -= margin * FINE
+        else:
+            cross_cost += c
+            if sym != symbol:
+                k += upnl(is_long, q, c, im)
+            elif is_long:
+                k += c * FINE
+                net += q
+            else:
+                k -= c * FINE
+                net -= q
+    k = k * d - n * cross_cost * FINE   # K * d
+    if (net > 0 and k > 0) or (net < 0 and k < 0):
+        fn, fd = face.as_integer_ratio()
+        return Decimal(rdiv(abs(net) * fn * d * MARK_SCALE * 10 ** 8, fd * abs(k))).scaleb(-8)
+    if net >= 0 and k <= 0:
+        return mark
+    return Decimal(0)
 
 
 def cross_state(acct: Account, asset: str,

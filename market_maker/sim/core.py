@@ -30,6 +30,7 @@ from decimal import Decimal
 from . import accounts as ac
 from .accounts import CROSS, FINE, LONG, SHORT, Account, Rate, make_rate, to_units
 from .engine import BUY, CANCELLED, FILLED, NEW, PARTIAL, Level, Order, OrderBook
+from .precheck import available_after, usage_bound
 
 BAD_VALUE = -10013
 INSUFFICIENT_MARGIN = -20001
@@ -124,9 +125,11 @@ class Market:
         self.units: dict[tuple[int, Decimal], Rate] = {}   # (ticks, leverage) -> unit
         fn, fd = spec.face_value.as_integer_ratio()
         tn, td = spec.tick_size.as_integer_ratio()
-        # fill cost of q contracts at px ticks = rdiv(q * cost_num, px * cost_den) units
+        # fill cost of q contracts at px ticks = rdiv(q * cost_num, px * cost_den) units;
+        # its value (accounts.py) = rdiv(q * value_num, px * cost_den) value units
         self.cost_num = fn * td * ac.SCALE
         self.cost_den = fd * tn
+        self.value_num = fn * td * ac.VALUE_SCALE
 
     def price(self, ticks: int) -> Decimal:
         """``ticks * tick`` as a Decimal (cached)."""
@@ -154,6 +157,10 @@ class Market:
         """Settle-currency notional of ``qty`` contracts at ``ticks``, in ledger units."""
         return ac.rdiv(qty * self.cost_num, ticks * self.cost_den)
 
+    def fill_value(self, qty: int, ticks: int) -> int:
+        """The same notional in value units (1e-40; displayed prices only)."""
+        return ac.rdiv(qty * self.value_num, ticks * self.cost_den)
+
 
 class Core:
     """Matching engine + ledger of every account (see module doc)."""
@@ -172,6 +179,8 @@ class Core:
         self._mmr_ratio = config.maint_margin_ratio.as_integer_ratio()
         self._maker_rate = make_rate(*config.maker_fee.as_integer_ratio())
         self._taker_rate = make_rate(*config.taker_fee.as_integer_ratio())
+        # precheck.usage_bound holds for fee rates within [-1, 1]
+        self._bounded = abs(config.maker_fee) <= 1 and abs(config.taker_fee) <= 1
         self._lev_rates: dict[Decimal, Rate] = {}   # leverage -> Rate of 1 / leverage
         self._history_limit = config.history_limit
         self._accounts: dict[int, Account] = {}
@@ -249,12 +258,14 @@ class Core:
         self._epoch = object()
 
     def _risk(self, acct: Account, asset: str) -> tuple:
-        """(epoch, asset, cross upnl loss, positions snapshot) of ``acct`` in ``asset``.
+        """(epoch, asset, cross upnl loss, positions snapshot, exact loss) of ``acct`` in
+        ``asset``.
 
         The loss is ``accounts.cross_upnl_loss`` floored to ledger units (so that
-        ``accounts.available`` = balance - margins + loss); the snapshot holds (is_long,
-        qty, cost, is_cross, inverse mark, margin) of every non-flat position of the
-        asset.  Cached until the next fill of the account or the next ``_bump``."""
+        ``accounts.available`` = balance - margins + loss), the exact loss the same in
+        mark units; the snapshot holds (is_long, qty, cost, is_cross, inverse mark,
+        margin, symbol) of every non-flat position of the asset.  Cached until the next fill
+        of the account or the next ``_bump``."""
         r = acct.risk
         if r is not None and r[0] is self._epoch and r[1] == asset:
             return r
@@ -276,8 +287,8 @@ class Core:
                         u = p.cost * FINE - qty * im if is_long else qty * im - p.cost * FINE
                         if u < 0:
                             loss += u
-                    snap.append((is_long, qty, p.cost, is_cross, im, p.margin))
-        r = acct.risk = (self._epoch, asset, loss // FINE, tuple(snap))
+                    snap.append((is_long, qty, p.cost, is_cross, im, p.margin, p.symbol))
+        r = acct.risk = (self._epoch, asset, loss // FINE, tuple(snap), loss)
         return r
 
     # ------------------------------------------------------------------ orders
@@ -287,10 +298,19 @@ class Core:
 
         Arguments are trusted (the caller validated types and ranges); trading rules
         are checked here: -20001 when the available balance cannot carry the order
-        margin, -20003 when a close order exceeds the closable position."""
+        margin (a resting order) or would be negative once the order has been booked
+        (one that crosses: ``precheck.available_after``), -20003 when a close order
+        exceeds the closable position."""
         symbol = m.symbol
         asset = m.asset
         buy = side == BUY
+        book = m.book
+        if buy:
+            keys = book.ask_keys
+            crossing = keys and keys[-1] >= -ticks
+        else:
+            keys = book.bid_keys
+            crossing = keys and keys[-1] >= ticks
         s = acct.settings.get(symbol)
         if s is None:
             s = acct.setting(symbol, self.config.default_leverage)
@@ -309,7 +329,16 @@ class Core:
             r = acct.risk
             if r is None or r[0] is not self._epoch or r[1] != asset:
                 r = self._risk(acct, asset)
-            if margin > w.balance - w.order_margin - w.pos_margin + r[2]:
+            if crossing:
+                free = w.balance - w.order_margin - w.pos_margin + r[2]
+                leg = acct.positions.get((symbol, LONG if buy else SHORT))
+                if not self._bounded or free < usage_bound(
+                        m, qty, -keys[-1] if buy else ticks, unit, leg.cost if leg else 0):
+                    if available_after(acct, m, side, ticks, qty, unit, self._lev_rate(lev),
+                                       self._maker_rate, self._taker_rate, self._lev_rate,
+                                       s.margin_mode == CROSS, self._inv_marks, r[4]) < 0:
+                        raise err(INSUFFICIENT_MARGIN, "qty", "insufficient margin")
+            elif margin > w.balance - w.order_margin - w.pos_margin + r[2]:
                 raise err(INSUFFICIENT_MARGIN, "qty", "insufficient margin")
             w.order_margin += margin
         else:
@@ -334,13 +363,6 @@ class Core:
                 acct.by_client[client_oid] = [order]
             else:
                 by_client.append(order)
-        book = m.book
-        if buy:
-            keys = book.ask_keys
-            crossing = keys and keys[-1] >= -ticks
-        else:
-            keys = book.bid_keys
-            crossing = keys and keys[-1] >= ticks
         if crossing:
             fills = self._book_fills(m, acct, order, book.match(order))
             if order.filled < qty:
@@ -418,7 +440,7 @@ class Core:
     def _book_fills(self, m: Market, tacct: Account, taker: Order,
                     matches: list[tuple[Order, int, int]]) -> list[Fill]:
         """Book the engine's matches into both sides' accounts; the fill report."""
-        cost2, cost_den = 2 * m.cost_num, m.cost_den
+        cost2, cost_den, value2 = 2 * m.cost_num, m.cost_den, 2 * m.value_num
         mr0, mr1, mr2 = self._maker_rate
         tr0, tr1, tr2 = self._taker_rate
         accounts = self._accounts
@@ -430,15 +452,16 @@ class Core:
         for maker, q, px in matches:
             d = px * cost_den
             cost = (q * cost2 + d) // (2 * d)          # m.fill_cost(q, px), inlined
+            value = (q * value2 + d) // (2 * d)        # m.fill_value(q, px), inlined
             mfee = (cost * mr0 + mr1) // mr2           # accounts.times, inlined
             tfee = (cost * tr0 + tr1) // tr2
             macct = accounts[maker.account_id]
             maker.status = FILLED if maker.filled == maker.qty else PARTIAL
-            apply_fill(m, macct, maker, q, px, cost, mfee)
+            apply_fill(m, macct, maker, q, cost, value, mfee)
             if maker.status == FILLED:
                 self._finalize(macct, maker)
             taker.filled += q
-            apply_fill(m, tacct, taker, q, px, cost, tfee)
+            apply_fill(m, tacct, taker, q, cost, value, tfee)
             fees += mfee + tfee
             out.append((maker, q, px, cost, mfee, tfee))
         if taker.filled != total:   # pragma: no cover - engine invariant
@@ -451,20 +474,22 @@ class Core:
 
     def _lev_rate(self, leverage: Decimal) -> Rate:
         """The ``Rate`` of ``1 / leverage`` (position margin = ``times(cost, rate)``), cached."""
-        if len(self._lev_rates) > CACHE_LIMIT:
-            self._lev_rates.clear()
-        n, d = leverage.as_integer_ratio()
-        r = self._lev_rates[leverage] = make_rate(d, n)
+        r = self._lev_rates.get(leverage)
+        if r is None:
+            if len(self._lev_rates) > CACHE_LIMIT:
+                self._lev_rates.clear()
+            n, d = leverage.as_integer_ratio()
+            r = self._lev_rates[leverage] = make_rate(d, n)
         return r
 
-    def _apply_fill(self, m: Market, acct: Account, o: Order, q: int, px: int, cost: int,
+    def _apply_fill(self, m: Market, acct: Account, o: Order, q: int, cost: int, value: int,
                     fee: int) -> None:
         """One fill of ``o`` (``o.filled`` already counts it) into the account's books."""
         acct.risk = None
         w = acct.wallets.get(m.asset)
         if w is None:
             w = acct.wallet(m.asset)
-        o.value_ticks += q * px
+        o.value += value
         o.fee += fee
         if o.close_flag == 0:
             left = o.qty - o.filled
@@ -486,6 +511,7 @@ class Core:
             pos.qty += q
             pos.cost += cost
             pos.margin += pm
+            pos.value += value
             w.pos_margin += pm
         else:
             key = (o.symbol, SHORT if o.side == BUY else LONG)

@@ -25,7 +25,7 @@ class Order:
     """One limit order; the engine uses side/ticks/qty/filled, the exchange the rest."""
     __slots__ = ("oid", "account_id", "symbol", "side", "close_flag", "ticks", "qty", "filled",
                  "status", "client_oid", "ctime", "fee", "margin", "unit", "leverage",
-                 "value_ticks", "tpl")
+                 "value", "tpl")
 
     def __init__(self, oid: int, account_id: int, symbol: str, side: int, close_flag: int,
                  ticks: int, qty: int, client_oid: str | None, ctime: int,
@@ -45,7 +45,8 @@ class Order:
         self.margin = margin          # ledger units reserved (open orders only)
         self.unit = unit              # accounts.Rate of face / price / leverage (None: close)
         self.leverage = leverage
-        self.value_ticks = 0          # sum(fill qty * fill ticks), for avg_price
+        self.value = 0                # sum(fill qty * face / fill price) in accounts' value
+                                      # units (1e-40), for avg_price
         self.tpl: dict | None = None  # exchange's cached row of this order while it rests
 
     @property

@@ -31,14 +31,33 @@ Conventions and additions to the binding contract (all additive):
 * Money is counted in integer ledger units of 1e-12 (accounts.py); rows render it
   with ``rows.ustr``.  Margin: order margin = rdiv(qty*face/price/leverage), no fee
   reserve.  Position margin of a fill = rdiv(cost/leverage) at the order's leverage.
+  An opening order is accepted (else -20001) only if the account's available balance
+  is still >= 0 once it is booked: a resting one if its order margin fits; one that
+  crosses is checked at its fill prices, not its limit (precheck.py: position margin
+  and taker fee of each fill, order margin of the rest, its loss at the mark on a cross
+  leg, both sides of self-matched fills), walking the book only when a cheap bound
+  does not already fit.
   ``total`` (margin/pc rows) = balance + unrealised PnL.  Liquidation formulas:
   see accounts.py.  Cross liquidation closes all cross positions of the asset
   at mark into the insurance account, which also takes the remaining cross equity.
+  The cross ``liquidation_price`` is the same on both legs of a symbol: the mark of
+  that symbol where the account's cross equity (both legs' upnl at that mark, other
+  symbols at theirs) meets the maintenance margin; below it for a net long, above it
+  for a net short; "0" when no mark liquidates (e.g. a fully hedged account); the
+  current mark when the account is at or below maintenance at every mark.
+* ``avg_price`` (orders) and ``entry_price`` (positions) are contract-weighted harmonic
+  means, qty * face / sum(q * face / p), from the value sums of accounts.py (1e-40
+  units), rounded to 1e-8: one price renders as exactly that price ("10100.0" for an
+  order, as prices; "10100" for a position), mixed prices as the exact mean to 1e-8.
+  A position's entry price survives partial closes (they take a pro-rata share).
 * Position row: ``pos_margin_ratio`` = (pos_margin + pnl) / (qty*face/mark);
-  ``pos_pnl_ratio`` = pnl / pos_margin.  Changing leverage re-margins open
-  positions of that side (-20001 if the increase does not fit); resting orders
-  keep the margin reserved at placement.  The margin mode of a symbol cannot
-  change while the account has a position or an open order in it (-10013 "mode").
+  ``pos_pnl_ratio`` = pnl / pos_margin.  Changing leverage re-margins to cost/leverage
+  exactly the open legs whose leverage changes (cross: the shared cross leverage, so
+  both legs; isolated: the leg(s) named by ``long_flag``); the other leg keeps its
+  margin, including any added with ``increase_margin`` (-20001 if the increase does
+  not fit).  Resting orders keep the margin reserved at placement.  The margin mode
+  of a symbol cannot change while the account has a position or an open order in it
+  (-10013 "mode").
 * Candles are aggregated from 1-minute buckets aligned on multiples of the
   interval since the epoch; empty intervals are omitted; rows oldest first.
 * ``orders_by_client_oid`` finds the orders still in the account's order history
@@ -52,8 +71,8 @@ differential test against it drove these changes):
   margin events directly (exactly those ``_flush`` would have coalesced); operations
   with fills, batch cancels, liquidations etc. go through ``_touch``/``_flush``.
 * Per-account risk cache ``Account.risk`` = (epoch, asset, cross upnl loss, snapshot of
-  the non-flat positions): computed by ``Core._risk`` with the same integer operations
-  as ``accounts.cross_upnl_loss``; dropped on every
+  the non-flat positions, exact loss): computed by ``Core._risk`` with the same integer
+  operations as ``accounts.cross_upnl_loss``; dropped on every
   fill of the account and, for all accounts, by ``_bump`` whenever marks, settings or
   position margins change.  It serves the margin check, margin rows and position rows.
 * Position events snapshot their inputs; the liquidation price is derived when the
@@ -147,40 +166,33 @@ class Event:
 
 
 def _position_row_of(symbol: str, side: int, asset: str, qty: int, closing: int, cost: int,
-                     margin: int, realised: int, auto_flag: int, mode: int,
-                     leverage: Decimal, im: int, face: Decimal, mmr: Decimal,
+                     value: int, margin: int, realised: int, auto_flag: int, mode: int,
+                     leverage: Decimal, im: int, mark: Decimal, face: Decimal, mmr: Decimal,
                      balance: int | None, snap: tuple | None) -> dict:
     """Position row from a snapshot; the liquidation price is derived here, on first read.
 
-    Amounts in ledger units, ``im`` in mark units (accounts.py).  The margin backing
-    the position is its own (isolated) or the free cross equity: balance - isolated
-    margins + cross upnl - the other cross positions' maintenance margin (over the
-    snapshot of the account's positions).  Computed exactly in integers scaled by the
-    denominator of ``mmr``; one Decimal division at the end."""
+    Amounts in ledger units, ``im`` in mark units (accounts.py).  Isolated: the
+    position's own margin backs it (exact in integers scaled by the denominator of
+    ``mmr``, one Decimal division at the end).  Cross: the account's cross equity as a
+    function of this symbol's mark, both legs at once (``accounts.cross_liquidation_price``
+    over the snapshot of the account's positions)."""
     liq = _DZERO
     if qty:
         n, d = mmr.as_integer_ratio()
-        if mode == ISOLATED:
+        if mode != ISOLATED:
+            liq = ac.cross_liquidation_price(symbol, snap, balance, (n, d), face,  # type: ignore[arg-type]
+                                             mark)
+        else:
             eff = margin * FINE * d
-        else:
-            equity = balance * FINE             # type: ignore[operator]
-            cross_cost = 0
-            for is_long, q, c, is_cross, im_p, mg in snap:   # type: ignore[union-attr]
-                if is_cross:
-                    equity += ac.upnl(is_long, q, c, im_p)
-                    cross_cost += c
-                else:
-                    equity -= mg * FINE
-            eff = (equity - ac.upnl(side == LONG, qty, cost, im)) * d - n * (cross_cost - cost) * FINE
-        if side == LONG:
-            denom = eff + cost * FINE * (d - n)
-        else:
-            denom = cost * FINE * (d + n) - eff
-        if denom > 0:
-            fn, fd = face.as_integer_ratio()
-            liq = Decimal(qty * fn * d * MARK_SCALE) / Decimal(fd * denom)
-    return position_row(symbol, side, asset, qty, closing, cost, margin, realised, auto_flag,
-                        mode, leverage, im, face, mmr, liq)
+            if side == LONG:
+                denom = eff + cost * FINE * (d - n)
+            else:
+                denom = cost * FINE * (d + n) - eff
+            if denom > 0:
+                fn, fd = face.as_integer_ratio()
+                liq = Decimal(qty * fn * d * MARK_SCALE) / Decimal(fd * denom)
+    return position_row(symbol, side, asset, qty, closing, cost, value, margin, realised,
+                        auto_flag, mode, leverage, im, face, mmr, liq)
 
 
 class _Market(Market):
@@ -189,7 +201,7 @@ class _Market(Market):
     def __init__(self, spec: InstrumentSpec, mark: Decimal, funding_rate: Decimal,
                  trade_history: int) -> None:
         super().__init__(spec, mark)
-        self.fmt = PriceFormatter(spec.tick_size, spec.symbol_id)
+        self.fmt = PriceFormatter(spec.tick_size, spec.symbol_id, spec.face_value)
         self.last_ticks: int | None = None
         self.trades: deque[tuple] = deque(maxlen=trade_history)  # trade_row arguments
         self.candles: dict[int, list[int]] = {}   # minute start -> [o, h, l, c, volume]
@@ -333,7 +345,7 @@ class Exchange(Core):
                     self._dirty_pos[(account_id, symbol, pos_side)] = None
             self._publish_fills(m, order, fills, now_ms)
             status, filled = order.status, order.filled
-            row = order_row(order, fmt, asset, status, filled, order.value_ticks, order.fee,
+            row = order_row(order, fmt, asset, status, filled, order.value, order.fee,
                             order.margin)
             if status != FILLED:
                 order.tpl = row
@@ -385,7 +397,7 @@ class Exchange(Core):
                                 (maker, fmt, asset, exec_id, q, px, maker_fee, True, trade_id,
                                  now_ms, status, filled)))
             events.append(Event("order", maker_id, symbol, None, "update", order_row,
-                                (maker, fmt, asset, status, filled, maker.value_ticks,
+                                (maker, fmt, asset, status, filled, maker.value,
                                  maker.fee, maker.margin)))
             if status == FILLED:
                 maker.tpl = None
@@ -443,23 +455,23 @@ class Exchange(Core):
         if o is None or o.symbol != symbol:
             raise _err(ORDER_NOT_FOUND, "id", "order not found or not open")
         # the events _cancel + _flush would queue, in the same order, without coalescing
-        filled, value_ticks, fee, margin0, tpl = o.filled, o.value_ticks, o.fee, o.margin, o.tpl
+        filled, value, fee, margin0, tpl = o.filled, o.value, o.fee, o.margin, o.tpl
         self.cancel(acct, m, oid)
         o.tpl = None
         asset, fmt = m.asset, m.fmt
         events = self._events
         events.append(Event("order", account_id, symbol, None, "update", order_row,
-                            (o, fmt, asset, CANCEL_PENDING, filled, value_ticks, fee, margin0)))
+                            (o, fmt, asset, CANCEL_PENDING, filled, value, fee, margin0)))
         if tpl is not None:
             row = tpl.copy()
             row["status"] = "8"
             if filled:
                 row["filled_qty"] = str(filled)
-                row["avg_price"] = fmt.avg_price(value_ticks, filled)
+                row["avg_price"] = fmt.avg_price(value, filled)
                 row["fee"] = ustr(fee) if fee else "0"
             row["order_margin"] = "0"
         else:
-            row = order_row(o, fmt, asset, CANCELLED, filled, value_ticks, fee, 0)
+            row = order_row(o, fmt, asset, CANCELLED, filled, value, fee, 0)
         events.append(Event("order", account_id, symbol, row, "update"))
         book_side, ticks = o.side, o.ticks
         level = m.book.levels.get(ticks if book_side == BUY else -ticks)
@@ -480,7 +492,7 @@ class Exchange(Core):
 
     def _cancel(self, acct: Account, m: _Market, o: Order) -> dict:
         """Cancel ``o`` inside a larger operation (its book and balance events coalesce)."""
-        filled, value_ticks, fee, margin0 = o.filled, o.value_ticks, o.fee, o.margin
+        filled, value, fee, margin0 = o.filled, o.value, o.fee, o.margin
         self.cancel(acct, m, o.oid)
         o.tpl = None
         touched = m.book.touched
@@ -490,12 +502,12 @@ class Exchange(Core):
         asset, fmt = m.asset, m.fmt
         events = self._events
         events.append(Event("order", o.account_id, o.symbol, None, "update", order_row,
-                            (o, fmt, asset, CANCEL_PENDING, filled, value_ticks, fee, margin0)))
+                            (o, fmt, asset, CANCEL_PENDING, filled, value, fee, margin0)))
         if not acct.internal:
             self._dirty_margin[(acct.id, asset)] = None
             if o.close_flag:
                 self._dirty_pos[(acct.id, o.symbol, SHORT if o.side == BUY else LONG)] = None
-        row = order_row(o, fmt, asset, CANCELLED, filled, value_ticks, fee, 0)
+        row = order_row(o, fmt, asset, CANCELLED, filled, value, fee, 0)
         events.append(Event("order", o.account_id, o.symbol, row, "update"))
         return row.copy()
 
@@ -782,8 +794,9 @@ class Exchange(Core):
             if r is None or r[0] is not self._epoch or r[1] != asset:
                 r = self._risk(acct, asset)
             snap = r[3]
-        return (pos.symbol, pos.side, pos.asset, pos.qty, pos.closing, pos.cost, pos.margin,
-                pos.realised, pos.auto_flag, mode, lev, m.im, m.face, self._mmr, balance, snap)
+        return (pos.symbol, pos.side, pos.asset, pos.qty, pos.closing, pos.cost, pos.value,
+                pos.margin, pos.realised, pos.auto_flag, mode, lev, m.im, m.mark, m.face,
+                self._mmr, balance, snap)
 
     def _position_row(self, acct: Account, pos: Position) -> dict:
         return _position_row_of(*self._position_snapshot(acct, pos))
@@ -835,20 +848,21 @@ class Exchange(Core):
                 new.long_lev = leverage
             if long_flag in (None, 0):
                 new.short_lev = leverage
-        deltas = []
-        for p in positions:
-            target = ac.pos_margin(p.cost, new.leverage(p.side)) if p.qty else p.margin
-            deltas.append(target - p.margin)
+        # only a leg whose leverage changes is re-margined: margin added to the other leg
+        # with increase_margin stays where it is
+        changed = [new.leverage(p.side) != s.leverage(p.side) for p in positions]
+        deltas = [ac.pos_margin(p.cost, new.leverage(p.side)) - p.margin if c and p.qty else 0
+                  for p, c in zip(positions, changed)]
         increase = sum(d for d in deltas if d > 0)
         if increase > 0 and increase > ac.available(acct, m.asset, self._inv_marks) + \
                 sum(-d for d in deltas if d < 0):
             raise _err(INSUFFICIENT_MARGIN, "leverage", "insufficient margin for leverage")
         acct.settings[symbol] = new
         w = acct.wallet(m.asset)
-        for p, d in zip(positions, deltas):
+        for p, c, d in zip(positions, changed, deltas):
             p.margin += d
             w.pos_margin += d
-            self._touch(acct, m.asset, p)
+            self._touch(acct, m.asset, p if c or mode != s.margin_mode else None)
         self._bump()
         self._check_liquidations(now_ms)
         self._flush()
@@ -997,7 +1011,8 @@ class Exchange(Core):
         w = acct.wallet(pos.asset)
         w.pos_margin -= released
         w.balance += pnl
-        self._insurance.position(pos.symbol, pos.side, pos.asset).add(qty, cost, 0)
+        self._insurance.position(pos.symbol, pos.side, pos.asset).add(
+            qty, cost, 0, cost * ac.VALUE_PER_UNIT)
         self._bump()
         self._touch(acct, pos.asset, pos)
 

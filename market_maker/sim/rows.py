@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from .accounts import FINE, SCALE, rdiv, upnl
+from .accounts import FINE, SCALE, VALUE_SCALE, rdiv, upnl
 from .engine import Order
 
 AVG_Q = Decimal("1e-8")
+AVG_SCALE = 10 ** 8          # displayed average / entry prices: units of AVG_Q
 BOOK_ID_BASE = 100_000_000
 
 
@@ -45,13 +46,25 @@ def ustr(units: int) -> str:
     return f"{sign}{whole}.{frac:012d}".rstrip("0")
 
 
+def harmonic_price(qty: int, face: Decimal, value: int) -> int:
+    """Price of ``qty`` contracts of ``face`` worth ``value`` value units (accounts.py), in
+    units of 1e-8 (nearest, ties up): ``qty * face / value``, the contract-weighted
+    harmonic mean of their fill prices."""
+    fn, fd = face.as_integer_ratio()
+    return rdiv(qty * fn * VALUE_SCALE * AVG_SCALE, fd * value)
+
+
 class PriceFormatter:
     """Cached tick -> price-string conversion for one instrument."""
-    __slots__ = ("tick", "symbol_id", "_cache")
+    __slots__ = ("tick", "symbol_id", "face", "_tick_q", "_cache")
 
-    def __init__(self, tick: Decimal, symbol_id: int) -> None:
+    def __init__(self, tick: Decimal, symbol_id: int, face: Decimal = Decimal(1)) -> None:
         self.tick = tick
         self.symbol_id = symbol_id
+        self.face = face
+        tn, td = tick.as_integer_ratio()
+        # the tick in units of 1e-8 (None if finer): average prices on a tick use ``price``
+        self._tick_q = tn * AVG_SCALE // td if tn * AVG_SCALE % td == 0 else None
         self._cache: dict[int, str] = {}
 
     def price(self, ticks: int) -> str:
@@ -67,14 +80,19 @@ class PriceFormatter:
         """Order-book level id: 100000000 * symbol_id - price / tick_size."""
         return str(BOOK_ID_BASE * self.symbol_id - ticks)
 
-    def avg_price(self, value_ticks: int, filled: int) -> str:
-        """Average fill price (qty-weighted) of an order, "0" before any fill."""
+    def avg_price(self, value: int, filled: int) -> str:
+        """Average fill price of an order from its fills' ``value`` (value units): the
+        contract-weighted harmonic mean to 1e-8, "0" before any fill.  A mean that is a
+        whole number of ticks renders as a price ("10000.5", "10000.0")."""
         if not filled:
             return "0"
-        whole, rest = divmod(value_ticks, filled)
-        if not rest:
-            return self.price(whole)
-        return dstr((value_ticks * self.tick / filled).quantize(AVG_Q))
+        avg = harmonic_price(filled, self.face, value)
+        q = self._tick_q
+        if q is not None:
+            ticks, rest = divmod(avg, q)
+            if not rest:
+                return self.price(ticks)
+        return dstr(Decimal(avg).scaleb(-8))
 
 
 _STATUS_TEXT = {1: "1", 2: "2", 4: "4", 8: "8", 16: "16", 32: "32"}
@@ -107,7 +125,7 @@ def _order_template(asset: str) -> dict:
 
 
 def order_row(o: Order, fmt: PriceFormatter, asset: str, status: int, filled: int,
-              value_ticks: int, fee: int, margin: int) -> dict:
+              value: int, fee: int, margin: int) -> dict:
     """Order row of §2 (+ instrument_type); mutable fields passed as a snapshot."""
     # copying a template with the keys in wire order is cheaper than a dict display
     r = (_order_templates.get(asset) or _order_template(asset)).copy()
@@ -120,7 +138,7 @@ def order_row(o: Order, fmt: PriceFormatter, asset: str, status: int, filled: in
     r["qty"] = str(o.qty)
     if filled:
         r["filled_qty"] = str(filled)
-        r["avg_price"] = fmt.avg_price(value_ticks, filled)
+        r["avg_price"] = fmt.avg_price(value, filled)
     else:
         r["filled_qty"] = r["avg_price"] = "0"
     r["fee"] = ustr(fee) if fee else "0"
@@ -133,7 +151,7 @@ def order_row(o: Order, fmt: PriceFormatter, asset: str, status: int, filled: in
 
 def current_order_row(o: Order, fmt: PriceFormatter, asset: str) -> dict:
     """Order row of the order's present state."""
-    return order_row(o, fmt, asset, o.status, o.filled, o.value_ticks, o.fee, o.margin)
+    return order_row(o, fmt, asset, o.status, o.filled, o.value, o.fee, o.margin)
 
 
 def execution_row(o: Order, fmt: PriceFormatter, asset: str, exec_id: int, qty: int,
@@ -202,12 +220,13 @@ def trade_row(trade_id: int, fmt: PriceFormatter, symbol: str, asset: str, taker
 
 def margin_row(asset: str, balance: int, order_margin: int, pos_margin: int,
                positions: tuple) -> dict:
-    """§3 margin row; ``positions`` = ((is_long, qty, cost, is_cross, im, margin), ...).
+    """§3 margin row; ``positions`` = ((is_long, qty, cost, is_cross, im, margin, symbol),
+    ...)  (``Core._risk``).
 
     Amounts in ledger units, ``im`` in mark units; ``available`` is floored to a unit
     (what an order may still reserve), ``total`` rounded."""
     total = loss = 0
-    for is_long, qty, cost, is_cross, im, _margin in positions:
+    for is_long, qty, cost, is_cross, im, _margin, _symbol in positions:
         u = upnl(is_long, qty, cost, im)
         total += u
         if is_cross and u < 0:
@@ -219,20 +238,18 @@ def margin_row(asset: str, balance: int, order_margin: int, pos_margin: int,
 
 
 def position_row(symbol: str, side: int, asset: str, qty: int, closing: int, cost: int,
-                 margin: int, realised: int, auto_flag: int, mode: int,
+                 value: int, margin: int, realised: int, auto_flag: int, mode: int,
                  leverage: Decimal, im: int, face: Decimal, mmr: Decimal,
                  liq: Decimal) -> dict:
     """§3 position row from a snapshot (``liq`` already computed, 0 = none).
 
-    Amounts in ledger units, ``im`` in mark units (accounts.py)."""
+    Amounts in ledger units, ``im`` in mark units, ``value`` in value units (accounts.py)."""
     if qty:
         u = upnl(side == 1, qty, cost, im)
         ratio = (Decimal(margin * FINE + u) / Decimal(qty * im)).quantize(AVG_Q)
         pnl_ratio = ((Decimal(u) / Decimal(margin * FINE)).quantize(AVG_Q) if margin
                      else Decimal(0))
-        fn, fd = face.as_integer_ratio()
-        entry = ((Decimal(qty * fn * SCALE) / Decimal(fd * cost)).quantize(AVG_Q) if cost
-                 else Decimal(0))
+        entry = Decimal(harmonic_price(qty, face, value)).scaleb(-8) if value else Decimal(0)
         liq = liq.quantize(AVG_Q)
         pnl = rdiv(u, FINE)
     else:
