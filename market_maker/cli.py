@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import signal
 import sys
@@ -18,11 +19,21 @@ from .settings import Settings, SettingsError, load_settings, pop_env_secret
 
 log = logging.getLogger("market_maker.manager")
 
+def _duration(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds greater than 0")
+    return seconds
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="marketmaker", description="GTE perpetual-futures grid market maker.")
     parser.add_argument("--settings", metavar="PATH", help="settings file (default: ./settings.py or $MM_SETTINGS)")
     parser.add_argument("--dry-run", action="store_true", help="compute and log orders, send none")
-    parser.add_argument("--duration", type=float, metavar="SECONDS", help="exit cleanly after this many seconds")
+    parser.add_argument("--duration", type=_duration, metavar="SECONDS", help="exit cleanly after this many seconds")
     parser.add_argument("--sim", action="store_true", help="trade on the embedded local GTE simulator")
     parser.add_argument("--strategy", metavar="MODULE:CLASS", help="OrderManager subclass to run")
     return parser.parse_args(argv)

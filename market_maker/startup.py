@@ -8,6 +8,7 @@ key, the symbol, a setting) stops at once with one line and exit status 1.
 from __future__ import annotations
 
 import random
+import socket
 import ssl
 from typing import Any, Optional, Tuple
 
@@ -43,6 +44,8 @@ def transient_reason(exc: BaseException) -> Optional[str]:
         return None
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(exc, (socket.gaierror, websocket.WebSocketAddressException)):
+        return f"the host name does not resolve ({exc})"
     if isinstance(exc, (TimeoutError, websocket.WebSocketTimeoutException)):
         return "no answer (timed out)"
     if isinstance(exc, (OSError, websocket.WebSocketException)):

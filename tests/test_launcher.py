@@ -277,3 +277,11 @@ def test_an_unlisted_symbol_ends_with_one_line_and_exit_1(tmp_path):
     refused = [line for line in out.splitlines() if "ERROR" in line]
     assert len(refused) == 1 and "The exchange refused to start" in refused[0] and "ETH_USD" in refused[0]
     assert "Waiting for the exchange" not in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "0", "1e400", "abc"])
+def test_a_duration_that_is_no_positive_number_is_refused(tmp_path, value):
+    proc = launch(tmp_path, "--duration", value, timeout=30)
+    assert proc.returncode == 2
+    assert f"argument --duration: '{value}' is not a number of seconds greater than 0" in proc.stderr
+    assert "Trading on" not in proc.stdout

