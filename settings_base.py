@@ -16,13 +16,14 @@ BASE_URL = None
 WS_URL = None
 # API key. The environment variable GTE_API_KEY overrides it.
 API_KEY = None
-# API secret. The environment variable GTE_API_SECRET overrides it. Never logged.
+# API secret. The environment variable GTE_API_SECRET overrides it; the bot removes that variable from its
+# environment once read (a strategy or a child process cannot read it). Never logged.
 API_SECRET = None
-# Seconds before a REST request times out.
+# Seconds before a REST request times out (at most 300).
 TIMEOUT = 7
-# Seconds between WebSocket keep-alive pings (GTE asks for one every 20 s).
+# Seconds between WebSocket keep-alive pings (GTE asks for one every 20 s; at most 300).
 WS_PING_INTERVAL = 20
-# Seconds without any WebSocket message (pongs included) before the bot reconnects.
+# Seconds without any WebSocket message (pongs included) before the bot reconnects (at most 3600).
 WS_SILENCE_TIMEOUT = 45
 
 ########################################################################################################################
@@ -46,7 +47,8 @@ MARGIN_MODE = "cross"
 
 # How many buy/sell pairs of orders to keep on the book.
 ORDER_PAIRS = 6
-# Size in contracts of the innermost order of each side.
+# Size in contracts of the innermost order of each side. No order may exceed 10 000 000 contracts (GTE's
+# instrument rows state no maximum; this is BitMEX's), the outermost of the ladder included.
 ORDER_START_SIZE = 100
 # Each further level is this many contracts larger.
 ORDER_STEP_SIZE = 100
@@ -73,13 +75,14 @@ POST_ONLY = True
 
 # Stop quoting a side when the net position (long - short, contracts) reaches MIN_POSITION or MAX_POSITION.
 CHECK_POSITION_LIMITS = False
-# Lowest net position allowed (contracts).
+# Lowest net position allowed (contracts, -1 000 000 000 at the lowest).
 MIN_POSITION = -10000
-# Highest net position allowed (contracts).
+# Highest net position allowed (contracts, 1 000 000 000 at most).
 MAX_POSITION = 10000
-# Stop (cancel all, exit 3) when equity falls this much (settle currency) below its value at start. 0 = off.
+# Stop (cancel all, exit 3) when equity falls this much (settle currency, at most 1 000 000) below its value at
+# start. 0 = off.
 MAX_DRAWDOWN = Decimal("0")
-# Cancel all and pause when no order-book or trade update arrived for this many seconds.
+# Cancel all and pause when no order-book or trade update arrived for this many seconds (at most 86400).
 STALE_DATA_SECONDS = 30
 
 ########################################################################################################################
@@ -88,15 +91,15 @@ STALE_DATA_SECONDS = 30
 
 # Compute and log orders but send none; uses DRY_BTC as balance and never loads the API secret.
 DRY_RUN = False
-# Balance (settle currency) assumed in DRY_RUN.
+# Balance (settle currency, at most 1 000 000) assumed in DRY_RUN.
 DRY_BTC = Decimal("50")
-# Seconds between status lines; the bot also requotes at least this often.
+# Seconds between status lines; the bot also requotes at least this often (at most 3600).
 LOOP_INTERVAL = 5
-# Quiet time in milliseconds after a market event before requoting, to batch bursts of events.
+# Quiet time in milliseconds after a market event before requoting, to batch bursts of events (at most 60000).
 REQUOTE_DEBOUNCE_MS = 50
-# Seconds to wait between two converge rounds that sent orders.
+# Seconds to wait between two converge rounds that sent orders (at most 60).
 API_REST_INTERVAL = 0.25
-# Seconds to wait after an API error before trying again.
+# Seconds to wait after an API error before trying again (at most 3600).
 API_ERROR_INTERVAL = 5
 # Prefix of the client_oid of every order this bot sends (1-13 of A-Z a-z 0-9 _ -); only such orders are ours.
 # One bot per prefix and account: each run adds its own tag after it, and stops if another run's orders appear.
@@ -113,31 +116,31 @@ LOG_LEVEL = "INFO"
 # Embedded simulator (used when BASE_URL is None, or with --sim)
 ########################################################################################################################
 
-# Seed of the simulator's market flow and faults; the same seed gives the same market.
+# Seed of the simulator's market flow and faults (0 to 2**63 - 1); the same seed gives the same market.
 SIM_SEED = 1
-# Starting reference price of the simulated contract.
+# Starting reference price of the simulated contract (at most 10 000 000, and 10 to 10 000 000 ticks).
 SIM_START_PRICE = Decimal("10000")
-# Tick size of the simulated contract.
+# Tick size of the simulated contract (0.00000001 to 1000).
 SIM_TICK_SIZE = Decimal("0.5")
-# Paper balance of the bot's simulated account (settle currency).
+# Paper balance of the bot's simulated account (settle currency, at most 1 000 000).
 SIM_BALANCE = Decimal("10")
 # Run background market flow (liquidity providers and takers).
 SIM_FLOW = True
-# Simulated-time speed factor for the market flow and funding.
+# Simulated-time speed factor for the market flow and funding (at most 1000).
 SIM_SPEED = Decimal("1")
-# Volatility of the simulator's reference price: standard deviation of its relative move per second.
+# Volatility of the simulator's reference price: standard deviation of its relative move per second (0 to 0.1).
 SIM_VOLATILITY = Decimal("0.0006")
-# Takers (market-order flow) arriving per second, on average.
+# Takers (market-order flow) arriving per second, on average (at most 1000).
 SIM_TAKER_RATE = Decimal("2")
-# Mean size in contracts of a taker order.
+# Mean size in contracts of a taker order (at most 10 000 000).
 SIM_TAKER_MEAN_QTY = Decimal("150")
 # Price levels the simulated liquidity providers keep on each side.
 SIM_DEPTH_LEVELS = 40
-# Ticks between two levels of the simulated liquidity providers.
+# Ticks between two levels of the simulated liquidity providers (1 to 10000).
 SIM_LEVEL_STEP_TICKS = 4
-# Seconds between funding payments in the simulator.
+# Seconds between funding payments in the simulator (1 to 604800, a week).
 SIM_FUNDING_INTERVAL = 28800
-# Fault injection: disconnect every WebSocket every this many seconds (0 = off).
+# Fault injection: disconnect every WebSocket every this many seconds (0 = off; at most 86400).
 SIM_FAULT_WS_DISCONNECT_EVERY_S = 0
 # Fault injection: fraction of pushed WebSocket messages dropped (0 to 1).
 SIM_FAULT_DROP_RATE = Decimal("0")

@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 import threading
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Type
+from types import ModuleType
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Type
 
-from . import quoting
+from . import quoting, startup
 from .gte import errors
 from .heap import freeze_startup_heap
 from .market_maker import AnotherInstance, ExchangeInterface, KillSwitch, OrderManager
-from .settings import Settings, SettingsError, load_settings
+from .settings import Settings, SettingsError, load_settings, redact
 
 log = logging.getLogger("market_maker.manager")
 
@@ -32,16 +34,53 @@ CARRIED_OVER = ("start_time", "start_equity", "start_realised", "start_traded", 
                 "paused", "_cancel_owed", "_last_send")
 
 
-def load_strategy(spec: Optional[str]) -> Type[OrderManager]:
-    """'module:Class' -> the class; empty -> OrderManager."""
+def load_strategy(spec: Optional[str], reload: bool = False, secrets: Sequence[object] = ()) -> Type[OrderManager]:
+    """'module:Class' -> the class; empty -> OrderManager. ``reload`` runs an imported module's code again.
+
+    Whatever the module raises while it runs (SystemExit and KeyboardInterrupt included) is a
+    SettingsError naming its file and line, with ``secrets`` hidden from the message.
+    """
     if not spec:
         return OrderManager
     module_name, _, class_name = spec.partition(":")
-    module = importlib.import_module(module_name)
+    module = _import_strategy(spec, module_name, reload, secrets)
     cls = getattr(module, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, OrderManager)):
         raise SettingsError(f"STRATEGY = {spec!r}: {class_name} is not an OrderManager subclass in {module_name}")
     return cls
+
+
+def _import_strategy(spec: str, module_name: str, reload: bool, secrets: Sequence[object]) -> ModuleType:
+    loaded = sys.modules.get(module_name)
+    try:
+        if reload and loaded is not None:
+            return importlib.reload(loaded)
+        return importlib.import_module(module_name)
+    except BaseException as exc:  # the module's own code runs here: sys.exit() and Ctrl-C included
+        if isinstance(exc, ModuleNotFoundError) and exc.name and (module_name + ".").startswith(exc.name + "."):
+            raise SettingsError(f"STRATEGY = {spec!r}: no module named {exc.name!r}") from None
+        where = _innermost_file(exc)
+        if isinstance(exc, SystemExit):
+            what = f"it called sys.exit({'' if exc.code is None else repr(exc.code)})"
+        elif isinstance(exc, SyntaxError):
+            what = f"syntax error: {exc.msg}"
+            where = f"{exc.filename}, line {exc.lineno}"
+        else:
+            what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        message = f"STRATEGY = {spec!r}: importing {module_name} failed ({where}): {what}"
+        raise SettingsError(redact(message, secrets)) from None
+
+
+def _innermost_file(exc: BaseException) -> str:
+    """'file, line N' of the last frame of ``exc`` outside the import machinery."""
+    where = "?"
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if not code.co_filename.startswith("<frozen ") and "importlib" not in code.co_filename:
+            where = f"{code.co_filename}, line {tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
 
 
 class FileWatcher:
@@ -74,8 +113,10 @@ class Runner:
 
     def __init__(self, settings: Settings, exchange: ExchangeInterface, manager_cls: Type[OrderManager],
                  duration: Optional[float] = None, settings_path: Optional[str] = None,
-                 strategy_override: Optional[str] = None, forced_sim: bool = False):
+                 strategy_override: Optional[str] = None, forced_sim: bool = False,
+                 env_secret: Optional[Mapping[str, str]] = None):
         self.settings = settings
+        self._env_secret = dict(env_secret or {})  # GTE_API_SECRET, out of os.environ: reloads need it
         self.forced_sim = forced_sim  # --sim: reloads keep trading on the embedded simulator
         self.exchange = exchange
         self.manager = manager_cls(settings, exchange)
@@ -85,6 +126,7 @@ class Runner:
         self.stop_event = threading.Event()
         self.exit_code = EXIT_OK
         self.watcher = FileWatcher(self.watched_files(settings, manager_cls))
+        self._starting = False
 
     @staticmethod
     def watched_files(settings: Settings, manager_cls: Type[OrderManager]) -> List[str]:
@@ -99,15 +141,19 @@ class Runner:
     def stop(self, *_: object) -> None:
         self.stop_event.set()
         self.exchange.wake()
+        if self._starting:  # a connection attempt waiting for partials gives up at once
+            self.exchange.close()
 
     def run(self) -> int:
         started = time.monotonic()
         try:
-            self.exchange.connect()
+            ready = self.start(started)
         except BaseException:
             self.exchange.close()
             raise
-        self.manager.start(fresh=True)
+        if not ready:
+            self.exchange.close()
+            return self.exit_code
         freeze_startup_heap()
         next_status = time.monotonic() + self.settings.LOOP_INTERVAL
         try:
@@ -142,6 +188,57 @@ class Runner:
             self.exchange.close()
         return self.exit_code
 
+    def start(self, started: float) -> bool:
+        """Connect and start the manager; False when the run ends before (stopped, refused).
+
+        Faults that pass by themselves (the exchange not reachable yet, a 503, a burst of 5xx,
+        partials that do not come) are retried with the WebSocket client's reconnect backoff and
+        said once; a refusal (the key, the symbol, a setting) is logged in one line: exit 1.
+        """
+        backoff = getattr(self.exchange.ws, "reconnect_backoff", (0.5, 30.0))
+        connected, attempt, waiting_since = False, 0, None
+        self._starting = True
+        try:
+            while not self.stop_event.is_set():
+                url = getattr(self.exchange.ws, "ws_url", "the exchange")
+                try:
+                    if not connected:
+                        self.exchange.connect()
+                        connected = True
+                    url = getattr(self.exchange.rest, "base_url", "the exchange")
+                    self.manager.start(fresh=True)
+                    if waiting_since is not None:
+                        log.info("The exchange answered after %.0fs; starting", time.monotonic() - waiting_since)
+                    return True
+                except Exception as exc:
+                    reason = startup.transient_reason(exc)
+                    if reason is not None and self.stop_event.is_set():
+                        continue  # stopped mid-attempt (the attempt gave up for that reason)
+                    if reason is None:
+                        if not startup.is_exchange_fault(exc):
+                            raise
+                        log.error("%s", startup.refusal(exc, self.settings))
+                        self.exit_code = EXIT_ERROR
+                        return False
+                    if waiting_since is None:
+                        waiting_since = time.monotonic()
+                        log.warning("Waiting for the exchange at %s: %s; retrying", url, reason)
+                    else:
+                        log.debug("The exchange at %s is still not usable: %s", url, reason)
+                delay = startup.backoff_delay(attempt, backoff)
+                attempt += 1
+                if self.duration is not None:
+                    left = self.duration - (time.monotonic() - started)
+                    if left <= delay:
+                        self.stop_event.wait(max(0.0, left))
+                        log.info("Duration of %.0fs elapsed before the exchange could be used", self.duration)
+                        return False
+                self.stop_event.wait(delay)
+            log.info("Stopped before the start completed; no order was sent")
+            return False
+        finally:
+            self._starting = False
+
     def cycle(self) -> None:
         try:
             self.manager.step()
@@ -163,21 +260,20 @@ class Runner:
     def reload(self) -> bool:
         """Validate the new settings and strategy; swap the manager in-process, keeping tables and orders."""
         try:
-            settings = load_settings(self.settings_path, overrides=self._overrides())
+            settings = load_settings(self.settings_path, overrides=self._overrides(),
+                                     environ={**os.environ, **self._env_secret})
             for name in RESTART_REQUIRED:
                 if settings[name] != self.settings[name]:
                     raise SettingsError(f"changing {name} needs a restart")
             spec = self.strategy_override or settings.STRATEGY
-            if spec:
-                module = sys.modules.get(spec.partition(":")[0])
-                if module is not None:
-                    importlib.reload(module)
-            manager_cls = load_strategy(spec)
+            secrets = [self.settings.API_KEY, self.settings.API_SECRET, *self._env_secret.values()]
+            manager_cls = load_strategy(spec, reload=True, secrets=secrets)
             manager = manager_cls(settings, self.exchange)
             if settings.LEVERAGE != self.settings.LEVERAGE:  # last: the one step with an effect at the exchange
                 self._apply_leverage(settings.LEVERAGE)
-        except Exception as exc:  # a broken reload must never stop a running bot
-            log.error("Reload rejected, keeping the running settings: %s", exc)
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # a broken reload must never stop a running bot
+            why = exc if isinstance(exc, Exception) else f"{type(exc).__name__} raised"
+            log.error("Reload rejected, keeping the running settings: %s", why)
             return False
         old = self.manager
         for name in CARRIED_OVER:

@@ -10,22 +10,27 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import runpy
 import types
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, MutableMapping, Optional, Tuple
+from urllib.parse import urlsplit
 
 import settings_base
 
-SECRET_NAMES = frozenset({"API_SECRET"})
-ENV_OVERRIDES = {"GTE_API_KEY": "API_KEY", "GTE_API_SECRET": "API_SECRET"}
+from .settings_file import (ENV_OVERRIDES, ENV_SECRET, HIDDEN, SECRET_NAMES, SettingsError, read_settings_file,
+                            redact, secret_values, settings_path)
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
-
-class SettingsError(Exception):
-    """A settings file that cannot be used; the message says which setting and why."""
+# Upper bounds. GTE's instrument rows state no maximum order size (gte-api.md §2), so the largest order
+# the bot may send is this constant (BitMEX's maximum order quantity for its inverse perpetual).
+MAX_ORDER_QTY = 10_000_000
+MAX_POSITION_QTY = 1_000_000_000  # contracts, for MIN_POSITION / MAX_POSITION
+MAX_AMOUNT = Decimal(1_000_000)  # settle currency, for balances and MAX_DRAWDOWN
+MINUTE, HOUR, DAY = 60, 3600, 86400
+SIM_MAX_START_TICKS = 10_000_000  # the simulator's prices are below 100 000 000 ticks: room for the market to move
 
 
 def defaults() -> Dict[str, Any]:
@@ -81,52 +86,22 @@ class Settings(Mapping[str, Any]):
 
 def _masked(name: str, value: Any) -> Any:
     if name in SECRET_NAMES and value:
-        return "<hidden>"
+        return HIDDEN
     return value
+
+
+def pop_env_secret(environ: MutableMapping[str, str]) -> Dict[str, str]:
+    """Take GTE_API_SECRET out of ``environ`` (the process environment): a strategy or a child process
+    must not read it. Returns it (``{}`` when unset), to be given to ``load_settings`` on every load.
+
+    GTE_API_KEY stays: a key names the account, it signs nothing.
+    """
+    secret = environ.pop(ENV_SECRET, None)
+    return {ENV_SECRET: secret} if secret else {}
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Loading
-
-
-def settings_path(explicit: Optional[str] = None, cwd: Optional[Path] = None) -> Optional[Path]:
-    """The user's settings file to load, or None when there is none (defaults apply)."""
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise SettingsError(f"settings file {explicit} does not exist")
-        return path.resolve()
-    from_env = os.environ.get("MM_SETTINGS")
-    if from_env:
-        path = Path(from_env)
-        if not path.is_file():
-            raise SettingsError(f"settings file {from_env} (from MM_SETTINGS) does not exist")
-        return path.resolve()
-    path = (cwd or Path.cwd()) / "settings.py"
-    return path.resolve() if path.is_file() else None
-
-
-def read_settings_file(path: Path) -> Dict[str, Any]:
-    """Run a settings file and return its upper-case names; a broken file becomes a SettingsError."""
-    try:
-        namespace = runpy.run_path(str(path), run_name="settings")
-    except SyntaxError as exc:
-        raise SettingsError(f"{exc.filename or path}, line {exc.lineno}: syntax error: {exc.msg}") from None
-    except Exception as exc:  # any error raised while the user's file runs
-        line = _user_line(exc, path)
-        where = f"{path}, line {line}" if line else str(path)
-        raise SettingsError(f"{where}: {type(exc).__name__}: {exc}") from None
-    return {k: v for k, v in namespace.items() if k.isupper() and not isinstance(v, types.ModuleType)}
-
-
-def _user_line(exc: BaseException, path: Path) -> Optional[int]:
-    tb = exc.__traceback__
-    line = None
-    while tb is not None:
-        if Path(tb.tb_frame.f_code.co_filename).resolve() == path.resolve():
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
 
 
 def load_settings(path: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None,
@@ -134,20 +109,25 @@ def load_settings(path: Optional[str] = None, overrides: Optional[Mapping[str, A
     """Defaults, then the settings file, then env secrets, then explicit overrides (command-line flags)."""
     environ = os.environ if environ is None else environ
     values = defaults()
-    source = settings_path(path, cwd)
-    if source is not None:
-        user = read_settings_file(source)
-        for name in user:
-            if name not in values:
-                raise SettingsError(_unknown_message(name, values, str(source)))
-        values.update(user)
-    for env_name, name in ENV_OVERRIDES.items():
-        if environ.get(env_name):
-            values[name] = environ[env_name]
-    values.update(overrides or {})
-    if values.get("DRY_RUN"):
-        values["API_SECRET"] = None  # structural: a dry run never holds the secret
-    return Settings(validate(values), source)
+    hidden = secret_values(environ, overrides or {})
+    try:
+        source = settings_path(path, cwd)
+        if source is not None:
+            user = read_settings_file(source, hidden)
+            hidden += secret_values(user)
+            for name in user:
+                if name not in values:
+                    raise SettingsError(_unknown_message(name, values, str(source)))
+            values.update(user)
+        for env_name, name in ENV_OVERRIDES.items():
+            if environ.get(env_name):
+                values[name] = environ[env_name]
+        values.update(overrides or {})
+        if values.get("DRY_RUN"):
+            values["API_SECRET"] = None  # structural: a dry run never holds the secret
+        return Settings(validate(values), source)
+    except SettingsError as exc:  # a secret given as the value of another setting, say
+        raise SettingsError(redact(str(exc), hidden)) from None
 
 
 def _unknown_message(name: str, known: Mapping[str, Any], where: str) -> str:
@@ -168,7 +148,16 @@ class Rule:
 
 
 def _bad(name: str, value: Any, allowed: str) -> SettingsError:
-    return SettingsError(f"{name} = {_masked(name, value)!r} is not allowed: {allowed}")
+    return SettingsError(f"{name} = {_shown(_masked(name, value))} is not allowed: {allowed}")
+
+
+def _shown(value: Any, most: int = 80) -> str:
+    """The repr of a value, shortened (a settings file may hold a 10 000-digit number)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long for str()
+        return "<a number too long to show>"
+    return text if len(text) <= most else text[:most - 15] + "...(shortened)"
 
 
 def _int(name: str, value: Any) -> int:
@@ -242,22 +231,50 @@ def _between(low: Decimal, high: Decimal, low_open: bool = False, high_open: boo
 _PREFIX = re.compile(r"[A-Za-z0-9_-]{1,13}")
 _SYMBOL = re.compile(r"[A-Z0-9]+_[A-Z0-9]+")
 _STRATEGY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
+def _url(schemes: Tuple[str, ...]) -> Callable[[Optional[str]], bool]:
+    def check(v: Optional[str]) -> bool:
+        if v is None:
+            return True
+        try:
+            parts = urlsplit(v)
+            parts.port  # raises ValueError when out of range
+        except ValueError:
+            return False
+        return parts.scheme in schemes and bool(parts.hostname)
+    return check
+
+
+def _seconds_rule(most: int, shown: str, zero: bool = False) -> Rule:
+    low = "0 or more" if zero else "greater than 0"
+    return Rule(_seconds, f"a number of seconds {low}, at most {most} ({shown})",
+                _between(Decimal(0), Decimal(most), low_open=not zero))
+
+
+def _amount_rule(zero: bool, most: Decimal = MAX_AMOUNT) -> Rule:
+    low = "0 or more" if zero else "greater than 0"
+    return Rule(_number, f"a number {low}, at most {most}", _between(Decimal(0), most, low_open=not zero))
+
+
+def _whole_rule(low: int, high: int, unit: str) -> Rule:
+    return Rule(_int, f"a whole number of {unit} from {low} to {high}", lambda v: low <= v <= high)
+
+
 _FRACTION = Rule(_number, "a number from 0 to 1", _between(Decimal(0), Decimal(1)))
-_POSITIVE = Rule(_number, "a number greater than 0", lambda v: v > 0)
-_NON_NEGATIVE = Rule(_number, "a number of 0 or more", lambda v: v >= 0)
-_SECONDS = Rule(_seconds, "a number of seconds greater than 0", lambda v: v > 0)
-_SECONDS_OR_ZERO = Rule(_seconds, "a number of seconds, 0 or more", lambda v: v >= 0)
+_SIZE = _whole_rule(1, MAX_ORDER_QTY, "contracts")
+_POSITION = _whole_rule(-MAX_POSITION_QTY, MAX_POSITION_QTY, "contracts")
 
 RULES: Dict[str, Rule] = {
-    "BASE_URL": Rule(_optional_str, 'None or a URL starting with "http://" or "https://"',
-                     lambda v: v is None or v.startswith(("http://", "https://"))),
-    "WS_URL": Rule(_optional_str, 'None or a URL starting with "ws://" or "wss://"',
-                   lambda v: v is None or v.startswith(("ws://", "wss://"))),
+    "BASE_URL": Rule(_optional_str, 'None or a URL starting with "http://" or "https://" and naming a host',
+                     _url(("http", "https"))),
+    "WS_URL": Rule(_optional_str, 'None or a URL starting with "ws://" or "wss://" and naming a host',
+                   _url(("ws", "wss"))),
     "API_KEY": Rule(_optional_str, "None or a string"),
     "API_SECRET": Rule(_optional_str, "None or a string"),
-    "TIMEOUT": _SECONDS,
-    "WS_PING_INTERVAL": _SECONDS,
-    "WS_SILENCE_TIMEOUT": _SECONDS,
+    "TIMEOUT": _seconds_rule(5 * MINUTE, "5 minutes"),
+    "WS_PING_INTERVAL": _seconds_rule(5 * MINUTE, "5 minutes"),
+    "WS_SILENCE_TIMEOUT": _seconds_rule(HOUR, "an hour"),
     "INSTRUMENTTYPE": Rule(_str, '"pc" (perpetual contracts)', lambda v: v == "pc"),
     "SETTLECURRENCY": Rule(_str, 'an upper-case currency code such as "BTC"', lambda v: v.isalnum() and v.isupper()),
     "SYMBOL": Rule(_str, 'a symbol such as "BTC_USD"', lambda v: bool(_SYMBOL.fullmatch(v))),
@@ -265,11 +282,11 @@ RULES: Dict[str, Rule] = {
                      lambda v: 1 <= v <= 100 and v == v.quantize(Decimal("0.01"))),
     "MARGIN_MODE": Rule(_str, '"cross" or "isolated"', lambda v: v in ("cross", "isolated")),
     "ORDER_PAIRS": Rule(_int, "a whole number from 1 to 50", lambda v: 1 <= v <= 50),
-    "ORDER_START_SIZE": Rule(_int, "a whole number of contracts, 1 or more", lambda v: v >= 1),
-    "ORDER_STEP_SIZE": Rule(_int, "a whole number of contracts, 0 or more", lambda v: v >= 0),
+    "ORDER_START_SIZE": _SIZE,
+    "ORDER_STEP_SIZE": _whole_rule(0, MAX_ORDER_QTY, "contracts"),
     "RANDOM_ORDER_SIZE": Rule(_bool, "True or False"),
-    "MIN_ORDER_SIZE": Rule(_int, "a whole number of contracts, 1 or more", lambda v: v >= 1),
-    "MAX_ORDER_SIZE": Rule(_int, "a whole number of contracts, 1 or more", lambda v: v >= 1),
+    "MIN_ORDER_SIZE": _SIZE,
+    "MAX_ORDER_SIZE": _SIZE,
     "INTERVAL": Rule(_number, "a number strictly between 0 and 1", _between(Decimal(0), Decimal(1), True, True)),
     "MIN_SPREAD": Rule(_number, "a number from 0 up to (not including) 1", _between(Decimal(0), Decimal(1), False, True)),
     "MAINTAIN_SPREADS": Rule(_bool, "True or False"),
@@ -277,33 +294,38 @@ RULES: Dict[str, Rule] = {
                             _between(Decimal(0), Decimal(1), False, True)),
     "POST_ONLY": Rule(_bool, "True or False"),
     "CHECK_POSITION_LIMITS": Rule(_bool, "True or False"),
-    "MIN_POSITION": Rule(_int, "a whole number of contracts"),
-    "MAX_POSITION": Rule(_int, "a whole number of contracts"),
-    "MAX_DRAWDOWN": _NON_NEGATIVE,
-    "STALE_DATA_SECONDS": _SECONDS,
+    "MIN_POSITION": _POSITION,
+    "MAX_POSITION": _POSITION,
+    "MAX_DRAWDOWN": _amount_rule(zero=True),
+    "STALE_DATA_SECONDS": _seconds_rule(DAY, "a day"),
     "DRY_RUN": Rule(_bool, "True or False"),
-    "DRY_BTC": _POSITIVE,
-    "LOOP_INTERVAL": _SECONDS,
-    "REQUOTE_DEBOUNCE_MS": Rule(_int, "a whole number of milliseconds, 0 or more", lambda v: v >= 0),
-    "API_REST_INTERVAL": _SECONDS_OR_ZERO,
-    "API_ERROR_INTERVAL": _SECONDS_OR_ZERO,
+    "DRY_BTC": _amount_rule(zero=False),
+    "LOOP_INTERVAL": _seconds_rule(HOUR, "an hour"),
+    "REQUOTE_DEBOUNCE_MS": _whole_rule(0, MINUTE * 1000, "milliseconds"),
+    "API_REST_INTERVAL": _seconds_rule(MINUTE, "a minute", zero=True),
+    "API_ERROR_INTERVAL": _seconds_rule(HOUR, "an hour", zero=True),
     "ORDERID_PREFIX": Rule(_str, "1 to 13 characters of A-Z a-z 0-9 _ -", lambda v: bool(_PREFIX.fullmatch(v))),
     "WATCHED_FILES": Rule(_files, "None, a path, or a list of paths"),
     "STRATEGY": Rule(_optional_str, '"" or "module:Class"', lambda v: v is None or bool(_STRATEGY.fullmatch(v))),
     "LOG_LEVEL": Rule(_str, " ".join(LOG_LEVELS), lambda v: v in LOG_LEVELS),
-    "SIM_SEED": Rule(_int, "a whole number"),
-    "SIM_START_PRICE": _POSITIVE,
-    "SIM_TICK_SIZE": _POSITIVE,
-    "SIM_BALANCE": _POSITIVE,
+    "SIM_SEED": Rule(_int, "a whole number from 0 to 2**63 - 1", lambda v: 0 <= v < 2 ** 63),
+    "SIM_START_PRICE": Rule(_number, "a price greater than 0, at most 10000000",
+                            _between(Decimal(0), Decimal(10_000_000), low_open=True)),
+    "SIM_TICK_SIZE": Rule(_number, "a number from 0.00000001 to 1000", _between(Decimal("1e-8"), Decimal(1000))),
+    "SIM_BALANCE": _amount_rule(zero=False),
     "SIM_FLOW": Rule(_bool, "True or False"),
-    "SIM_SPEED": _POSITIVE,
-    "SIM_VOLATILITY": _NON_NEGATIVE,
-    "SIM_TAKER_RATE": _NON_NEGATIVE,
-    "SIM_TAKER_MEAN_QTY": _POSITIVE,
+    "SIM_SPEED": Rule(_number, "a number greater than 0, at most 1000",
+                      _between(Decimal(0), Decimal(1000), low_open=True)),
+    "SIM_VOLATILITY": Rule(_number, "a number from 0 to 0.1", _between(Decimal(0), Decimal("0.1"))),
+    "SIM_TAKER_RATE": Rule(_number, "a number of takers per second from 0 to 1000",
+                           _between(Decimal(0), Decimal(1000))),
+    "SIM_TAKER_MEAN_QTY": Rule(_number, f"a number of contracts greater than 0, at most {MAX_ORDER_QTY}",
+                               _between(Decimal(0), Decimal(MAX_ORDER_QTY), low_open=True)),
     "SIM_DEPTH_LEVELS": Rule(_int, "a whole number from 1 to 500", lambda v: 1 <= v <= 500),
-    "SIM_LEVEL_STEP_TICKS": Rule(_int, "a whole number of ticks, 1 or more", lambda v: v >= 1),
-    "SIM_FUNDING_INTERVAL": _SECONDS,
-    "SIM_FAULT_WS_DISCONNECT_EVERY_S": _SECONDS_OR_ZERO,
+    "SIM_LEVEL_STEP_TICKS": _whole_rule(1, 10_000, "ticks"),
+    "SIM_FUNDING_INTERVAL": Rule(_seconds, "a number of seconds from 1 to 604800 (a week)",
+                                 _between(Decimal(1), Decimal(7 * DAY))),
+    "SIM_FAULT_WS_DISCONNECT_EVERY_S": _seconds_rule(DAY, "a day", zero=True),
     "SIM_FAULT_DROP_RATE": _FRACTION,
     "SIM_FAULT_DUP_RATE": _FRACTION,
     "SIM_FAULT_5XX_RATE": _FRACTION,
@@ -321,16 +343,27 @@ def validate(values: Mapping[str, Any]) -> Dict[str, Any]:
         value = values.get(name)
         try:
             converted = rule.convert(name, value)
-        except (TypeError, ValueError, InvalidOperation):
+            allowed = rule.check(converted)
+        except (TypeError, ValueError, ArithmeticError):
+            allowed = False
+        if not allowed:
             raise _bad(name, value, rule.allowed) from None
-        if not rule.check(converted):
-            raise _bad(name, value, rule.allowed)
         result[name] = converted
     _check_together(result)
     return result
 
 
 def _check_together(v: Mapping[str, Any]) -> None:
+    if not v["RANDOM_ORDER_SIZE"]:
+        largest = v["ORDER_START_SIZE"] + (v["ORDER_PAIRS"] - 1) * v["ORDER_STEP_SIZE"]
+        if largest > MAX_ORDER_QTY:
+            raise SettingsError(f"the outermost order of the ladder, ORDER_START_SIZE + (ORDER_PAIRS - 1) x "
+                                f"ORDER_STEP_SIZE = {largest} contracts, is over the largest order allowed "
+                                f"({MAX_ORDER_QTY})")
+    ticks = v["SIM_START_PRICE"] / v["SIM_TICK_SIZE"]
+    if not 10 <= ticks <= SIM_MAX_START_TICKS:
+        raise SettingsError(f"SIM_START_PRICE ({v['SIM_START_PRICE']}) must be from 10 to {SIM_MAX_START_TICKS} "
+                            f"ticks of SIM_TICK_SIZE ({v['SIM_TICK_SIZE']}); it is {ticks:f}")
     if v["MIN_POSITION"] >= v["MAX_POSITION"]:
         raise SettingsError(f"MIN_POSITION ({v['MIN_POSITION']}) must be less than MAX_POSITION ({v['MAX_POSITION']})")
     if v["MIN_ORDER_SIZE"] > v["MAX_ORDER_SIZE"]:

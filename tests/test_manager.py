@@ -1,4 +1,5 @@
 import logging
+import sys
 import threading
 from decimal import Decimal
 
@@ -457,3 +458,89 @@ def test_reloaded_manager_keeps_the_pause_the_owed_cancel_and_the_pacing(tmp_pat
     assert (new.paused, new._cancel_owed, new._last_send) == ("WebSocket down", True, 12345.0)
     new.step()  # the owed cancel goes through; the pause is not announced again
     assert not rest.orders and caplog.text.count("Pausing") == 1
+
+
+# ------------------------------------------------------------------ a reload whose file would stop the bot
+STRATEGY_OK = """
+from market_maker.market_maker import OrderManager
+
+class Strategy(OrderManager):
+    pass
+"""
+
+
+@pytest.mark.parametrize("code, said", [
+    ("import sys\nsys.exit(0)\n", "it called sys.exit(0)"),
+    ("raise KeyboardInterrupt\n", "KeyboardInterrupt"),
+    ("raise SystemExit(3)\n", "it called sys.exit(3)"),
+    ("1 / 0\n", "ZeroDivisionError: division by zero"),
+])
+def test_a_strategy_reload_that_would_exit_is_rejected_and_the_bot_keeps_running(tmp_path, monkeypatch, caplog,
+                                                                                    code, said):
+    module = f"reload_strategy_{abs(hash(code))}"
+    (tmp_path / f"{module}.py").write_text(STRATEGY_OK)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    runner, rest, ws = reload_runner(tmp_path, f"API_REST_INTERVAL = 0\nSTRATEGY = '{module}:Strategy'\n")
+    old_manager = runner.manager
+    (tmp_path / f"{module}.py").write_text(STRATEGY_OK + code)
+    assert runner.reload() is False
+    assert runner.manager is old_manager
+    message = [r.getMessage() for r in caplog.records if "Reload rejected" in r.getMessage()]
+    assert len(message) == 1 and said in message[0] and f"{module}.py" in message[0], message
+    runner.manager.step()  # still quoting
+    assert rest.count("create") == 2 * runner.settings.ORDER_PAIRS
+
+
+@pytest.mark.parametrize("text, said", [
+    ("import sys\nsys.exit(0)\n", "the file called sys.exit(0)"),
+    ("raise KeyboardInterrupt\n", "the file raised KeyboardInterrupt"),
+])
+def test_a_settings_reload_that_would_exit_is_rejected(tmp_path, caplog, text, said):
+    runner, rest, ws = reload_runner(tmp_path, "API_REST_INTERVAL = 0\n")
+    old_manager = runner.manager
+    (tmp_path / "settings.py").write_text(text)
+    assert runner.reload() is False
+    assert runner.manager is old_manager and said in caplog.text
+
+
+def test_a_reload_keeps_the_secret_taken_out_of_the_environment(tmp_path, monkeypatch):
+    """GTE_API_SECRET is no longer in os.environ once loaded: the runner hands it to every reload."""
+    monkeypatch.delenv("GTE_API_SECRET", raising=False)
+    path = tmp_path / "settings.py"
+    path.write_text("BASE_URL = 'http://127.0.0.1:1'\nWS_URL = 'ws://127.0.0.1:1/ws'\nAPI_KEY = 'k1'\n")
+    env_secret = {"GTE_API_SECRET": "env-s3cr3t"}
+    settings = load_settings(str(path), environ=env_secret)
+    rest = FakeRest(settings.ORDERID_PREFIX)
+    exchange = ExchangeInterface(settings, "http://x", "ws://x", "k1", "env-s3cr3t", rest=rest, ws=FakeWs(rest))
+    runner = Runner(settings, exchange, OrderManager, settings_path=str(path), env_secret=env_secret)
+    path.write_text(path.read_text() + "ORDER_PAIRS = 3\n")
+    assert runner.reload() is True
+    assert runner.settings.API_SECRET == "env-s3cr3t" and runner.settings.ORDER_PAIRS == 3
+
+
+def test_a_refusal_at_start_is_exit_1_with_one_line_and_no_order(tmp_path, caplog):
+    from market_maker.gte.errors import BadParameter
+    from market_maker.runner import EXIT_ERROR
+    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
+
+    def refuse(leverage, mode, long_flag=None):
+        raise BadParameter(-10013, "leverage out of range", param="leverage")
+    rest.change_leverage = refuse
+    runner = Runner(settings, exchange, OrderManager, duration=5)
+    assert runner.run() == EXIT_ERROR
+    assert rest.count("create") == 0
+    errors_logged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors_logged == ["The exchange refused to start: GTE rejected a request parameter: leverage out of "
+                             "range (code -10013, parameter 'leverage')."]
+
+
+def test_a_bug_at_start_is_not_mistaken_for_an_exchange_fault(tmp_path):
+    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
+
+    class Broken(OrderManager):
+        def start(self, fresh=True):
+            raise KeyError("a bug")
+    runner = Runner(settings, exchange, Broken, duration=5)
+    with pytest.raises(KeyError):
+        runner.run()
