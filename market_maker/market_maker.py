@@ -225,6 +225,7 @@ class OrderManager:
         self.start_realised: Optional[Decimal] = None
         self.start_traded = 0
         self.start_fills = 0
+        self.start_maker_fills = 0
         self.start_fees = Decimal(0)
         self.start_positions: Tuple[Optional[Decimal], Optional[Decimal]] = (None, None)
         self.paused: Optional[str] = None
@@ -246,6 +247,7 @@ class OrderManager:
         self.start_realised = self.realised_pnl()
         self.start_traded = self.snap.contracts_traded
         self.start_fills, self.start_fees = self.snap.fill_count, self.snap.fees_paid
+        self.start_maker_fills = self.snap.maker_fill_count
         self.print_status()
 
     exit_cancel_timeout = 15.0  # seconds to keep retrying the cancel-all on exit (a rate-limit burst lasts seconds)
@@ -338,8 +340,23 @@ class OrderManager:
             if action == "cancel":
                 self.exchange.cancel_orders(payload, allow_batch)
                 allow_batch = False  # one batch per round: the endpoint allows one per 10 s
-            else:
+            elif self.post_only_holds(payload):
                 self.exchange.create_order(payload)
+
+    def post_only_holds(self, order: DesiredOrder) -> bool:
+        """POST_ONLY checked again against the freshest book just before ``order`` is sent.
+
+        The cycle's snapshot ages while the earlier calls of the round go out, and the book
+        moves meanwhile; an order that would now take liquidity (or meet an empty opposite
+        side) is not sent: the next cycle requotes from the newer book."""
+        if not self.settings.POST_ONLY:
+            return True
+        conflict = quoting.post_only_conflict(order, self.exchange.ws.top_of_book(1))
+        if conflict is None:
+            return True
+        log.info("Not sending %s order %d @ %s: %s (post-only)", order.side, order.qty, fmt(order.price), conflict)
+        self.exchange.counters["post_only_skips"] += 1
+        return False
 
     # -- checks
     def sanity_check(self) -> bool:
@@ -434,8 +451,11 @@ class OrderManager:
         self.snap = snap
         counters = self.exchange.counters
         fills, fees = snap.fill_count - self.start_fills, snap.fees_paid - self.start_fees
-        log.info("Summary: ran %.0fs; %d orders sent, %d cancelled, %d fills, %d contracts traded; "
+        maker = snap.maker_fill_count - self.start_maker_fills
+        maker_share = f" ({100 * maker // fills} % maker)" if fills else ""  # rounded down: 100 % means all
+        log.info("Summary: ran %.0fs; %d orders sent, %d cancelled, %d fills%s, %d contracts traded; "
                  "realised PnL %s %s; fees %s %s",
                  time.time() - self.start_time, counters["orders_sent"], counters["orders_cancelled"], fills,
+                 maker_share,
                  snap.contracts_traded - self.start_traded, fmt(self.realised_pnl() - (self.start_realised or 0)),
                  self.settings.SETTLECURRENCY, fmt(fees), self.settings.SETTLECURRENCY)

@@ -172,6 +172,7 @@ class Runner:
         manager.start_time, manager.start_equity = old.start_time, old.start_equity
         manager.start_realised, manager.start_traded = old.start_realised, old.start_traded
         manager.start_fills, manager.start_fees = old.start_fills, old.start_fees
+        manager.start_maker_fills = old.start_maker_fills
         self.settings, self.manager = settings, manager
         self.watcher = FileWatcher(self.watched_files(settings, manager_cls))
         log.info("Reloaded: %s with the new settings", manager_cls.__name__)

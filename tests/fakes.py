@@ -86,6 +86,9 @@ class FakeWs:
                               last_update_ms=self.last_update_ms or int(time.time() * 1000),
                               connected=self.connected, synced=self.synced)
 
+    def top_of_book(self, depth=1):
+        return self.book
+
     def set_unrealised(self, pnl):
         self.positions = Positions(long=Position("long", qty=100, avail_qty=100, entry_price=Decimal("10000"),
                                                  unrealised_pnl=Decimal(pnl)))
