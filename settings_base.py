@@ -124,9 +124,9 @@ SIM_BALANCE = Decimal("10")
 SIM_FLOW = True
 # Simulated-time speed factor for the market flow and funding.
 SIM_SPEED = Decimal("1")
-# Volatility of the simulator's reference price: standard deviation of its relative move per second^1/2 (0.002 is a
-# lively market, about 59 % a day; 0.0001 is a calm one, about 3 % a day).
-SIM_VOLATILITY = Decimal("0.002")
+# Volatility of the simulator's reference price: standard deviation of its relative move per second^1/2 (0.0025 is a
+# lively market, about 73 % a day; 0.0001 is a calm one, about 3 % a day).
+SIM_VOLATILITY = Decimal("0.0025")
 # Takers (market-order flow) arriving per second, on average.
 SIM_TAKER_RATE = Decimal("2")
 # Mean size in contracts of a taker order.

@@ -50,10 +50,10 @@ class FlowConfig:
     taker_mean_qty: Decimal = Decimal("150")
     taker_qty_sigma: Decimal = Decimal("1")
     taker_slippage: Decimal = Decimal("0.005")
-    volatility: Decimal = Decimal("0.002")
+    volatility: Decimal = Decimal("0.0025")
     burst_rate: Decimal = Decimal("0.002")
     burst_mean_s: Decimal = Decimal("30")
-    burst_mult: Decimal = Decimal("3")
+    burst_mult: Decimal = Decimal("2")
     depth_levels: int = 40
     level_step_ticks: int = 4
     half_spread_ticks: int = 1
