@@ -13,7 +13,8 @@ Pipeline used by :func:`build_ladder` (each step is public and reusable):
    duplicate prices dropped.
 3. :func:`apply_position_limits` -- no buys at/above the max position, no
    sells at/below the min position.
-4. :func:`clamp_post_only` -- client-side post-only (GTE has no such flag).
+4. :func:`clamp_post_only` -- client-side post-only (GTE has no such flag);
+   :func:`post_only_conflict` re-checks one order against a fresher book as it is sent.
 5. :func:`split_close_open` with :func:`close_capacity` -- two-way positions:
    the innermost quantity closes the opposite leg (``close_flag=1``), the rest
    opens. A level straddling the boundary becomes two orders at the same price
