@@ -25,7 +25,7 @@ from .gte import errors
 from .gte.rest import MAX_BATCH_CANCEL, MAX_CLIENT_OID, ORDER_CANCEL, SETTLE_GRACE_MS, GteRest
 from .gte.signing import DEFAULT_EXPIRES_IN_MS, Credentials
 from .gte.ws import GteWebSocket
-from .models import OPEN_STATUSES, DesiredOrder, MarketSnapshot, Order
+from .models import OPEN_STATUSES, Book, DesiredOrder, MarketSnapshot, Order
 from .settings import Settings
 from .tracker import OrderTracker
 
@@ -160,6 +160,10 @@ class ExchangeInterface:
     def snapshot(self, depth: int = 50) -> MarketSnapshot:
         """One consistent view: tables, book, and which of our unechoed creates the order table knew."""
         return self.ws.snapshot(depth, watch=self.tracker.awaiting_echo())
+
+    def top_of_book(self) -> Book:
+        """The best bid and ask now (fresher than the cycle's snapshot)."""
+        return self.ws.top_of_book(1)
 
     def is_own(self, order: Order) -> bool:
         """Placed by this run (or left by an earlier one and taken over)."""
@@ -373,6 +377,7 @@ class OrderManager:
         self.start_realised: Optional[Decimal] = None
         self.start_traded = 0
         self.start_fills = 0
+        self.start_maker_fills = 0
         self.start_fees = Decimal(0)
         self.start_positions: Tuple[Optional[Decimal], Optional[Decimal]] = (None, None)
         self.paused: Optional[str] = None
@@ -395,6 +400,7 @@ class OrderManager:
         self.start_realised = self.realised_pnl()
         self.start_traded = self.snap.contracts_traded
         self.start_fills, self.start_fees = self.snap.fill_count, self.snap.fees_paid
+        self.start_maker_fills = self.snap.maker_fill_count
         self.print_status()
 
     exit_cancel_timeout = 15.0  # seconds to keep retrying the cancel-all on exit (a rate-limit burst lasts seconds)
@@ -503,9 +509,24 @@ class OrderManager:
                 if self.exchange.cancel_orders(payload, allow_batch):
                     break  # the creates after the cancels may depend on the deferred ones: next cycle
                 allow_batch = False  # one batch per round: the endpoint allows one per 10 s
-            elif room > 0:  # creates come innermost first: the outermost wait for the slots
+            elif room > 0 and self.post_only_holds(payload):  # innermost first: the outermost wait for slots
                 room -= 1
                 self.exchange.create_order(payload)
+
+    def post_only_holds(self, order: DesiredOrder) -> bool:
+        """POST_ONLY checked again against the freshest book just before ``order`` is sent.
+
+        The cycle's snapshot ages while the earlier calls of the round go out, and the book
+        moves meanwhile; an order that would now take liquidity (or meet an empty opposite
+        side) is not sent: the next cycle requotes from the newer book."""
+        if not self.settings.POST_ONLY:
+            return True
+        conflict = quoting.post_only_conflict(order, self.exchange.top_of_book())
+        if conflict is None:
+            return True
+        log.info("Not sending %s order %d @ %s: %s (post-only)", order.side, order.qty, fmt(order.price), conflict)
+        self.exchange.counters["post_only_skips"] += 1
+        return False
 
     # -- checks
     def sanity_check(self) -> bool:
@@ -607,8 +628,11 @@ class OrderManager:
         self.snap = snap
         counters = self.exchange.counters
         fills, fees = snap.fill_count - self.start_fills, snap.fees_paid - self.start_fees
-        log.info("Summary: ran %.0fs; %d orders sent, %d cancelled, %d fills, %d contracts traded; "
+        maker = snap.maker_fill_count - self.start_maker_fills
+        maker_share = f" ({100 * maker // fills} % maker)" if fills else ""  # rounded down: 100 % means all
+        log.info("Summary: ran %.0fs; %d orders sent, %d cancelled, %d fills%s, %d contracts traded; "
                  "realised PnL %s %s; fees %s %s",
                  time.time() - self.start_time, counters["orders_sent"], counters["orders_cancelled"], fills,
+                 maker_share,
                  snap.contracts_traded - self.start_traded, fmt(self.realised_pnl() - (self.start_realised or 0)),
                  self.settings.SETTLECURRENCY, fmt(fees), self.settings.SETTLECURRENCY)

@@ -161,6 +161,7 @@ class MarketSnapshot:
     synced: bool  # every table has its partial and no gap is pending
     contracts_traded: int = 0  # contracts filled on our orders since the client started
     fill_count: int = 0  # executions of our orders since the client started
+    maker_fill_count: int = 0  # those of them where our order was resting (maker)
     fees_paid: Decimal = Decimal(0)  # their fees (settle currency; negative = rebates earned)
     recent_trades: Tuple[Trade, ...] = ()
     echoed: frozenset = frozenset()  # of the order ids the snapshot was asked to watch, those the table knew

@@ -13,7 +13,8 @@ Pipeline used by :func:`build_ladder` (each step is public and reusable):
    duplicate prices dropped.
 3. :func:`apply_position_limits` -- no buys at/above the max position, no
    sells at/below the min position.
-4. :func:`clamp_post_only` -- client-side post-only (GTE has no such flag).
+4. :func:`clamp_post_only` -- client-side post-only (GTE has no such flag);
+   :func:`post_only_conflict` re-checks one order against a fresher book as it is sent.
 5. :func:`split_close_open` with :func:`close_capacity` -- two-way positions:
    the innermost quantity closes the opposite leg (``close_flag=1``), the rest
    opens. A level straddling the boundary becomes two orders at the same price
@@ -44,6 +45,7 @@ __all__ = [
     "level_prices",
     "level_sizes",
     "make_levels",
+    "post_only_conflict",
     "snap_price",
     "split_close_open",
     "start_positions",
@@ -442,6 +444,23 @@ def clamp_post_only(
         taken.add((o.side, new_price))
         out.append(DesiredOrder(o.side, new_price, o.qty, o.close_flag))
     return _best_first(out)
+
+
+def post_only_conflict(order: DesiredOrder, book: Book) -> str | None:
+    """Why ``order`` cannot go out as a post-only order against ``book`` now, or None.
+
+    A buy needs a best ask above its price, a sell a best bid below its price: with the
+    opposite side empty there is nothing to check against, so that is a conflict too.
+    """
+    if order.side == BUY:
+        ask = book.best_ask
+        if ask is None:
+            return "the book has no ask"
+        return f"it would take the best ask {ask}" if order.price >= ask else None
+    bid = book.best_bid
+    if bid is None:
+        return "the book has no bid"
+    return f"it would take the best bid {bid}" if order.price <= bid else None
 
 
 def close_capacity(side: str, positions: Positions, own_orders: Sequence[Order]) -> int:

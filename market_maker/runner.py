@@ -31,7 +31,7 @@ RESTART_REQUIRED = ("BASE_URL", "WS_URL", "API_KEY", "API_SECRET", "SYMBOL", "SE
 # what a reloaded manager takes over from the running one: the run's start figures, the pause it is in
 # (its reason, a cancel-all still owed) and the pacing of its sends
 CARRIED_OVER = ("start_time", "start_equity", "start_realised", "start_traded", "start_fills", "start_fees",
-                "paused", "_cancel_owed", "_last_send")
+                "start_maker_fills", "paused", "_cancel_owed", "_last_send")
 
 
 def load_strategy(spec: Optional[str], reload: bool = False, secrets: Sequence[object] = ()) -> Type[OrderManager]:

@@ -148,3 +148,6 @@ class FakeWs:
         positions = self.positions
         total = self.wallet_balance + positions.long.unrealised_pnl + positions.short.unrealised_pnl
         return Margin("BTC", total=total, available=total)
+
+    def top_of_book(self, depth=1):
+        return self.book

@@ -544,3 +544,53 @@ def test_a_bug_at_start_is_not_mistaken_for_an_exchange_fault(tmp_path):
     runner = Runner(settings, exchange, Broken, duration=5)
     with pytest.raises(KeyError):
         runner.run()
+
+
+def _market_moves_after_the_cycle_snapshot(ws, moved):
+    """The book changes right after the cycle has read it: every later read sees ``moved``."""
+    snapshot = ws.snapshot
+
+    def snapshot_then_move(depth=50):
+        snap = snapshot(depth)
+        ws.book = moved
+        return snap
+    ws.snapshot = snapshot_then_move
+
+
+def test_each_create_is_checked_against_the_book_as_it_is_sent(tmp_path, caplog):
+    from market_maker.models import Book
+    settings, rest, ws, exchange = make(tmp_path, "ORDER_PAIRS = 3\nAPI_REST_INTERVAL = 0\n")
+    manager = OrderManager(settings, exchange)
+    manager.start()
+    # planned from 9999.5 / 10000.5: buys 9950, 9900, 9851; by the time they go out the asks fell to 9925
+    _market_moves_after_the_cycle_snapshot(ws, Book(bids=((Decimal("9924.5"), 10),), asks=((Decimal("9925"), 10),)))
+    with caplog.at_level("INFO", logger="market_maker.manager"):
+        manager.step()
+    buys = [c[2] for c in rest.calls if c[0] == "create" and c[1] == BUY]
+    sells = [c[2] for c in rest.calls if c[0] == "create" and c[1] == SELL]
+    assert buys == [Decimal("9900"), Decimal("9851")] and len(sells) == 3
+    assert exchange.counters["post_only_skips"] == 1
+    assert "Not sending buy order 100 @ 9950.0: it would take the best ask 9925 (post-only)" in caplog.text
+
+
+def test_no_create_against_an_empty_opposite_side_at_send_time(tmp_path):
+    from market_maker.models import Book
+    settings, rest, ws, exchange = make(tmp_path, "ORDER_PAIRS = 3\nAPI_REST_INTERVAL = 0\n")
+    manager = OrderManager(settings, exchange)
+    manager.start()
+    _market_moves_after_the_cycle_snapshot(ws, Book(bids=((Decimal("9999.5"), 10),), asks=()))
+    manager.step()
+    assert {c[1] for c in rest.calls if c[0] == "create"} == {SELL}
+    assert exchange.counters["post_only_skips"] == 3
+
+
+def test_summary_reports_the_maker_share(tmp_path, caplog):
+    import dataclasses
+    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
+    manager = OrderManager(settings, exchange)
+    manager.start()
+    snapshot = ws.snapshot
+    ws.snapshot = lambda depth=50: dataclasses.replace(snapshot(depth), fill_count=8, maker_fill_count=7)
+    with caplog.at_level("INFO", logger="market_maker.manager"):
+        manager.print_summary()
+    assert "8 fills (87 % maker)" in caplog.text

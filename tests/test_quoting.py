@@ -32,6 +32,7 @@ from market_maker.quoting import (
     level_prices,
     level_sizes,
     make_levels,
+    post_only_conflict,
     snap_price,
     split_close_open,
     start_positions,
@@ -278,6 +279,18 @@ def test_clamp_post_only_moves_and_drops():
     assert clamp_post_only([do(SELL, 99, 1), do(SELL, "100.5", 2)], b, t) == (do(SELL, "100.5", 2),)
     # nothing crossing: unchanged
     assert clamp_post_only([do(BUY, "100.5", 1)], b, t) == (do(BUY, "100.5", 1),)
+
+
+def test_post_only_conflict_against_the_book_now():
+    b = book(100, 101)
+    assert post_only_conflict(do(BUY, "100.5", 1), b) is None
+    assert post_only_conflict(do(BUY, 101, 1), b) == "it would take the best ask 101"
+    assert post_only_conflict(do(SELL, "100.5", 1), b) is None
+    assert post_only_conflict(do(SELL, 100, 1), b) == "it would take the best bid 100"
+    # an empty opposite side: nothing to check against, so nothing goes out on that side
+    assert post_only_conflict(do(BUY, 50, 1), book(100, None)) == "the book has no ask"
+    assert post_only_conflict(do(SELL, 500, 1), book(None, 101)) == "the book has no bid"
+    assert post_only_conflict(do(BUY, 50, 1), book(None, 101)) is None
 
 
 # ---------------------------------------------------------------- close / open split

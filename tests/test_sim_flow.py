@@ -4,8 +4,11 @@ from __future__ import annotations
 from decimal import Decimal as D
 from pathlib import Path
 
+from market_maker.gte.book import OrderBook
 from market_maker.sim.exchange import Exchange, ExchangeConfig
+from market_maker.sim.faults import FaultConfig, FaultInjector
 from market_maker.sim.flow import FlowConfig, MarketFlow, load_price_csv
+from market_maker.sim.ws import Sub, WsHub
 
 SYM = "BTC_USD"
 
@@ -99,3 +102,122 @@ def test_replay_follows_price_rows(tmp_path: Path) -> None:
         seen.append(ex.mark_price(SYM))
     assert seen == [D(20000), D(20000), D("20010.5"), D("20010.5"), D(19990), D(19990)]
     assert D(ex.order_book(SYM, 1)["bids"][0][0]) < D(19990) < D(ex.order_book(SYM, 1)["asks"][0][0])
+
+
+# --- the book as a client sees it -------------------------------------------------------------
+
+class _Recorder:
+    """A WebSocket session subscribed to the order book: records each pushed message."""
+
+    def __init__(self) -> None:
+        self.subs = {"order_book": Sub("BTC", SYM)}
+        self.closed = False
+        self.account_id = None
+        self.messages: list[tuple[str, list[dict]]] = []
+
+    def push(self, faults: object, table: str, action: str, rows: list[dict], ts: int) -> None:
+        self.messages.append((action, rows))
+
+
+def _client_view(seed: int, seconds: int, **cfg: object) -> dict:
+    """Run the flow on the simulator's 50 ms tick for ``seconds`` of simulated time; push its
+    events through the real ``WsHub`` grouping and apply every message, in order, to the
+    client's ``OrderBook``. Messages from the liquidity providers and from the takers' sweeps
+    are told apart by dispatching the events queued before the takers act."""
+    ex = Exchange(ExchangeConfig())
+    flow = MarketFlow(ex, FlowConfig(**cfg), seed)   # type: ignore[arg-type]
+    hub = WsHub(ex, None, FaultInjector(FaultConfig(), seed), lambda: None)
+    session = _Recorder()
+    hub.sessions.add(session)   # type: ignore[arg-type]
+    flow.step(0)
+    ex.drain_events()
+    book = OrderBook(D("0.5"), 1)
+    book.apply_partial(ex.book_levels(SYM))
+    seen = {"lp": 0, "taker": 0, "min_depth": min(book.depth), "messages": 0}
+
+    def replay(source: str) -> None:
+        hub.dispatch(ex.drain_events())
+        for action, rows in session.messages:
+            book.apply(rows, action)
+            seen["messages"] += 1
+            seen["min_depth"] = min(seen["min_depth"], *book.depth)
+            if action == "delete":
+                seen[source] = max(seen[source], len(rows))
+        session.messages.clear()
+
+    takers = flow._takers
+
+    def takers_after_lp_messages(now_ms: int) -> None:
+        replay("lp")
+        takers(now_ms)
+    flow._takers = takers_after_lp_messages   # type: ignore[method-assign]
+    for t in range(50, seconds * 1000 + 1, 50):
+        flow.step(t)
+        ex.tick(t)
+        replay("taker")
+    seen["burst"] = flow.burst_until > 0
+    return seen
+
+
+def test_client_never_sees_an_empty_side_and_lp_messages_remove_one_level() -> None:
+    cfg = FlowConfig()
+    band_ticks = int(D(20000) * cfg.taker_slippage) + 1          # a taker's reach from the reference
+    sweep_bound = 2 + band_ticks // cfg.level_step_ticks          # touch + grid levels inside it
+    runs = [_client_view(1, 90), _client_view(2, 90),
+            _client_view(3, 40, burst_rate=D(1))]                # the whole run inside a burst
+    assert runs[2]["burst"]
+    for seen in runs:
+        assert seen["messages"] > 5000
+        assert seen["min_depth"] >= 1, "a side of the book was empty"
+        assert seen["lp"] == 1, "a liquidity-provider message removed more than one level"
+        assert seen["taker"] <= sweep_bound
+
+
+def test_a_one_tick_move_changes_at_most_two_levels_per_side() -> None:
+    rows = tuple((i * 100, D(10000) + D("0.5") * (i % 2)) for i in range(40))  # up a tick, down a tick...
+    ex = Exchange(ExchangeConfig())
+    flow = MarketFlow(ex, FlowConfig(price_rows=rows, taker_rate=D(0), requote_prob=D(0)), 1)
+    flow.step(0)
+    ex.drain_events()
+    for t in range(100, 4000, 100):
+        flow.step(t)
+        changes = {"buy": 0, "sell": 0}
+        for e in ex.drain_events():
+            if e.kind == "order_book" and e.action in ("insert", "delete"):
+                changes[e.row["side"]] += 1
+        assert 1 <= max(changes.values()) and all(n <= 4 for n in changes.values()), changes
+        book = ex.order_book(SYM, 100)
+        assert len(book["bids"]) == len(book["asks"]) == FlowConfig().depth_levels
+
+
+def test_price_path_depends_on_seed_and_simulated_time_only() -> None:
+    def path(step_ms: list[int], taker_rate: D) -> dict[int, D]:
+        ex = Exchange(ExchangeConfig())
+        flow = MarketFlow(ex, FlowConfig(taker_rate=taker_rate), 4)
+        seen, t = {}, 0
+        flow.step(0)
+        for dt in step_ms:
+            t += dt
+            flow.step(t)
+            seen[t] = flow.reference_price
+        return seen
+    regular = path([50] * 400, D(2))
+    jittery = path([30, 70, 20, 80, 50, 40, 10, 100] * 50, D(2))    # the same 20 s, other call times
+    other_flow = path([250] * 80, D(8))                              # and other takers
+    common = sorted(regular.keys() & jittery.keys() & other_flow.keys())
+    assert len(common) == 50   # every 400 ms
+    assert [regular[t] for t in common] == [jittery[t] for t in common] == [other_flow[t] for t in common]
+    assert len(set(regular.values())) > 10
+
+
+def test_new_liquidity_sweeps_a_stale_order_of_another_trader() -> None:
+    rows = ((0, D(10000)), (1000, D(10010)))   # the reference jumps 20 ticks up at 1 s
+    ex = Exchange(ExchangeConfig())
+    flow = MarketFlow(ex, FlowConfig(price_rows=rows, taker_rate=D(0)), 1)
+    bot = ex.open_account("bot", D(1))
+    flow.step(0)
+    ex.place_order(bot, SYM, 0, 0, D(10003), 5, "stale-ask", 0)      # above the touch, then left behind
+    ex.drain_events()
+    flow.step(1000)
+    (fill,) = [e.row for e in ex.drain_events() if e.kind == "execution" and e.account_id == bot]
+    assert (fill["last_price"], fill["last_qty"], fill["maker_flag"]) == ("10003.0", "5", "1")

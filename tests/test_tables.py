@@ -119,6 +119,14 @@ def test_duplicate_execution_is_not_double_counted() -> None:
     assert live.fills.contracts == 30 and len(live.executions) == 1
 
 
+def test_maker_fills_are_counted_apart() -> None:
+    live = LiveTables("BTC_USD", "BTC")
+    live.apply("execution", "insert", [exec_row("e1", "1", 5), exec_row("e2", "2", 5) | {"maker_flag": "0"}])
+    live.apply("execution", "insert", [exec_row("e2", "2", 5) | {"maker_flag": "0"}])  # a duplicate push
+    live.apply("execution", "insert", [exec_row("e3", "3", 5)])
+    assert (live.fill_count, live.maker_fill_count) == (3, 2)
+
+
 def test_other_symbol_executions_ignored() -> None:
     live = LiveTables("BTC_USD", "BTC")
     live.apply("execution", "insert", [exec_row("e1", "1", 5) | {"symbol": "ETH_USD"}])

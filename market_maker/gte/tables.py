@@ -312,6 +312,7 @@ class LiveTables:
         self.symbol = symbol
         self.settle_currency = settle_currency
         self.fill_count = 0
+        self.maker_fill_count = 0
         self.fees_paid = Decimal(0)
         self.started_ms = started_ms
         self.instruments: KeyedTable[Instrument] = KeyedTable("instrument", INSTRUMENT_KEYS, parse_instrument)
@@ -380,6 +381,7 @@ class LiveTables:
         self.executions.extend(fills)
         for fill in fills:
             self.fill_count += 1
+            self.maker_fill_count += fill.maker
             self.fees_paid += fill.fee
         return "fill" if fills else None
 

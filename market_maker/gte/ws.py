@@ -481,8 +481,14 @@ class GteWebSocket:
                 last_update_ms=int(self.last_market_data_time * 1000),
                 connected=self._connected, synced=self._synced,
                 contracts_traded=t.fills.contracts, fill_count=t.fill_count, fees_paid=t.fees_paid,
+                maker_fill_count=t.maker_fill_count,
                 recent_trades=t.recent_trades(), echoed=echoed,
                 unsynced_since_ms=int(self._unsynced_since * 1000))
+
+    def top_of_book(self, depth: int = 1) -> Book:
+        """The book's best ``depth`` levels now (a snapshot's book, without the rest of the copy)."""
+        with self._lock:
+            return self._book.top(depth) if self._book is not None else Book()
 
     def known_order_ids(self, order_ids: Iterable[str]) -> frozenset[str]:
         """Those of ``order_ids`` the order table has heard of, open or recently closed."""

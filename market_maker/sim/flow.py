@@ -3,18 +3,27 @@
 Each ``step(now_ms)``:
 
 1. advances simulated time by ``(now_ms - last) * speed``;
-2. moves the reference price: a random walk in ticks (relative volatility per
-   sqrt(second), multiplied by ``burst_mult`` during volatility bursts that start
-   as a Poisson process and last an exponential time) or, if ``price_rows`` is
-   given, the replayed price at that simulated time (held after the last row);
+2. moves the reference price: a random walk in ticks, in fixed steps of
+   ``walk_step_ms`` simulated time (relative volatility per sqrt(second),
+   multiplied by ``burst_mult`` during volatility bursts that start as a Poisson
+   process and last an exponential time) or, if ``price_rows`` is given, the
+   replayed price at that simulated time (held after the last row). The walk
+   draws from its own random stream, so a seed fixes the price path whatever the
+   timing of the ``step`` calls and whatever other traders do;
 3. sets the mark (= index) price to the reference price;
-4. lets the liquidity-provider accounts re-quote a ladder of ``depth_levels``
-   levels per side around the reference (all stale quotes are cancelled before
-   any new one is placed, so new quotes may sweep *other* traders' stale orders:
-   that is the adverse move a market maker must survive);
+4. moves the liquidity providers' ladders (``depth_levels`` levels per side: a
+   touch level ``half_spread_ticks`` from the reference, the rest on a fixed grid
+   of multiples of ``level_step_ticks``) level by level, as on a real venue: new
+   quotes go in before stale ones are cancelled, one order per call, so a client
+   never sees a side empty and no book message removes more than one level (see
+   ``_requote``). New quotes may still sweep *other* traders' stale orders: that
+   is the adverse move a market maker must survive;
 5. sends the taker orders that arrived (Poisson, ``taker_rate`` per simulated
    second; lognormal sizes of mean ``taker_mean_qty``) as marketable limit orders
    capped at ``taker_slippage`` from the reference; any rest is cancelled (IOC).
+   A taker's sweep is the only book message that removes several levels, and only
+   those inside its price band (with the defaults the ladder reaches further than
+   the band, so a side survives any sweep).
 
 Flow accounts close opposite positions when they can, which keeps them flat-ish.
 ``load_price_csv`` is the module's only I/O: it parses ``timestamp_ms,price`` rows.
@@ -40,11 +49,11 @@ class FlowConfig:
     taker_rate: Decimal = Decimal("2")
     taker_mean_qty: Decimal = Decimal("150")
     taker_qty_sigma: Decimal = Decimal("1")
-    taker_slippage: Decimal = Decimal("0.01")
-    volatility: Decimal = Decimal("0.0006")
+    taker_slippage: Decimal = Decimal("0.005")
+    volatility: Decimal = Decimal("0.0025")
     burst_rate: Decimal = Decimal("0.002")
     burst_mean_s: Decimal = Decimal("30")
-    burst_mult: Decimal = Decimal("5")
+    burst_mult: Decimal = Decimal("2")
     depth_levels: int = 40
     level_step_ticks: int = 4
     half_spread_ticks: int = 1
@@ -52,6 +61,7 @@ class FlowConfig:
     lp_mean_qty: Decimal = Decimal("100")
     requote_prob: Decimal = Decimal("0.02")
     speed: Decimal = Decimal("1")
+    walk_step_ms: int = 50
     balance: Decimal = Decimal("10000")
     price_rows: tuple[tuple[int, Decimal], ...] = ()
 
@@ -78,7 +88,11 @@ class MarketFlow:
     def __init__(self, exchange: Exchange, config: FlowConfig | None = None, seed: int = 1) -> None:
         self.ex = exchange
         self.cfg = cfg = config or FlowConfig()
-        self.rng = random.Random(seed)
+        # one stream per concern: the price path depends on the seed and simulated time only,
+        # not on how often step() is called nor on what other traders do
+        self.rng = random.Random(seed)                      # liquidity providers
+        self.price_rng = random.Random(f"price-{seed}")
+        self.taker_rng = random.Random(f"takers-{seed}")
         spec = exchange.instruments[cfg.symbol]
         self.tick = spec.tick_size
         asset = spec.asset
@@ -89,6 +103,7 @@ class MarketFlow:
         self.ref_ticks = self._to_ticks(exchange.mark_price(cfg.symbol))
         self.last_ms: int | None = None
         self.sim_s = Decimal(0)
+        self.walk_s = Decimal(0)
         self.next_taker_s = Decimal(0)
         self.burst_until = Decimal(-1)
         self.last_move = 0
@@ -120,7 +135,7 @@ class MarketFlow:
             dt = Decimal(max(0, now_ms - self.last_ms)) * cfg.speed / 1000
             self.last_ms = now_ms
         self.sim_s += dt
-        self._move_reference(dt)
+        self._move_reference()
         self.ex.set_mark_price(cfg.symbol, self.reference_price, now_ms)
         self._requote(now_ms)
         self._takers(now_ms)
@@ -129,60 +144,113 @@ class MarketFlow:
         rate = self.cfg.taker_rate
         if rate <= 0:
             return Decimal("Infinity")
-        return _dec(self.rng.expovariate(1)) / rate
+        return _dec(self.taker_rng.expovariate(1)) / rate
 
-    def _move_reference(self, dt: Decimal) -> None:
+    def _move_reference(self) -> None:
+        """Bring the reference up to ``sim_s``: replayed, or walked in steps of ``walk_step_ms``."""
         cfg = self.cfg
         before = self.ref_ticks
         if cfg.price_rows:
             i = bisect_right(self._replay_t, int(self.sim_s * 1000)) - 1
             self.ref_ticks = self._to_ticks(cfg.price_rows[max(i, 0)][1])
-        elif dt > 0:
-            if self.sim_s > self.burst_until and \
-                    _dec(self.rng.random()) < 1 - (-cfg.burst_rate * dt).exp():
-                self.burst_until = self.sim_s + _dec(self.rng.expovariate(1)) * cfg.burst_mean_s
-            vol = cfg.volatility * (cfg.burst_mult if self.sim_s <= self.burst_until else 1)
-            sigma_ticks = vol * dt.sqrt() * self.ref_ticks
-            move = int((_dec(self.rng.gauss(0, 1)) * sigma_ticks).to_integral_value())
-            floor = cfg.half_spread_ticks + cfg.level_step_ticks * cfg.depth_levels + 1
-            self.ref_ticks = max(floor, self.ref_ticks + move)
+        else:
+            dt = Decimal(cfg.walk_step_ms) / 1000
+            while self.walk_s + dt <= self.sim_s:
+                self.walk_s += dt
+                self._walk(dt)
         if self.ref_ticks != before:
             self.last_move = 1 if self.ref_ticks > before else -1
 
+    def _walk(self, dt: Decimal) -> None:
+        cfg, rng = self.cfg, self.price_rng
+        if self.walk_s > self.burst_until and _dec(rng.random()) < 1 - (-cfg.burst_rate * dt).exp():
+            self.burst_until = self.walk_s + _dec(rng.expovariate(1)) * cfg.burst_mean_s
+        vol = cfg.volatility * (cfg.burst_mult if self.walk_s <= self.burst_until else 1)
+        sigma_ticks = vol * dt.sqrt() * self.ref_ticks
+        move = int((_dec(rng.gauss(0, 1)) * sigma_ticks).to_integral_value())
+        floor = cfg.half_spread_ticks + cfg.level_step_ticks * cfg.depth_levels + 1
+        self.ref_ticks = max(floor, self.ref_ticks + move)
+
     # ------------------------------------------------------------------ liquidity
     def _wanted(self) -> set[tuple[int, int]]:
+        """The LP ladder: a touch level ``half_spread_ticks`` from the reference on each side,
+        then ``depth_levels - 1`` levels on the fixed grid of multiples of ``level_step_ticks``.
+
+        The grid does not move with the reference, so a move of a few ticks changes the
+        touch and at most a level or two at each end of each side."""
         cfg = self.cfg
-        out = set()
-        for k in range(cfg.depth_levels):
-            off = cfg.half_spread_ticks + k * cfg.level_step_ticks
-            out.add((1, self.ref_ticks - off))
-            out.add((0, self.ref_ticks + off))
+        step, h = cfg.level_step_ticks, cfg.half_spread_ticks
+        top_bid, low_ask = self.ref_ticks - h, self.ref_ticks + h
+        first_bid = (top_bid - 1) // step * step          # highest grid point below the touch
+        first_ask = (low_ask // step + 1) * step          # lowest grid point above the touch
+        out = {(1, top_bid), (0, low_ask)}
+        for k in range(cfg.depth_levels - 1):
+            if first_bid - k * step > 0:
+                out.add((1, first_bid - k * step))
+            out.add((0, first_ask + k * step))
         return out
 
     def _requote(self, now_ms: int) -> None:
-        cfg, ex, rng = self.cfg, self.ex, self.rng
+        """Move the LP ladders to ``_wanted()`` one order at a time, never emptying a side.
+
+        1. drop the quotes that were filled;
+        2. place the new quotes that cannot cross any LP quote (after a move up: the new asks);
+        3. cancel the stale LP quotes that the remaining new quotes would cross;
+        4. place the remaining new quotes: these may sweep other traders' stale orders;
+        5. cancel the other stale quotes and refresh a few levels (new order first).
+        Every cancel is a single-order cancel, so a pushed book message removes at most one level."""
+        cfg, ex = self.cfg, self.ex
         wanted = self._wanted()
-        refresh = cfg.requote_prob
+        top_bid, low_ask = self.ref_ticks - cfg.half_spread_ticks, self.ref_ticks + cfg.half_spread_ticks
         for acct, quotes in zip(self.lps, self.quotes):
             alive = ex.open_order_ids(acct)
-            stale = []
-            for key, oid in list(quotes.items()):
-                if oid not in alive:
-                    del quotes[key]
-                elif key not in wanted or _dec(rng.random()) < refresh:
-                    stale.append(oid)
-                    del quotes[key]
-            if stale:
-                ex.cancel_batch(acct, cfg.symbol, stale, now_ms)
+            for key in [k for k, oid in quotes.items() if oid not in alive]:
+                del quotes[key]
+        bids = [t for quotes in self.quotes for side, t in quotes if side == 1]
+        asks = [t for quotes in self.quotes for side, t in quotes if side == 0]
+        max_bid, min_ask = max(bids, default=0), min(asks, default=None)
+        deferred = []
         for acct, quotes in zip(self.lps, self.quotes):
-            for side, ticks in sorted(wanted - quotes.keys()):
-                qty = self._size(self._lp_mu, Decimal("0.8"))
-                oid = self._send(acct, side, ticks, qty, now_ms)
-                if oid is not None:
-                    quotes[(side, ticks)] = oid
+            for side, ticks in sorted(wanted - quotes.keys(), key=_inside_out):
+                safe = ticks > max_bid if side == 0 else (min_ask is None or ticks < min_ask)
+                if safe:
+                    self._quote(acct, quotes, side, ticks, now_ms)
+                else:
+                    deferred.append((acct, quotes, side, ticks))
+        for acct, quotes in zip(self.lps, self.quotes):
+            for side, ticks in sorted(quotes.keys() - wanted, key=_inside_out):
+                if (side == 0 and ticks <= top_bid) or (side == 1 and ticks >= low_ask):
+                    self._cancel(acct, quotes.pop((side, ticks)), now_ms)
+        for acct, quotes, side, ticks in deferred:
+            self._quote(acct, quotes, side, ticks, now_ms)
+        for acct, quotes in zip(self.lps, self.quotes):
+            for key in sorted(quotes.keys() - wanted, key=_outside_in):
+                self._cancel(acct, quotes.pop(key), now_ms)
+            self._refresh(acct, quotes, now_ms)
 
-    def _size(self, mu: Decimal, sigma: Decimal) -> int:
-        z = _dec(self.rng.gauss(0, 1))
+    def _refresh(self, acct: int, quotes: dict[tuple[int, int], str], now_ms: int) -> None:
+        """Re-size each level with probability ``requote_prob``: the new order goes in before the
+        old one leaves, so the level never disappears."""
+        for key in sorted(quotes, key=_inside_out):
+            if _dec(self.rng.random()) < self.cfg.requote_prob:
+                old = quotes.pop(key)
+                self._quote(acct, quotes, key[0], key[1], now_ms)
+                self._cancel(acct, old, now_ms)
+
+    def _quote(self, acct: int, quotes: dict[tuple[int, int], str], side: int, ticks: int,
+               now_ms: int) -> None:
+        oid = self._send(acct, side, ticks, self._size(self._lp_mu, Decimal("0.8")), now_ms)
+        if oid is not None:
+            quotes[(side, ticks)] = oid
+
+    def _cancel(self, acct: int, oid: str, now_ms: int) -> None:
+        try:
+            self.ex.cancel_order(acct, self.cfg.symbol, oid, now_ms)
+        except SimError:
+            pass  # already filled: gone either way
+
+    def _size(self, mu: Decimal, sigma: Decimal, rng: random.Random | None = None) -> int:
+        z = _dec((rng or self.rng).gauss(0, 1))
         return max(1, int((mu + sigma * z).exp().to_integral_value()))
 
     def _send(self, acct: int, side: int, ticks: int, qty: int, now_ms: int) -> str | None:
@@ -207,13 +275,24 @@ class MarketFlow:
             self.next_taker_s += self._arrival_gap()
             sent += 1
             p_buy = Decimal("0.5") + Decimal("0.1") * self.last_move
-            side = 1 if _dec(self.rng.random()) < p_buy else 0
-            qty = self._size(self._mu, cfg.taker_qty_sigma)
+            side = 1 if _dec(self.taker_rng.random()) < p_buy else 0
+            qty = self._size(self._mu, cfg.taker_qty_sigma, self.taker_rng)
             slip = int((self.ref_ticks * cfg.taker_slippage).to_integral_value()) + 1
             ticks = self.ref_ticks + slip if side == 1 else max(1, self.ref_ticks - slip)
             oid = self._send(self.taker, side, ticks, qty, now_ms)
             if oid is not None:
                 self.ex.cancel_order(self.taker, cfg.symbol, oid, now_ms)
+
+
+def _inside_out(key: tuple[int, int]) -> tuple[int, int]:
+    """Sort key of (side, ticks) quotes: per side, nearest the touch first (bids, then asks)."""
+    side, ticks = key
+    return (side, -ticks if side == 1 else ticks)
+
+
+def _outside_in(key: tuple[int, int]) -> tuple[int, int]:
+    side, ticks = key
+    return (side, ticks if side == 1 else -ticks)
 
 
 __all__ = ["FlowConfig", "MarketFlow", "load_price_csv"]
