@@ -550,8 +550,8 @@ def _market_moves_after_the_cycle_snapshot(ws, moved):
     """The book changes right after the cycle has read it: every later read sees ``moved``."""
     snapshot = ws.snapshot
 
-    def snapshot_then_move(depth=50):
-        snap = snapshot(depth)
+    def snapshot_then_move(depth=50, watch=()):
+        snap = snapshot(depth, watch)
         ws.book = moved
         return snap
     ws.snapshot = snapshot_then_move
@@ -590,7 +590,7 @@ def test_summary_reports_the_maker_share(tmp_path, caplog):
     manager = OrderManager(settings, exchange)
     manager.start()
     snapshot = ws.snapshot
-    ws.snapshot = lambda depth=50: dataclasses.replace(snapshot(depth), fill_count=8, maker_fill_count=7)
+    ws.snapshot = lambda depth=50, watch=(): dataclasses.replace(snapshot(depth, watch), fill_count=8, maker_fill_count=7)
     with caplog.at_level("INFO", logger="market_maker.manager"):
         manager.print_summary()
     assert "8 fills (87 % maker)" in caplog.text
