@@ -22,9 +22,10 @@ QUIET = dict(port=0, flow=False, rate_limits=False)
 
 
 def refused_status(url: str) -> tuple[int, dict]:
-    """The HTTP status and JSON body of a refused WebSocket handshake."""
+    """The HTTP status and JSON body of a refused WebSocket handshake (the server closes the connection)."""
     with pytest.raises(websocket.WebSocketBadStatusException) as exc:
         websocket.create_connection(url, timeout=5)
+    assert exc.value.resp_headers.get("connection", "").lower() == "close"
     return exc.value.status_code, json.loads(exc.value.resp_body)
 
 

@@ -64,7 +64,7 @@ class SimConfig:
     tick_interval_ms: int = 50
     rate_limits: bool = True
     # limits under load (see README "The local GTE simulator", limits and memory)
-    ws_max_connections: int = 4096
+    ws_max_connections: int = 2048
     ws_max_per_address: int = 256
     ws_max_subs_per_s: int = 20
     ws_max_msg_bytes: int = 65536

@@ -325,9 +325,9 @@ class SimServer:
     def _too_large(self, request: web.Request, size: int | None) -> web.Response:
         """HTTP 413 with an error envelope; the connection is closed (the body is not read)."""
         limit = self.config.max_body_bytes
-        self.refusals.refuse("body_size", request.remote, "refusing %s %s from %s: body of %s bytes (limit %d)",
+        self.refusals.refuse("body_size", request.remote, "refusing %s %s from %s: body of %s (limit %d bytes)",
                              request.method, request.path, request.remote,
-                             size if size is not None else "more than the limit of", limit)
+                             f"{size} bytes" if size is not None else "more bytes", limit)
         reply = self._reply(error_envelope(ApiError(BAD_VALUE, "body", f"request body over {limit} bytes",
                                                     "REQUEST_TOO_LARGE")), 413)
         reply.force_close()
@@ -429,8 +429,10 @@ class SimServer:
         refused = self.caps.admit(peer)
         if refused is not None:
             status, reason = refused
-            return self._reply(error_envelope(ApiError(RATE_LIMITED, "connections", reason,
-                                                       "TOO_MANY_CONNECTIONS")), status)
+            reply = self._reply(error_envelope(ApiError(RATE_LIMITED, "connections", reason,
+                                                        "TOO_MANY_CONNECTIONS")), status)
+            reply.force_close()  # a refused client keeps no idle keep-alive connection either
+            return reply
         try:
             return await self._serve_ws(request)
         finally:
@@ -456,7 +458,8 @@ class SimServer:
                 elif msg.type == WSMsgType.BINARY:
                     self.hub.handle_text(session, msg.data.decode("utf-8", "replace"))
                 else:
-                    if msg.type == WSMsgType.ERROR and getattr(msg.data, "code", None) == WSCloseCode.MESSAGE_TOO_BIG:
+                    too_big = getattr(msg.data, "code", None) == WSCloseCode.MESSAGE_TOO_BIG
+                    if msg.type == WSMsgType.ERROR and too_big:
                         self.refusals.refuse("ws_message_size", request.remote,
                                              "closing WebSocket %s: a message over %d bytes",
                                              request.remote, cfg.ws_max_msg_bytes)
