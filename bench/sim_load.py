@@ -20,9 +20,9 @@ one account each). Every loop is bounded by a duration; the phases:
   WebSocket connections open (10 000 attempted, spread over source addresses
   127.1.x.y; the caps refuse what is over them). RSS and CPU of the simulator.
   The soft limit of open files is raised to the hard limit (resource module).
-* memory: 20 active clients (every table subscribed, create + cancel near the
-  market, 4 pairs/s each) for --minutes; the simulator's RSS every 5 s; growth
-  between minute 2 and the end.
+* memory: 20 active clients (every table subscribed; two orders near the market,
+  cancelled 0.5 s later: ~4 creates + 4 cancels per second each) for --minutes;
+  the simulator's RSS every 5 s; growth between minute 2 and the end.
 
 Prints one table (markdown) at the end.
 """
