@@ -29,7 +29,9 @@ FLAGS = ["--host", "--port", "--seed", "--symbol", "--asset", "--symbol-id", "--
          "--ws-idle-timeout-s", "--position-push-s", "--no-rate-limits",
          "--fault-ws-disconnect-every-s", "--fault-drop-rate", "--fault-dup-rate", "--fault-latency-ms",
          "--fault-5xx-rate", "--fault-lost-response-rate", "--fault-rate-limit-every-s",
-         "--fault-rate-limit-duration-s", "--fault-late-create-rate", "--fault-late-create-ms"]
+         "--fault-rate-limit-duration-s", "--fault-late-create-rate", "--fault-late-create-ms",
+         "--ws-max-connections", "--ws-max-per-address", "--ws-max-subs-per-s", "--ws-max-msg-bytes",
+         "--ws-send-buffer-bytes", "--max-body-bytes", "--history-limit", "--trade-history"]
 
 
 def run_cli(*args: str) -> tuple[subprocess.Popen, dict[str, str]]:
@@ -99,6 +101,7 @@ def test_cli_given_credentials_are_not_echoed_and_sigint_stops():
 
 def test_cli_rejects_bad_values():
     for args in (["--fault-drop-rate", "2"], ["--tick-size", "abc"], ["--account", "nocolon"],
+                 ["--ws-max-per-address", "0"], ["--max-body-bytes", "1.5"],
                  ["--fault-latency-ms", "9:1"], ["--fault-late-create-ms", "4000:1000"],
                  ["--fault-late-create-rate", "1.5"]):
         proc = subprocess.run([sys.executable, "-m", "market_maker.sim", "--no-flow", *args], cwd=ROOT,
@@ -119,6 +122,12 @@ def test_config_from_args_maps_every_knob():
     assert faults.rate_limit_every_s == 30 and faults.rate_limit_duration_s == 2
     assert faults.late_create_rate == Decimal("0.01") and faults.late_create_ms == (1500, 4000)
     assert config_from_args(build_parser().parse_args([])).fault_late_create_ms == (1000, 4000)
+    limits = config_from_args(build_parser().parse_args(["--ws-max-per-address", "3", "--ws-max-connections", "9",
+                                                         "--max-body-bytes", "100", "--history-limit", "7"]))
+    assert (limits.ws_max_per_address, limits.ws_max_connections, limits.max_body_bytes) == (3, 9, 100)
+    assert limits.history_limit == 7 and limits.ws_max_subs_per_s == SimConfig().ws_max_subs_per_s
+    with pytest.raises(ValueError, match="ws_max_connections"):
+        SimConfig(ws_max_connections=0)
 
 
 def test_from_settings_reads_sim_attributes():

@@ -34,6 +34,27 @@ _FLOW_HELP = {
     "flow_balance": "balance of each synthetic flow account",
 }
 
+_LIMIT_HELP = {
+    "ws_max_connections": "WebSocket connections open at once, all clients (more: HTTP 503)",
+    "ws_max_per_address": "WebSocket connections open at once from one client address (more: HTTP 429)",
+    "ws_max_subs_per_s": "subscribe requests per connection per second (more: -10053)",
+    "ws_max_msg_bytes": "largest WebSocket message a client may send (larger: closed with 1009)",
+    "ws_send_buffer_bytes": "unsent bytes after which a WebSocket consumer counts as stalled and is dropped",
+    "max_body_bytes": "largest REST request body (larger: HTTP 413)",
+    "history_limit": "final orders kept per account (client_oid lookups and order/query reach these)",
+    "trade_history": "trades kept per symbol (trade/query, trade partials)",
+}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
 
 def _decimal(text: str) -> Decimal:
     try:
@@ -103,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     ws.add_argument("--tick-interval-ms", type=int, default=d.tick_interval_ms,
                     help="period of flow/funding/liquidation steps (default %(default)s)")
     ws.add_argument("--no-rate-limits", action="store_true", help="disable the documented rate limits")
+    lim = p.add_argument_group("limits under load (refusals are logged once per client)")
+    for name, text in _LIMIT_HELP.items():
+        lim.add_argument("--" + name.replace("_", "-"), type=_positive_int, default=getattr(d, name),
+                         help=f"{text} (default %(default)s)")
     f = p.add_argument_group("fault injection (all off by default)")
     f.add_argument("--fault-ws-disconnect-every-s", type=_decimal, default=Decimal(0),
                    help="close every WebSocket connection every N seconds")

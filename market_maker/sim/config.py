@@ -16,6 +16,8 @@ FLOW_FIELDS = {name: name for name in (
     "burst_mean_s", "burst_mult", "depth_levels", "level_step_ticks", "half_spread_ticks", "lp_accounts",
     "lp_mean_qty", "requote_prob", "speed")}
 FLOW_FIELDS["flow_balance"] = "balance"
+LIMIT_FIELDS = ("ws_max_connections", "ws_max_per_address", "ws_max_subs_per_s", "ws_max_msg_bytes",
+                "ws_send_buffer_bytes", "max_body_bytes", "history_limit", "trade_history")
 FAULT_PREFIX = "fault_"
 _FAULT_RENAMES = {"fault_5xx_rate": "http_5xx_rate"}
 
@@ -61,6 +63,15 @@ class SimConfig:
     instrument_push_s: Decimal = Decimal("1")
     tick_interval_ms: int = 50
     rate_limits: bool = True
+    # limits under load (see README "The local GTE simulator", limits and memory)
+    ws_max_connections: int = 2048
+    ws_max_per_address: int = 256
+    ws_max_subs_per_s: int = 20
+    ws_max_msg_bytes: int = 65536
+    ws_send_buffer_bytes: int = 1 << 20
+    max_body_bytes: int = 65536
+    history_limit: int = 500
+    trade_history: int = 10_000
     # faults, all off by default
     fault_ws_disconnect_every_s: Decimal = Decimal(0)
     fault_drop_rate: Decimal = Decimal(0)
@@ -91,6 +102,10 @@ class SimConfig:
             (str(k), str(s), Decimal(str(b))) for k, s, b in self.extra_accounts))
         if self.tick_size <= 0 or self.start_price <= 0 or self.balance < 0:
             raise ValueError("tick_size and start_price must be > 0, balance >= 0")
+        for name in LIMIT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
         self.fault_config()  # validates the fault values
 
     @property

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from collections.abc import Callable, Iterator
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from .auth import KeyStore, generate_credentials
 from .config import SimConfig, fault_field_to_config
@@ -21,6 +21,7 @@ from .errors import (BAD_VALUE, EXPIRED, INTERNAL, RATE_LIMITED, ApiError, envel
 from .exchange import Exchange, ExchangeConfig, InstrumentSpec, SimError
 from .flow import MarketFlow
 from .faults import FaultInjector
+from .limits import ConnectionCaps, OncePerClient
 from .ratelimit import RateLimiter
 from .rest import ENDPOINTS, Ctx, Endpoint
 from .validate import Params, request_params
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 ORDER_CREATE = "/v1/api/pc/order/create"
 LOOPBACK = ("127.", "::1", "::ffff:127.")
+RATE_LIMIT_BUCKETS = 10_000  # (key or address, endpoint) windows kept; stale ones are pruned beyond it
 
 
 def _json_default(value: Any) -> str:
@@ -60,7 +62,9 @@ def _build_exchange(config: SimConfig) -> tuple[Exchange, MarketFlow | None]:
     spec = InstrumentSpec(symbol=config.symbol, asset=config.asset, symbol_id=config.symbol_id,
                           tick_size=config.tick_size, price_precision=config.price_precision,
                           quote_currency=quote)
-    exchange = Exchange(ExchangeConfig(instruments=(spec,), start_price=config.start_price),
+    exchange = Exchange(ExchangeConfig(instruments=(spec,), start_price=config.start_price,
+                                       history_limit=config.history_limit,
+                                       trade_history=config.trade_history),
                         funding_interval_ms=config.funding_interval_s * 1000)
     if not config.flow:
         return exchange, None
@@ -76,8 +80,12 @@ class SimServer:
         self.exchange, self.flow = _build_exchange(self.config)
         self.keys = KeyStore()
         self.faults = FaultInjector(self.config.fault_config(), seed=self.config.seed)
-        self.limiter = RateLimiter()
-        self.hub = WsHub(self.exchange, self.keys, self.faults, self._flush_events)
+        self.limiter = RateLimiter(max_buckets=RATE_LIMIT_BUCKETS)
+        self.refusals = OncePerClient()
+        self.caps = ConnectionCaps(self.config.ws_max_per_address, self.config.ws_max_connections,
+                                   self.refusals)
+        self.hub = WsHub(self.exchange, self.keys, self.faults, self._flush_events,
+                         self.config.ws_max_subs_per_s, self.refusals)
         key, secret = self.config.api_key, self.config.api_secret
         if not key or not secret:
             key, secret = generate_credentials()
@@ -119,7 +127,7 @@ class SimServer:
 
     def make_app(self) -> web.Application:
         """The aiohttp application (routes only; no background task)."""
-        app = web.Application()
+        app = web.Application(client_max_size=self.config.max_body_bytes)
         app.router.add_get("/ws", self._handle_ws)
         app.router.add_get("/sim/stats", self._handle_stats)
         app.router.add_route("*", "/{tail:.*}", self._handle_rest)
@@ -270,7 +278,8 @@ class SimServer:
                              "open_orders": len(self.exchange.open_orders_of(account_id))})
         return {"faults": self.faults.snapshot(), "rate_limited": self.rate_limited,
                 "accounts": accounts, "open_orders": sum(a["open_orders"] for a in accounts),
-                "connections": sum(1 for s in self.hub.sessions if not s.closed)}
+                "connections": sum(1 for s in self.hub.sessions if not s.closed),
+                "refused": dict(self.refusals.counts)}
 
     # --- periodic work -----------------------------------------------------------------------
 
@@ -313,7 +322,21 @@ class SimServer:
     def _reply(body: dict, status: int = 200) -> web.Response:
         return web.Response(status=status, text=_dumps(body), content_type="application/json")
 
+    def _too_large(self, request: web.Request, size: int | None) -> web.Response:
+        """HTTP 413 with an error envelope; the connection is closed (the body is not read)."""
+        limit = self.config.max_body_bytes
+        self.refusals.refuse("body_size", request.remote, "refusing %s %s from %s: body of %s (limit %d bytes)",
+                             request.method, request.path, request.remote,
+                             f"{size} bytes" if size is not None else "more bytes", limit)
+        reply = self._reply(error_envelope(ApiError(BAD_VALUE, "body", f"request body over {limit} bytes",
+                                                    "REQUEST_TOO_LARGE")), 413)
+        reply.force_close()
+        return reply
+
     async def _handle_rest(self, request: web.Request) -> web.StreamResponse:
+        size = request.content_length
+        if size is not None and size > self.config.max_body_bytes:
+            return self._too_large(request, size)
         endpoint = self._endpoints.get(request.path)
         if endpoint is None:
             return self._reply(error_envelope(ApiError(BAD_VALUE, "path", "no such endpoint",
@@ -334,6 +357,8 @@ class SimServer:
             call = await self._admit(endpoint, request)
         except ApiError as err:
             return self._reply(error_envelope(err))
+        except web.HTTPRequestEntityTooLarge:  # a chunked body that grew past the limit
+            return self._too_large(request, None)
         except Exception:
             log.exception("REST %s failed on arrival (key=%s)", endpoint.path, request.headers.get("api-key"))
             return self._reply(error_envelope(ApiError(INTERNAL, None, "internal error")))
@@ -400,11 +425,27 @@ class SimServer:
         return web.Response(text=_dumps(self._stats()), content_type="application/json")
 
     async def _handle_ws(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(max_msg_size=1 << 20)
+        peer = request.remote
+        refused = self.caps.admit(peer)
+        if refused is not None:
+            status, reason = refused
+            reply = self._reply(error_envelope(ApiError(RATE_LIMITED, "connections", reason,
+                                                        "TOO_MANY_CONNECTIONS")), status)
+            reply.force_close()  # a refused client keeps no idle keep-alive connection either
+            return reply
+        try:
+            return await self._serve_ws(request)
+        finally:
+            self.caps.release(peer)
+
+    async def _serve_ws(self, request: web.Request) -> web.StreamResponse:
+        cfg = self.config
+        # no compression: the hub writes ready-made text frames (see WsSession)
+        ws = web.WebSocketResponse(max_msg_size=cfg.ws_max_msg_bytes, compress=False)
         await ws.prepare(request)
-        session = WsSession(ws, request.remote, request.transport)
-        self.hub.sessions.add(session)
-        idle = _seconds(self.config.ws_idle_timeout_s)
+        session = WsSession(ws, request.remote, request.transport, cfg.ws_send_buffer_bytes)
+        self.hub.add(session)
+        idle = _seconds(cfg.ws_idle_timeout_s)
         try:
             while not session.closed:
                 try:
@@ -417,9 +458,14 @@ class SimServer:
                 elif msg.type == WSMsgType.BINARY:
                     self.hub.handle_text(session, msg.data.decode("utf-8", "replace"))
                 else:
+                    too_big = getattr(msg.data, "code", None) == WSCloseCode.MESSAGE_TOO_BIG
+                    if msg.type == WSMsgType.ERROR and too_big:
+                        self.refusals.refuse("ws_message_size", request.remote,
+                                             "closing WebSocket %s: a message over %d bytes",
+                                             request.remote, cfg.ws_max_msg_bytes)
                     break
         finally:
-            self.hub.sessions.discard(session)
+            self.hub.remove(session)
             session.close_soon()
             await asyncio.gather(session.writer, return_exceptions=True)
         return ws
