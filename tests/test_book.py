@@ -162,3 +162,13 @@ def test_random_valid_stream_matches_reference(seq: list) -> None:
         for n in (1, 5, 100):
             assert book.top(n) == ref.top(n)
         assert len(book) == len(ref.levels)
+
+
+def test_an_update_that_changes_a_levels_side_is_inconsistent():
+    # review finding: a bid and an ask at one price share the level id; an "update" turning our bid into
+    # an ask was applied as a size change of the bid, and the book stayed crossed
+    from market_maker.gte.book import BookInconsistent, OrderBook
+    book = OrderBook(Decimal("0.5"), 1)
+    book.apply([{"id": str(100_000_000 - 20_000), "side": "buy", "price": "10000.0", "size": "5"}], "partial")
+    with pytest.raises(BookInconsistent):
+        book.apply([{"id": str(100_000_000 - 20_000), "side": "sell", "price": "10000.0", "size": "5"}], "update")

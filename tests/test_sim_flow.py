@@ -7,6 +7,7 @@ from pathlib import Path
 from market_maker.gte.book import OrderBook
 from market_maker.sim.exchange import Exchange, ExchangeConfig
 from market_maker.sim.faults import FaultConfig, FaultInjector
+from market_maker.sim.fanout import MAX_BOOK_DELETES
 from market_maker.sim.flow import FlowConfig, MarketFlow, load_price_csv
 from market_maker.sim.ws import Sub, WsHub
 
@@ -115,8 +116,8 @@ class _Recorder:
         self.account_id = None
         self.messages: list[tuple[str, list[dict]]] = []
 
-    def push(self, faults: object, table: str, action: str, rows: list[dict], ts: int) -> None:
-        self.messages.append((action, rows))
+    def push(self, faults: object, table: str, msg: object) -> None:
+        self.messages.append((msg.action, msg.rows))   # type: ignore[attr-defined]
 
 
 def _client_view(seed: int, seconds: int, **cfg: object) -> dict:
@@ -129,6 +130,7 @@ def _client_view(seed: int, seconds: int, **cfg: object) -> dict:
     hub = WsHub(ex, None, FaultInjector(FaultConfig(), seed), lambda: None)
     session = _Recorder()
     hub.sessions.add(session)   # type: ignore[arg-type]
+    hub._indexed(session, "order_book")   # type: ignore[arg-type]
     flow.step(0)
     ex.drain_events()
     book = OrderBook(D("0.5"), 1)
@@ -159,7 +161,7 @@ def _client_view(seed: int, seconds: int, **cfg: object) -> dict:
     return seen
 
 
-def test_client_never_sees_an_empty_side_and_lp_messages_remove_one_level() -> None:
+def test_client_never_sees_an_empty_side_and_lp_messages_remove_a_few_levels() -> None:
     cfg = FlowConfig()
     band_ticks = int(D(20000) * cfg.taker_slippage) + 1          # a taker's reach from the reference
     sweep_bound = 2 + band_ticks // cfg.level_step_ticks          # touch + grid levels inside it
@@ -167,9 +169,10 @@ def test_client_never_sees_an_empty_side_and_lp_messages_remove_one_level() -> N
             _client_view(3, 40, burst_rate=D(1))]                # the whole run inside a burst
     assert runs[2]["burst"]
     for seen in runs:
-        assert seen["messages"] > 5000
+        assert seen["messages"] > 1000  # the replay saw the market move (about 40 messages a second)
         assert seen["min_depth"] >= 1, "a side of the book was empty"
-        assert seen["lp"] == 1, "a liquidity-provider message removed more than one level"
+        # the hub nets one tick's book changes and sends its deletions a few levels a message
+        assert 1 <= seen["lp"] <= MAX_BOOK_DELETES, "a liquidity-provider message removed more than a few levels"
         assert seen["taker"] <= sweep_bound
 
 

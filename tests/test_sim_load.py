@@ -124,13 +124,17 @@ def test_book_deltas_of_one_batch_are_netted_and_rebuild_the_exchange_book():
 
 
 def test_net_book_unit():
-    def ev(action, level, size="1"):
-        row = {"id": level} if action == "delete" else {"id": level, "size": size}
+    def ev(action, level, size="1", side="buy"):
+        row = {"id": level, "side": side} if action == "delete" else {"id": level, "size": size, "side": side}
         return SimpleNamespace(action=action, row=row)
     assert net_book([ev("insert", "a"), ev("delete", "a")]) == []
-    assert net_book([ev("delete", "a"), ev("insert", "a", "5")]) == [("update", [{"id": "a", "size": "5"}])]
+    assert net_book([ev("delete", "a"), ev("insert", "a", "5")]) == [("update", [{"id": "a", "size": "5", "side": "buy"}])]
     assert net_book([ev("update", "b", "2"), ev("delete", "b"), ev("insert", "c", "3"), ev("update", "c", "4")]) == \
-        [("delete", [{"id": "b"}]), ("insert", [{"id": "c", "size": "4"}])]
+        [("delete", [{"id": "b", "side": "buy"}]), ("insert", [{"id": "c", "size": "4", "side": "buy"}])]
+    # a bid and an ask at one price share the level id: a bid that goes and an ask that comes there
+    # within one batch is a delete and an insert, never an update that would leave the bid in place
+    assert net_book([ev("delete", "p"), ev("insert", "p", "7", side="sell")]) == \
+        [("delete", [{"id": "p", "side": "buy"}]), ("insert", [{"id": "p", "size": "7", "side": "sell"}])]
 
 
 def test_oversized_body_gets_413_envelope_and_others_are_unaffected(caplog):

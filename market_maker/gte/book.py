@@ -170,6 +170,9 @@ class OrderBook:
                         raise MalformedMessage(f"non-positive size for level id {lid}")
                     if "price" in row:
                         self._check_price(row["price"], abs(self._where[lid]))
+                    side = row.get("side")
+                    if side is not None and (side == "buy") != (self._where[lid] > 0):
+                        raise BookInconsistent(f"update of level id {lid} changes its side to {str(side)[:10]!r}")
                     sizes[lid] = size
             except (KeyError, TypeError, ValueError):
                 raise MalformedMessage("book update row needs an id and an integer size") from None

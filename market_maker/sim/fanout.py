@@ -14,6 +14,9 @@ from typing import Any
 from collections.abc import Iterable
 
 PUBLIC_BATCHED = ("order_book", "trade")
+# A book message removes at most this many levels (a venue moves its book level by level; a client
+# reading between messages never sees a large part of a side gone at once).
+MAX_BOOK_DELETES = 4
 _DUMPS = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -93,25 +96,32 @@ def net_book(events: Iterable[Any]) -> list[tuple[str, list[dict]]]:
 
     A level's first event tells whether the subscriber had it (insert: no), its last event
     what it has now; a level inserted then deleted within the run is not sent at all.
-    Deletes go first so that a client's copy is never crossed in between.
+    Deletes go first so that a client's copy is never crossed in between, at most
+    ``MAX_BOOK_DELETES`` levels a message.
     """
-    first: dict[str, str] = {}
+    first: dict[str, Any] = {}
     final: dict[str, Any] = {}
     for event in events:
         row = event.row
         level = row["id"]
         if level not in first:
-            first[level] = event.action
+            first[level] = event
         final[level] = event
     deletes, updates, inserts = [], [], []
     for level, event in final.items():
-        had = first[level] != "insert"
+        before = first[level]
+        had = before.action != "insert"
         if event.action == "delete":
             if had:
                 deletes.append(event.row)
+        elif had and before.row["side"] != event.row["side"]:
+            # a bid and an ask at one price share the level id: the price went through, so the
+            # subscriber's level of the other side goes and a new one comes
+            deletes.append(before.row)
+            inserts.append(event.row)
         elif had:
             updates.append(event.row)
         else:
             inserts.append(event.row)
-    return [(action, rows) for action, rows in (("delete", deletes), ("update", updates),
-                                                 ("insert", inserts)) if rows]
+    out = [("delete", deletes[i:i + MAX_BOOK_DELETES]) for i in range(0, len(deletes), MAX_BOOK_DELETES)]
+    return out + [(action, rows) for action, rows in (("update", updates), ("insert", inserts)) if rows]
