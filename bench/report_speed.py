@@ -253,7 +253,7 @@ def generate(path: str, seconds: int = 86_400, seed: int = 1, funding_every_s: i
             if not quoting or not o or o["left"] == 0:
                 continue
             through = (bid + step < o["h"]) if side > 0 else (bid + 1 + step > o["h"])
-            if through or rnd.random() < 0.16:
+            if through or rnd.random() < 0.3:
                 qty = o["left"] if through else rnd.randint(1, o["left"])
                 execute(fill_ts, o, qty, True, o["h"])
                 o["status"] = 32 if o["left"] == 0 else 16

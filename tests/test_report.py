@@ -76,9 +76,10 @@ def test_markouts_on_a_tiny_journal(tmp_path):
     m = r.markouts
     # buy at 1 s (mid 10002): +0 after 1 s, 9996 after 10 s (-6), 10010 after 60 s (+8)
     # sell at 11 s (mid 9996): 0, 0, then 10010 after 60 s: -14 for a sell; the last fill has no later mid
-    assert m.price[1000] == [D(0), D(0), None]
-    assert m.price[10_000] == [D(-6), D(0), None]
-    assert m.price[60_000] == [D(8), D(-14), None]
+    assert [m.move(1000, i) for i in range(3)] == [D(0), D(0), None]
+    assert [m.move(10_000, i) for i in range(3)] == [D(-6), D(0), None]
+    assert [m.move(60_000, i) for i in range(3)] == [D(8), D(-14), None]
+    assert m.price[60_000] == [8.0, -14.0]
     assert m.mean(60_000) == pytest.approx(-3.0) and m.count(60_000) == 2
     assert m.mean_bps(10_000) == pytest.approx((-6 / 10002 * 1e4 + 0) / 2)
 

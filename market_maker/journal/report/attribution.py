@@ -136,7 +136,7 @@ class Attribution:
     net_end: int
     mark_start: Optional[Decimal]
     mark_end: Optional[Decimal]
-    fill_mid: List[Optional[str]]           # the mid each fill was measured against (text)
+    fill_mid: List[int]                     # the index in ``series`` of the mid each fill was measured against
     fill_spread: List[int]                  # each fill's spread capture (units)
     series: Series
     mid_source: str                          # 'mid', 'mark', 'fills' or 'none'
@@ -163,6 +163,7 @@ def attribute(fills: Sequence[Fill], mid_ts: Sequence[int], mid_text: Sequence[s
     if not mid_ts:
         source, mid_ts, mid_text = "fills", [f.ts_ms for f in fills], [f.price_text for f in fills]
     inv_cache: Dict[str, int] = {}
+    cost_cache: Dict[str, Tuple[int, int]] = {}
 
     def inv(text: str) -> int:
         v = inv_cache.get(text)
@@ -170,10 +171,18 @@ def attribute(fills: Sequence[Fill], mid_ts: Sequence[int], mid_text: Sequence[s
             v = inv_cache[text] = inverse(Decimal(text), face)
         return v
 
+    def booked(qty: int, text: str) -> int:          # ledger_cost(qty, Decimal(text), face), cached per price
+        nd = cost_cache.get(text)
+        if nd is None:
+            n, d = Decimal(text).as_integer_ratio()
+            fn, fd = face.as_integer_ratio()
+            nd = cost_cache[text] = (fn * d * LEDGER_SCALE, fd * n)
+        return rdiv(qty * nd[0], nd[1])
+
     series = Series()
-    fill_mid: List[Optional[str]] = []
+    fill_mid: List[int] = []
     fill_spread: List[int] = []
-    spread = inventory = fees = paid = 0
+    spread = inventory = fees = paid = rounding = 0
     n = n_start
     fi = ui = 0
     nf, nu = len(fills), len(funding)
@@ -188,12 +197,15 @@ def attribute(fills: Sequence[Fill], mid_ts: Sequence[int], mid_text: Sequence[s
         until = 0 if last else mid_ts[k + 1]     # the fills before the next mid are measured against this one
         while fi < nf and (last or fills[fi].ts_ms < until):
             f = fills[fi]
-            gain = f.side * f.qty * (inv(f.price_text) - im)
+            signed = f.side * f.qty
+            ip = inv(f.price_text)
+            gain = signed * (ip - im)
             spread += gain
             fill_spread.append(gain)
-            fill_mid.append(text)
-            fees -= to_units(f.fee)
-            n += f.side * f.qty
+            fill_mid.append(k)
+            fees -= to_units(Decimal(f.fee_text))
+            rounding += f.side * booked(f.qty, f.price_text) * FINE - signed * ip
+            n += signed
             fi += 1
         while ui < nu and (last or funding[ui][0] < until):
             paid += to_units(Decimal(funding[ui][1]))
@@ -206,12 +218,7 @@ def attribute(fills: Sequence[Fill], mid_ts: Sequence[int], mid_text: Sequence[s
         series.inventory.append(inventory)
         series.fees.append(fees)
         series.funding.append(paid)
-    for f in fills[fi:]:                # no mid at all: nothing to measure against
-        fill_spread.append(0)
-        fill_mid.append(None)
-        fees -= to_units(f.fee)
-        n += f.side * f.qty
-    for _, amount in funding[ui:]:
+    for _, amount in funding[ui:]:        # no mid at all (and so no fill)
         paid += to_units(Decimal(amount))
     if not mid_ts:
         source = "none"
@@ -226,7 +233,6 @@ def attribute(fills: Sequence[Fill], mid_ts: Sequence[int], mid_text: Sequence[s
     if first is not None and m_start is not None:
         mark_basis -= n_start * (inv(mid_text[0]) - inverse(m_start, face))
 
-    rounding = sum(f.side * (ledger_cost(f.qty, f.price, face) * FINE - f.qty * inv(f.price_text)) for f in fills)
     if m_end is not None:
         rounding += exchange_upnl(n, m_end, face) * FINE + n * inverse(m_end, face)
     if m_start is not None:

@@ -31,11 +31,12 @@ def write_csv(directory: str, reports: Sequence[RunReport], db: sqlite3.Connecti
         w.writerow(FILL_COLUMNS)
         for r in reports:
             a, m = r.attribution, r.markouts
+            mids = a.series.mid_text
             for i, f in enumerate(r.data.fills):
-                marks = [m.price[h][i] for h in HORIZONS_MS]
+                marks = [m.move(h, i) for h in HORIZONS_MS]
                 w.writerow([r.data.run_id, f.ts_ms, f.exec_id, f.order_id, _blank(f.client_oid),
                             "buy" if f.side > 0 else "sell", f.close_flag, f.price_text, f.qty, f.fee_text,
-                            _blank(f.maker), _blank(f.realised_pnl), f.source, _blank(a.fill_mid[i]),
+                            _blank(f.maker), _blank(f.realised_pnl), f.source, mids[a.fill_mid[i]],
                             units_text(a.fill_spread[i])] + ["" if v is None else str(v) for v in marks])
     columns, rows = order_rows(db, [r.data.run_id for r in reports])
     with open(paths[1], "w", newline="", encoding="utf-8") as out:

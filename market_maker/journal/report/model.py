@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 
-@dataclass(frozen=True)
-class Fill:
+class Fill(NamedTuple):
     """One of our executions, as journaled (``price``/``fee`` kept as their exact text too)."""
     ts_ms: int
     exec_id: str

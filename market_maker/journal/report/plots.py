@@ -36,7 +36,7 @@ def _figure(rows: int = 1):
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.16)   # fixed: tight_layout costs a draw
     fig.savefig(buf, format="png")
     return buf.getvalue()
 
@@ -75,13 +75,13 @@ def price_figure(r: RunReport) -> bytes:
     for side, color, marker, name in ((1, BUY, "^", "buy fills"), (-1, SELL, "v", "sell fills")):
         mine = [f for f in r.data.fills if f.side == side]
         if mine:
-            ax.scatter(_times([f.ts_ms for f in mine]), [float(f.price_text) for f in mine], s=12, c=color,
+            ax.scatter(_times([f.ts_ms for f in mine]), _floats([float(f.price_text) for f in mine]), s=12, c=color,
                        marker=marker, label=name, zorder=3, linewidths=0)
     ax.set_ylabel("price")
     ax.set_title("Mid price, our best quotes and our fills")
     _time_axis(ax)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="best", fontsize=8)
+        ax.legend(loc="upper left", fontsize=8)
     return _png(fig)
 
 
@@ -121,7 +121,7 @@ def pnl_figure(r: RunReport) -> bytes:
     ax.set_title(f"Cumulative PnL by component ({cur})")
     _time_axis(ax)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="best", fontsize=8)
+        ax.legend(loc="upper left", fontsize=8)
     return _png(fig)
 
 
@@ -141,7 +141,7 @@ def markout_figure(r: RunReport) -> bytes:
             if len(data):
                 ax.hist(data, bins=bins, histtype="step", lw=1.2, label=f"{h // 1000} s (n={len(data)})")
         ax.axvline(0, color="black", lw=0.5)
-        ax.legend(loc="best", fontsize=8)
+        ax.legend(loc="upper left", fontsize=8)
     ax.set_xlabel("markout, bps (negative: the mid moved against us)")
     ax.set_ylabel("fills")
     ax.set_title("Markouts after our fills")

@@ -67,7 +67,11 @@ def build(data: RunData) -> RunReport:
                      equity_end=Decimal(last[1]) if last else None)
     if source == "mark" and attr.mid_source == "mid":
         attr.mid_source = "mark"
-    marks = markouts(data.fills, attr.fill_mid, mid_ts, mid_text)
+    s = attr.series
+    if attr.mid_source == "fills":         # no market data: nothing to mark the fills out against
+        marks = markouts(data.fills, attr.fill_mid, [], [], [])
+    else:
+        marks = markouts(data.fills, attr.fill_mid, s.ts, s.mid, s.mid_text)
     times, nets = stats.net_position_path(data.start_ms, attr.net_start, data.fills)
     inv_max, inv_avg = stats.inventory_stats(times, nets, data.end_ms)
     report = RunReport(
@@ -76,7 +80,7 @@ def build(data: RunData) -> RunReport:
         position_times=times, position_nets=nets, inventory_max=inv_max, inventory_avg=inv_avg,
         drawdown=0.0, sharpe=None, margin_max=None, margin_avg=None,
         volume_contracts=sum(f.qty for f in data.fills),
-        volume_settle=sum(f.qty * inverse(f.price) for f in data.fills),
+        volume_settle=sum(f.qty * n for f, n in zip(data.fills, _inverses(data.fills))),
         maker_fills=sum(1 for f in data.fills if f.maker == 1),
         maker_contracts=sum(f.qty for f in data.fills if f.maker == 1),
         last_mid=Decimal(mid_text[-1]) if mid_text else None)
@@ -85,6 +89,18 @@ def build(data: RunData) -> RunReport:
     report.sharpe = stats.sharpe(stats.per_minute(attr.series.ts, equity, data.start_ms, data.end_ms))
     report.margin_max, report.margin_avg = stats.margin_usage(data.margins, data.end_ms)
     return report
+
+
+def _inverses(fills) -> List[int]:
+    """inverse(price) of each fill, computed once per distinct price."""
+    cache: dict = {}
+    out = []
+    for f in fills:
+        v = cache.get(f.price_text)
+        if v is None:
+            v = cache[f.price_text] = inverse(Decimal(f.price_text))
+        out.append(v)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ rendering
@@ -98,8 +114,9 @@ def duration_text(ms: int) -> str:
     days, s = divmod(s, 86400)
     h, s = divmod(s, 3600)
     m, s = divmod(s, 60)
-    text = f"{h}h {m:02d}m {s:02d}s" if h or days else f"{m}m {s:02d}s"
-    return f"{days}d {text}" if days else text
+    if days:
+        return f"{days}d {h:02d}h {m:02d}m {s:02d}s"
+    return f"{h}h {m:02d}m {s:02d}s" if h else f"{m}m {s:02d}s"
 
 
 def settle_text(units: int, places: int = 8) -> str:
@@ -153,7 +170,13 @@ def summary_rows(r: RunReport) -> List[Tuple[str, str]]:
          f"{pct(r.maker_contracts / r.volume_contracts if r.volume_contracts else None)}"),
         ("volume", f"{r.volume_contracts} contracts, {settle_text(r.volume_settle)} {cur}"),
     ]
-    usd = (f" = {float(r.net_settle * r.last_mid):.2f} USD at mid {r.last_mid}" if r.last_mid is not None else "")
+    source = a.mid_source if a.mid_source != "fills" else "fill price"
+    usd = (f" = {float(r.net_settle * r.last_mid):.2f} USD at {source} {r.last_mid}" if r.last_mid is not None
+           else "")
+    if a.mid_source in ("mark", "fills"):
+        rows.append(("mid prices", f"none in the journal: the {source}s stand for them"))
+    elif a.mid_source == "none":
+        rows.append(("mid prices", "none in the journal"))
     basis = "exchange equity change" if a.exchange_change is not None else "computed; no margins rows"
     rows += [
         ("net PnL", f"{settle_text(a.net)} {cur}{usd} ({basis})"),
