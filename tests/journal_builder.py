@@ -34,7 +34,8 @@ class JournalBuilder:
              close: int = 0, order_id: Optional[str] = None) -> str:
         exec_id = f"x{next(self._ids)}"
         self.db.execute("INSERT INTO executions (exec_id, run_id, ts_ms, exchange_ms, order_id, client_oid, side, "
-                        "close_flag, price, qty, fee, maker, realised_pnl, source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        "close_flag, price, qty, fee, maker, realised_pnl, source) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (exec_id, self.run_id, ts, ts, order_id or f"o{exec_id}", None, side, close, price, qty, fee,
                          maker, None, "live"))
         return exec_id

@@ -10,6 +10,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -196,6 +197,11 @@ def test_without_matplotlib_the_summary_still_prints(tmp_path):
 # bad input: one line, exit 2, no traceback, nothing written
 
 
+def plain_sqlite(path):
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE t (x)")
+
+
 def newer_journal(path):
     JournalBuilder(path).run().close()
     db = sqlite3.connect(path)
@@ -207,9 +213,10 @@ def newer_journal(path):
     (None, ["missing.sqlite"], "missing.sqlite: no such file"),
     (lambda p: p.write_text("not a database, just text\n" * 100), ["j.sqlite"], "j.sqlite is not an SQLite journal"),
     (lambda p: p.mkdir(), ["j.sqlite"], "j.sqlite is a directory, not a journal"),
-    (lambda p: sqlite3.connect(p).execute("CREATE TABLE t (x)"), ["j.sqlite"], "is an SQLite file but not a journal"),
+    (plain_sqlite, ["j.sqlite"], "is an SQLite file but not a journal"),
     (lambda p: JournalBuilder(p).close(), ["j.sqlite"], "j.sqlite has no runs"),
-    (lambda p: JournalBuilder(p).run(run_id=3).close(), ["j.sqlite", "--run", "7"], "j.sqlite has no run 7; its runs: 3"),
+    (lambda p: JournalBuilder(p).run(run_id=3).close(), ["j.sqlite", "--run", "7"],
+     "j.sqlite has no run 7; its runs: 3"),
     (newer_journal, ["j.sqlite"], "j.sqlite: the journal has schema version 99; this report knows up to 1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, make, args, said):
@@ -224,7 +231,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, make, args, said):
     assert "Traceback" not in proc.stdout + proc.stderr
     assert sorted(os.listdir(tmp_path)) == snapshot                   # nothing created, nothing migrated
     if make is newer_journal:
-        assert sqlite3.connect(target).execute("PRAGMA user_version").fetchone()[0] == 99
+        with closing(sqlite3.connect(target)) as db:
+            assert db.execute("PRAGMA user_version").fetchone()[0] == 99
 
 
 def test_the_bot_help_lists_the_commands(tmp_path):

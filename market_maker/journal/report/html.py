@@ -27,7 +27,8 @@ def _table(rows: Sequence[Sequence[str]], numeric_from: Optional[int] = 1, total
     out = ["<table>"]
     for i, row in enumerate(rows):
         cls = ' class="total"' if total_last and i == len(rows) - 1 else ""
-        cells = "".join(f'<td class="num">{escape(c)}</td>' if numeric_from is not None and j >= numeric_from else f"<td>{escape(c)}</td>"
+        first = len(row) if numeric_from is None else numeric_from
+        cells = "".join(f'<td class="num">{escape(c)}</td>' if j >= first else f"<td>{escape(c)}</td>"
                         for j, c in enumerate(row))
         out.append(f"<tr{cls}>{cells}</tr>")
     out.append("</table>")

@@ -20,8 +20,6 @@ from .model import Fill, RunData
 TABLES = ("runs", "order_requests", "orders", "executions", "positions", "margins", "funding", "market",
           "requotes", "events")
 TIMED = ("market", "requotes", "executions", "margins", "order_requests", "events", "positions", "funding")
-# events after which our quotes are gone until the next requote
-QUOTES_GONE = ("pause", "kill_switch", "stop")
 
 
 class ReportError(Exception):

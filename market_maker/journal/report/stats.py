@@ -5,10 +5,9 @@ import math
 from bisect import bisect_right
 from typing import Iterable, List, Optional, Sequence, Tuple
 
-from .reader import QUOTES_GONE
-
 MINUTE_MS = 60_000
 MINUTES_PER_YEAR = 365 * 24 * 60     # the market trades around the clock
+QUOTES_GONE = ("pause", "kill_switch", "stop")   # events after which we quote nothing until the next requote
 
 
 def quote_uptime(start: int, end: int, quotes: Sequence[Tuple[int, Optional[float], Optional[float]]],
