@@ -26,15 +26,25 @@ def available() -> bool:
     return True
 
 
-def _figure(rows: int = 1):
+def _axes():
+    """A new figure (not registered with pyplot) and its axes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    fig = Figure(figsize=(SIZE[0], SIZE[1] * rows), dpi=100)
+    fig = Figure(figsize=SIZE, dpi=100)
     FigureCanvasAgg(fig)
-    return fig
+    return fig, fig.add_subplot()
 
 
-def _png(fig) -> bytes:
+def _finish(fig, ax, title: str, ylabel: str, over_time: bool = True) -> bytes:
+    """Title, labels, time axis and legend; the figure as PNG bytes."""
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    if over_time:
+        _time_axis(ax)
+    else:
+        ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize=8)
     buf = io.BytesIO()
     fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.16)   # fixed: tight_layout costs a draw
     fig.savefig(buf, format="png")
@@ -62,8 +72,7 @@ def _time_axis(ax) -> None:
 
 def price_figure(r: RunReport) -> bytes:
     """Mid price, our best bid and ask (steps), our fills by side."""
-    fig = _figure()
-    ax = fig.add_subplot()
+    fig, ax = _axes()
     s = r.attribution.series
     if s.ts:
         ax.plot(_times(s.ts), s.mid, color="#555555", lw=0.8, label=f"{r.attribution.mid_source}")
@@ -77,32 +86,22 @@ def price_figure(r: RunReport) -> bytes:
         if mine:
             ax.scatter(_times([f.ts_ms for f in mine]), _floats([float(f.price_text) for f in mine]), s=12, c=color,
                        marker=marker, label=name, zorder=3, linewidths=0)
-    ax.set_ylabel("price")
-    ax.set_title("Mid price, our best quotes and our fills")
-    _time_axis(ax)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", fontsize=8)
-    return _png(fig)
+    return _finish(fig, ax, "Mid price, our best quotes and our fills", "price")
 
 
 def inventory_figure(r: RunReport) -> bytes:
     """Net position (long - short) over time."""
-    fig = _figure()
-    ax = fig.add_subplot()
+    fig, ax = _axes()
     times = list(r.position_times) + [r.data.end_ms]
     nets = list(r.position_nets) + [r.position_nets[-1]]
     ax.step(_times(times), nets, where="post", color="#3060a0", lw=0.9)
     ax.axhline(0, color="black", lw=0.5)
-    ax.set_ylabel("contracts")
-    ax.set_title("Net inventory (long - short)")
-    _time_axis(ax)
-    return _png(fig)
+    return _finish(fig, ax, "Net inventory (long - short)", "contracts")
 
 
 def pnl_figure(r: RunReport) -> bytes:
     """Cumulative PnL components and the equity (marked to the mid), with the exchange's equity."""
-    fig = _figure()
-    ax = fig.add_subplot()
+    fig, ax = _axes()
     s = r.attribution.series
     cur = r.data.settle
     if s.ts:
@@ -117,18 +116,12 @@ def pnl_figure(r: RunReport) -> bytes:
         ax.step(_times([m[0] for m in r.data.margins]), [m[1] - base for m in r.data.margins], where="post",
                 color="#aa00aa", lw=0.9, ls="--", label="exchange equity change")
     ax.axhline(0, color="black", lw=0.5)
-    ax.set_ylabel(cur)
-    ax.set_title(f"Cumulative PnL by component ({cur})")
-    _time_axis(ax)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", fontsize=8)
-    return _png(fig)
+    return _finish(fig, ax, f"Cumulative PnL by component ({cur})", cur)
 
 
 def markout_figure(r: RunReport) -> bytes:
     """Histogram of the markouts (bps) at each horizon."""
-    fig = _figure()
-    ax = fig.add_subplot()
+    fig, ax = _axes()
     values = [v for h in HORIZONS_MS for v in r.markouts.bps[h]]
     if values:
         import numpy as np
@@ -141,12 +134,8 @@ def markout_figure(r: RunReport) -> bytes:
             if len(data):
                 ax.hist(data, bins=bins, histtype="step", lw=1.2, label=f"{h // 1000} s (n={len(data)})")
         ax.axvline(0, color="black", lw=0.5)
-        ax.legend(loc="upper left", fontsize=8)
     ax.set_xlabel("markout, bps (negative: the mid moved against us)")
-    ax.set_ylabel("fills")
-    ax.set_title("Markouts after our fills")
-    ax.grid(True, alpha=0.3)
-    return _png(fig)
+    return _finish(fig, ax, "Markouts after our fills", "fills", over_time=False)
 
 
 FIGURES = (

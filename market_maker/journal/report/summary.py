@@ -171,8 +171,7 @@ def summary_rows(r: RunReport) -> List[Tuple[str, str]]:
         ("volume", f"{r.volume_contracts} contracts, {settle_text(r.volume_settle)} {cur}"),
     ]
     source = a.mid_source if a.mid_source != "fills" else "fill price"
-    usd = (f" = {float(r.net_settle * r.last_mid):.2f} USD at {source} {r.last_mid}" if r.last_mid is not None
-           else "")
+    usd = (f" = {r.net_settle * r.last_mid:.2f} USD at {source} {r.last_mid}" if r.last_mid is not None else "")
     if a.mid_source in ("mark", "fills"):
         rows.append(("mid prices", f"none in the journal: the {source}s stand for them"))
     elif a.mid_source == "none":
