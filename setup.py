@@ -18,7 +18,8 @@ setup(
         "aiohttp>=3.9",  # the simulator's HTTP + WebSocket server
     ],
     extras_require={
-        "test": ["pytest>=7", "requests-mock>=1.11", "hypothesis>=6.80", "psutil>=5.9"],
+        "report": ["matplotlib>=3.5"],  # the HTML report's figures (python marketmaker report)
+        "test": ["pytest>=7", "requests-mock>=1.11", "hypothesis>=6.80", "psutil>=5.9", "matplotlib>=3.5"],
     },
     entry_points={"console_scripts": ["marketmaker=market_maker.cli:run"]},
     classifiers=[

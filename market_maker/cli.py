@@ -1,4 +1,5 @@
-"""The command line: ``python marketmaker [--settings PATH] [--dry-run] [--duration S] [--sim] [--strategy M:C]``."""
+"""The command line: ``python marketmaker [--settings PATH] [--dry-run] [--duration S] [--sim] [--strategy M:C]``
+runs the bot; ``python marketmaker COMMAND ...`` runs a subcommand (``commands.py``)."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +12,7 @@ import sys
 import threading
 from typing import Dict, Mapping, Optional, Sequence, Type
 
+from . import commands
 from .gte import errors
 from .log import register_secret, setup_logging
 from .market_maker import ExchangeInterface, OrderManager
@@ -30,7 +32,8 @@ def _duration(text: str) -> float:
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="marketmaker", description="GTE perpetual-futures grid market maker.")
+    parser = argparse.ArgumentParser(prog="marketmaker", description="GTE perpetual-futures grid market maker.",
+                                     epilog=commands.epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settings", metavar="PATH", help="settings file (default: ./settings.py or $MM_SETTINGS)")
     parser.add_argument("--dry-run", action="store_true", help="compute and log orders, send none")
     parser.add_argument("--duration", type=_duration, metavar="SECONDS", help="exit cleanly after this many seconds")
@@ -41,6 +44,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def run(argv: Optional[Sequence[str]] = None) -> None:
     """Entry point of `python marketmaker` and the `marketmaker` command."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = commands.find(argv)
+    if command is not None:
+        sys.exit(command(argv[1:]))
     args = parse_args(argv)
     env_secret = pop_env_secret(os.environ)  # before any user code runs: no strategy nor child process reads it
     overrides: Dict[str, object] = {}
