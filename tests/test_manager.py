@@ -594,3 +594,37 @@ def test_summary_reports_the_maker_share(tmp_path, caplog):
     with caplog.at_level("INFO", logger="market_maker.manager"):
         manager.print_summary()
     assert "8 fills (87 % maker)" in caplog.text
+
+
+def test_time_reaches_the_manager_through_its_clock(tmp_path):
+    import time as real_time
+
+    class Clock:  # a simulated clock, as a backtest passes: sleeping moves it, nothing waits
+        def __init__(self):
+            self.now = real_time.time()
+
+        def time(self):
+            return self.now
+
+        def monotonic(self):
+            return self.now
+
+        def sleep(self, seconds):
+            self.now += seconds
+    clock = Clock()
+    settings, rest, _, _ = make(tmp_path, "API_REST_INTERVAL = 30\nSTALE_DATA_SECONDS = 5\n")
+    ws = FakeWs(rest)
+    exchange = ExchangeInterface(settings, "http://x", "ws://x", "key", "secret", rest=rest, ws=ws, clock=clock)
+    manager = OrderManager(settings, exchange)
+    assert manager.clock is clock
+    manager.start()
+    ws.last_update_ms = int(clock.now * 1000)
+    started = real_time.monotonic()
+    manager.step()
+    manager.book_depth = 10
+    ws.book = type(ws.book)(bids=((Decimal("10049.5"), 10),), asks=((Decimal("10050.5"), 10),))
+    ws.last_update_ms = int(clock.now * 1000)
+    manager.step()  # a second round that sends: paced by API_REST_INTERVAL on the clock, not the wall
+    assert real_time.monotonic() - started < 10 and clock.now - ws.last_update_ms / 1000 >= 30
+    manager.step()  # the clock has moved 30 s past the last market data: stale
+    assert manager.paused == "market data is stale" and not rest.orders
