@@ -129,3 +129,72 @@ def test_orders_rest_through_a_quick_resync_but_are_cancelled_when_it_drags_on(t
     ws.synced = True
     manager.step()
     assert len(rest.orders) == 4 and manager.paused is None
+
+
+# ------------------------------------------------------------------ a hostile exchange over loopback
+class _Hostile:
+    """A tiny HTTP exchange on loopback answering each path with a scripted list of (status, type, body)."""
+
+    def __init__(self, script):
+        import http.server
+        import threading as _threading
+        script = {path: list(answers) for path, answers in script.items()}
+        self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(handler):
+                path = handler.path.split("?", 1)[0]
+                length = int(handler.headers.get("Content-Length") or 0)
+                handler.rfile.read(length)
+                self.seen.append(path)
+                answers = script.get(path) or [(404, "text/html", "<html>no</html>")]
+                status, ctype, body = answers.pop(0) if len(answers) > 1 else answers[0]
+                data = body.encode()
+                handler.send_response(status)
+                handler.send_header("Content-Type", ctype)
+                handler.send_header("Content-Length", str(len(data)))
+                handler.end_headers()
+                handler.wfile.write(data)
+            do_GET = do_POST = _answer
+
+            def log_message(handler, *args):
+                pass
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = _threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _json(data):
+    return (200, "application/json", json.dumps({**envelope(), "data": data}))
+
+
+HTML_502 = (502, "text/html", "<html><body><h1>502 Bad Gateway</h1></body></html>")
+Q = "/v1/api/pc/order/query"
+C = "/v1/api/pc/order/create"
+
+
+def test_a_hostile_exchange_over_loopback_gives_exchange_errors_never_other_exceptions():
+    row = dict(order_row("123000001", "mm_x"))
+    float_row = json.dumps({**envelope(), "data": {"rows": [row]}}).replace('"8889.5"', "8889.5")
+    fake = _Hostile({
+        Q: [HTML_502, (200, "application/json", float_row),
+            _json({"rows": ["junk", {"order_id": 5}, row]}), (200, "text/html", "<html>maintenance</html>")],
+        C: [_json(None)],
+    })
+    try:
+        client = GteRest(fake.url, Credentials("k", "s"), timeout=5, max_retries=0, sleep=lambda s: None)
+        with pytest.raises(errors.ServerError):
+            client.query_orders()  # an HTML 502 page
+        assert client.query_orders()[0].price == Decimal("8889.5")  # a JSON number, read exactly
+        assert [o.order_id for o in client.query_orders()] == ["123000001"]  # junk rows left out
+        with pytest.raises(errors.GteError):
+            client.query_orders()  # an HTML page with status 200
+        with pytest.raises(errors.OrderInDoubt):  # data: null on a create, and the lookup fails
+            client.create_order(BUY, Decimal("9000"), 1)
+    finally:
+        fake.close()
