@@ -186,6 +186,11 @@ class ExchangeInterface:
         """Creates in doubt the ladder gave up on: hidden, but they may still execute."""
         return self.tracker.abandoned
 
+    def blocked_levels(self) -> set:
+        """(side, price, close_flag) where no order may be created now: a create given up there may
+        still execute (it is cancelled when it turns up, and the level is free again)."""
+        return self.tracker.abandoned_levels() if self.tracker.doubtful else set()
+
     def settle_in_doubt(self) -> int:
         """Look up the creates in doubt whose moment has come: adopt, cancel or forget each.
 

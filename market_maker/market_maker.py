@@ -188,12 +188,17 @@ class OrderManager:
         budget = max_open - self.exchange.abandoned_in_doubt - sum(1 for o in plan.to_cancel if not o.order_id)
         steps = converge.ordered_steps(plan, self.snap.book.best_bid, self.snap.book.best_ask, budget)
         room = budget - len(plan.keep)
+        blocked = self.exchange.blocked_levels() | {(o.side, o.price, o.close_flag) for o in plan.to_cancel
+                                                    if not o.order_id}  # in doubt, given up by this plan
         allow_batch = True
         for action, payload in steps:
             if action == "cancel":
                 if self.exchange.cancel_orders(payload, allow_batch):
                     break  # the creates after the cancels may depend on the deferred ones: next cycle
                 allow_batch = False  # one batch per round: the endpoint allows one per 10 s
+            elif blocked and (payload.side, payload.price, payload.close_flag) in blocked:
+                log.info("Not sending %s order %d @ %s yet: an order given up there may still execute",
+                         payload.side, payload.qty, fmt(payload.price))
             elif room > 0 and self.post_only_holds(payload):  # innermost first: the outermost wait for slots
                 room -= 1
                 self.exchange.create_order(payload)

@@ -94,6 +94,12 @@ class OrderTracker:
         """Creates in doubt."""
         return len(self._in_doubt)
 
+    def abandoned_levels(self) -> set:
+        """(side, price, close_flag) of the in-doubt creates given up: a new order there could
+        end up beside one of them."""
+        return {(e.placeholder.side, e.placeholder.price, e.placeholder.close_flag)
+                for e in self._in_doubt.values() if e.abandoned}
+
     @property
     def abandoned(self) -> int:
         """In-doubt creates hidden from the view that may still execute."""

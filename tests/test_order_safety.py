@@ -182,3 +182,26 @@ def test_an_order_with_our_prefix_and_another_runs_tag_stops_the_bot(tmp_path):
     manager.exit_cancel_timeout, manager.exit_retry_wait = 5, 0.01
     manager.exit()  # cancels this run's orders, never the other bot's
     assert list(rest.orders) == [other.order_id]
+
+
+def test_no_order_is_created_where_a_create_given_up_may_still_execute(tmp_path):
+    # soak finding: a create in doubt at 10145 (225) was replaced by 175 @ 10145 when the ladder's sizes
+    # changed; the first one then executed late: two own orders at one level until the next rebuild
+    rest, ws, exchange, manager = make(tmp_path)
+    rest.doubt = [NEVER]
+    manager.step()
+    (client_oid,) = rest.in_flight
+    doubtful = rest.in_flight[client_oid]
+    manager.settings = manager.settings.replace(ORDER_START_SIZE=150)  # same prices, other sizes
+    manager._params = None
+    manager.step()
+    at_level = [o for o in rest.orders.values() if (o.side, o.price) == (doubtful.side, doubtful.price)]
+    assert at_level == [] and exchange.tracker.abandoned == 1  # the level waits for the one in doubt
+    rest.land(client_oid)
+    levels = [(o.side, o.price, o.close_flag) for o in rest.orders.values()]
+    assert len(levels) == len(set(levels))  # never two own orders at one level
+    exchange.tracker.postpone(client_oid, PAST)
+    manager.step()  # it turned up: cancelled; the level is quoted at its new size
+    manager.step()
+    at_level = [o for o in rest.orders.values() if (o.side, o.price) == (doubtful.side, doubtful.price)]
+    assert [o.qty for o in at_level] == [150] and exchange.tracker.doubtful == 0
