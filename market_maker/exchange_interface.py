@@ -31,6 +31,11 @@ RUN_TAG_BYTES = 3  # 6 hex characters after ORDERID_PREFIX in every client_oid o
 # An earlier run's create can execute until its api-expires (plus the exchange's processing time);
 # an order with another run's tag appearing later than that after our start is another live bot.
 LEFTOVER_WINDOW_S = (DEFAULT_EXPIRES_IN_MS + SETTLE_GRACE_MS) / 1000
+# Sequence numbers reveal a lost push only when the table's next message comes: the last message of a
+# quiet table (an order's final update) can be lost unseen. So our open orders are compared with the
+# exchange's over REST this often; a difference seen twice, AUDIT_CONFIRM_S apart, resyncs the table.
+ORDER_AUDIT_S = 10.0
+AUDIT_CONFIRM_S = 1.0
 
 
 def fmt(value: Optional[Decimal]) -> str:
@@ -80,6 +85,8 @@ class ExchangeInterface:
         self._kinds: Set[str] = set()
         self._kinds_lock = threading.Lock()
         self._cancel_retry_at: Optional[float] = None  # monotonic time a deferred cancel can go
+        self._audit_at = clock.monotonic() + ORDER_AUDIT_S  # when to compare our order table with REST
+        self._suspects: Set[str] = set()  # order ids the last audit found out of line
 
     # -- events (called in the WebSocket thread: record and wake, nothing else)
     def _on_event(self, kind: str) -> None:
@@ -185,6 +192,34 @@ class ExchangeInterface:
     def abandoned_in_doubt(self) -> int:
         """Creates in doubt the ladder gave up on: hidden, but they may still execute."""
         return self.tracker.abandoned
+
+    def maintain(self) -> None:
+        """Housekeeping before a decision: settle creates in doubt, audit the order table."""
+        self.settle_in_doubt()
+        self.audit_orders()
+
+    def audit_orders(self) -> None:
+        """Compare our open orders in the socket's table with the exchange's (REST), every
+        ``ORDER_AUDIT_S``; an order in one and not the other, twice in a row and not explained by a
+        request of ours in flight, resubscribes the order table (partial + REST reconciliation)."""
+        now = self.clock.monotonic()
+        if self.dry_run or now < self._audit_at:
+            return
+        before = {o.order_id for o in self.ws.snapshot(1).orders if self.is_own(o)}
+        try:
+            exchange = {o.order_id for o in self.rest.open_orders() if self.is_own(o)}
+        except errors.GteError as exc:
+            log.info("Order audit skipped: %s", exc)
+            self._audit_at = now + AUDIT_CONFIRM_S
+            return
+        after = {o.order_id for o in self.ws.snapshot(1).orders if self.is_own(o)}
+        differ = ((before & after) - exchange) | (exchange - before - after)
+        differ -= self.tracker.in_flight()
+        if differ and differ & self._suspects:
+            self.ws.resync("order", f"{len(differ)} own orders differ from the exchange's")
+            differ = set()
+        self._suspects = differ
+        self._audit_at = now + (AUDIT_CONFIRM_S if differ else ORDER_AUDIT_S)
 
     def blocked_levels(self) -> set:
         """(side, price, close_flag) where no order may be created now: a create given up there may

@@ -131,8 +131,8 @@ class OrderManager:
 
     # -- one decision
     def step(self) -> None:
-        """Settle creates in doubt whose moment has come, sanity checks, then requote."""
-        self.exchange.settle_in_doubt()
+        """Housekeeping (creates in doubt, order audit), sanity checks, then requote."""
+        self.exchange.maintain()
         self.snap = self.exchange.snapshot(self.book_depth)
         self.live = None
         if not self.sanity_check():

@@ -111,6 +111,11 @@ class OrderTracker:
         self._cancelled.clear()
         self._cancel_log.clear()
 
+    def in_flight(self) -> set:
+        """Ids whose socket view may lag our own requests: created and not echoed yet, or cancelled
+        within the ttl."""
+        return set(self._created) | set(self._cancelled)
+
     def awaiting_echo(self) -> List[str]:
         """Ids of created orders the WebSocket has not reported yet."""
         return list(self._created)

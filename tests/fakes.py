@@ -89,6 +89,9 @@ class FakeWs:
         self.last_update_ms = None
         self.stats = {"fills": 0}
         self.unsynced_since_ms = 0  # when ``synced`` went False (wall ms); 0: just now
+        self.resyncs = []
+        self.gone = set()
+        self.lost = {}  # id -> the order as the socket last showed it  # ids of orders whose final update the socket lost (lagging mode)
         self.lagging = False  # True: created orders reach the order table only through ``echo``
         self.echoed = set()
         self.started = False
@@ -105,7 +108,7 @@ class FakeWs:
         self.echoed.update(order_ids or self.rest.orders)
 
     def _table(self):
-        orders = self.rest.orders.values()
+        orders = list(self.rest.orders.values()) + [self.lost[i] for i in self.gone if i in self.lost]
         return tuple(o for o in orders if o.order_id in self.echoed) if self.lagging else tuple(orders)
 
     def _known(self, order_id):
@@ -151,3 +154,8 @@ class FakeWs:
 
     def top_of_book(self, depth=1):
         return self.book
+
+    def resync(self, table, reason):
+        self.resyncs.append((table, reason))
+        if self.lagging:  # the fresh partial brings the table in line with the exchange
+            self.echoed = set(self.rest.orders) | (self.echoed - set(self.rest.orders) - self.gone)

@@ -490,6 +490,12 @@ class GteWebSocket:
         with self._lock:
             return self._book.top(depth) if self._book is not None else Book()
 
+    def resync(self, table: str, reason: str) -> None:
+        """Treat ``table`` as stale (the caller has evidence our copy is wrong): resubscribe it."""
+        with self._lock:
+            self._fail(table, "audit_mismatch", reason)
+        self._emit("resync")
+
     def known_order_ids(self, order_ids: Iterable[str]) -> frozenset[str]:
         """Those of ``order_ids`` the order table has heard of, open or recently closed."""
         with self._lock:
