@@ -2,7 +2,6 @@
 import io
 import logging
 import threading
-import time
 from decimal import Decimal
 
 import pytest
@@ -14,6 +13,7 @@ from market_maker.runner import EXIT_ERROR, EXIT_OK
 from market_maker.models import BUY
 from market_maker.settings import load_settings
 from market_maker.sim import SimConfig, run_simulator
+from tests.waiting import wait_until as wait_for
 
 LIVELY = dict(volatility=Decimal("0.001"), taker_rate=Decimal("4"), taker_mean_qty=Decimal("200"),
               depth_levels=30, level_step_ticks=2)
@@ -124,15 +124,6 @@ def test_wrong_secret_stops_with_an_authentication_error(tmp_path, caplog):
         assert threading.active_count() <= before  # the socket thread is gone too
     refused = [r.getMessage() for r in caplog.records if "Authentication failed" in r.getMessage()]
     assert len(refused) == 1 and "Waiting for the exchange" not in caplog.text
-
-
-def wait_for(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_reload_with_a_new_leverage_sets_it_at_the_exchange(tmp_path, monkeypatch):

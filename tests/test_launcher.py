@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from tests.waiting import wait_until as wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,16 +41,6 @@ def test_unknown_strategy_is_a_settings_error(tmp_path):
     proc = launch(tmp_path, "--strategy", "market_maker.custom_strategy:NoSuchClass", timeout=30)
     assert proc.returncode == 2
     assert "NoSuchClass" in proc.stderr and "Traceback" not in proc.stderr
-
-
-def wait_for(predicate, timeout, interval=0.2):
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def test_hot_reload_and_sigterm_against_a_running_simulator(tmp_path):

@@ -11,6 +11,7 @@ from market_maker.sim import SimConfig, run_simulator
 from market_maker.sim.faults import DROP, DUP, SEND, FaultConfig, FaultInjector
 
 from .sim_helpers import Rest, Ws, expires_ms, new_account
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -186,15 +187,6 @@ def test_manual_disconnect_and_faults_from_config():
 CREATE = "/v1/api/pc/order/create"
 ORDER = {"asset": "BTC", "symbol": "BTC_USD", "side": "1", "close_flag": "0", "price": "9000.0", "qty": "1",
          "order_type": "1"}
-
-
-def wait_until(pred, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
 
 
 def test_injector_late_create_decision():

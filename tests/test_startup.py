@@ -15,6 +15,7 @@ from market_maker.gte import errors
 from market_maker.runner import EXIT_ERROR, EXIT_OK
 from market_maker.settings import load_settings
 from market_maker.sim import SimConfig, run_simulator
+from tests.waiting import wait_until as wait_for
 
 WAITING = "Waiting for the exchange"
 
@@ -48,15 +49,6 @@ def in_thread(runner):
     thread = threading.Thread(target=lambda: result.setdefault("code", runner.run()), daemon=True)
     thread.start()
     return thread, result
-
-
-def wait_for(predicate, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def own_open(sim):

@@ -16,6 +16,7 @@ from market_maker.gte.errors import AuthenticationError, GteError
 from market_maker.gte.signing import Credentials
 from market_maker.gte.ws import GteWebSocket
 from market_maker.models import Order
+from tests.waiting import wait_until
 
 BASE = 100_000_000
 SECRET = "s3cr3t-very-private-value"
@@ -320,15 +321,6 @@ class FakeExchange:
     @property
     def last(self) -> FakeSocket:
         return self.sockets[-1]
-
-
-def wait_until(pred: Any, timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return pred()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -14,15 +13,7 @@ from market_maker.gte.errors import AuthenticationError
 from market_maker.gte.rest import GteRest
 from market_maker.gte.signing import Credentials
 from market_maker.gte.ws import GteWebSocket
-
-
-def wait_until(pred: Any, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
+from tests.waiting import wait_until
 
 
 @pytest.fixture
