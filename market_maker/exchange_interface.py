@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Dict, List, Optional, Sequence, Set
 
 from .clock import SYSTEM_CLOCK, Clock, ms
+from .events import EventBus
 from .gte import errors
 from .gte.rest import MAX_BATCH_CANCEL, MAX_CLIENT_OID, ORDER_CANCEL, SETTLE_GRACE_MS, GteRest
 from .gte.signing import DEFAULT_EXPIRES_IN_MS, Credentials
@@ -58,6 +59,7 @@ class ExchangeInterface:
                  clock: Clock = SYSTEM_CLOCK):
         self.settings = settings
         self.clock = clock
+        self.events = EventBus(clock)  # what happened, for the journal, metrics, notifications
         self.dry_run = bool(settings.DRY_RUN)
         self.prefix = settings.ORDERID_PREFIX
         # Our orders' client_oid: the prefix, this run's tag, a random part. An open order with our prefix
