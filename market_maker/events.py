@@ -14,8 +14,11 @@ times ``ts_ex_ms`` in integer milliseconds where the exchange states one):
 * ``run_start``: run_tag, settings (dict, no secrets), version, sim_seed, dry_run
 * ``run_stop``: exit_code, summary (dict)
 * ``order``: action ("create" | "cancel" | "cancel_batch"), client_oid, order_id, side, price, qty,
-  close_flag, status ("ok" | "rejected" | "in_doubt" | "not_found" | "error"), latency_ms, error
-* ``execution``: exec_id, order_id, client_oid, side, price, qty, fee, maker, realised_pnl, ts_ex_ms
+  close_flag, outcome ("ok" | "refused" | "in_doubt" | "not_found" | "deferred" | "error" | "paper": the
+  journal's ``order_requests.outcome``), status (the order's status in the answer, or None), error_code,
+  latency_ms (None when nothing was sent), request_id (groups the orders of one cancel_batch)
+* ``execution``: exec_id, order_id, client_oid, side, price, qty, fee, maker, realised_pnl, ts_ex_ms,
+  source ("live" | "reconciled" | "paper")
 * ``position``: long_qty, long_entry, short_qty, short_entry, realised_pnl, unrealised_pnl, ts_ex_ms
 * ``margin``: total, available, ts_ex_ms
 * ``funding``: amount, rate, ts_ex_ms
