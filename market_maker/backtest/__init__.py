@@ -1,0 +1,1 @@
+"""The backtester: the unchanged OrderManager on the simulator's core, in simulated time."""
