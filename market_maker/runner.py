@@ -21,6 +21,7 @@ from .gte import errors
 from .heap import freeze_startup_heap
 from .market_maker import AnotherInstance, ExchangeInterface, KillSwitch, OrderManager
 from .settings import Settings, SettingsError, load_settings, redact
+from .settings_file import SECRET_NAMES
 
 log = logging.getLogger("market_maker.manager")
 
@@ -246,6 +247,7 @@ class Runner:
             raise
         except errors.GteError as exc:
             log.warning("Exchange error, retrying in %ss: %s", self.settings.API_ERROR_INTERVAL, exc)
+            self.exchange.events.emit("error", where="cycle", text=str(exc))
             self.stop_event.wait(self.settings.API_ERROR_INTERVAL)
         except quoting.NoMarket as exc:
             log.warning("Not quoting: %s", exc)
@@ -276,12 +278,19 @@ class Runner:
             log.error("Reload rejected, keeping the running settings: %s", why)
             return False
         old = self.manager
+        self._tell_reload(settings)
         for name in CARRIED_OVER:
             setattr(manager, name, getattr(old, name))
         self.settings, self.manager = settings, manager
         self.watcher = FileWatcher(self.watched_files(settings, manager_cls))
         log.info("Reloaded: %s with the new settings", manager_cls.__name__)
         return True
+
+    def _tell_reload(self, settings: Settings) -> None:
+        """The settings a reload changed (secrets left out), for the journal."""
+        changed = {name: [str(self.settings[name]), str(settings[name])] for name in settings
+                   if name not in SECRET_NAMES and settings[name] != self.settings.get(name)}
+        self.exchange.events.emit("reload", changed=changed)
 
     def _apply_leverage(self, leverage: Decimal) -> None:
         """Set the new leverage at the exchange; if refused (e.g. not enough margin) the old one is kept there."""
