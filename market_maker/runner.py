@@ -14,7 +14,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Type
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type
 
 from . import quoting, startup
 from .gte import errors
@@ -128,6 +128,7 @@ class Runner:
         self.exit_code = EXIT_OK
         self.watcher = FileWatcher(self.watched_files(settings, manager_cls))
         self._starting = False
+        self.on_connected: Optional[Callable[[], None]] = None  # once connected, before the manager starts
 
     @staticmethod
     def watched_files(settings: Settings, manager_cls: Type[OrderManager]) -> List[str]:
@@ -207,6 +208,9 @@ class Runner:
                         self.exchange.connect()
                         connected = True
                     url = getattr(self.exchange.rest, "base_url", "the exchange")
+                    if self.on_connected is not None:  # e.g. the journal's reconciliation (retried like the start)
+                        self.on_connected()
+                        self.on_connected = None
                     self.manager.start(fresh=True)
                     if waiting_since is not None:
                         log.info("The exchange answered after %.0fs; starting", time.monotonic() - waiting_since)
