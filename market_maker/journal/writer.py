@@ -52,6 +52,7 @@ class JournalWriter:
         self.lost = 0              # items that could not be written
         self.written = 0           # items committed
         self.failing = False       # the last write failed
+        self._errors_logged = False  # the first failure is logged as an error, later ones quietly
         self._pending = 0          # items applied since the last commit
         self._queue: Deque[Any] = collections.deque()
         self._wake = threading.Event()
@@ -151,13 +152,13 @@ class JournalWriter:
             self._failed(exc, self._pending)
             return
         self.written += self._pending
-        self._pending = 0
-        if self.failing:
+        if self.failing and self._pending:
             self.failing = False
             log.warning("Journal: writing works again (%d records lost so far)", self.lost)
+        self._pending = 0
 
     def _failed(self, exc: sqlite3.Error, items: int) -> None:
-        """The transaction is gone: its items are lost. Logged once per run of failures."""
+        """The transaction is gone: its items are lost. Logged once (later failures at debug level)."""
         self.lost += items
         self._pending = 0
         try:
@@ -165,7 +166,12 @@ class JournalWriter:
                 self.db.execute("ROLLBACK")
         except sqlite3.Error:
             pass
-        if not self.failing:
-            self.failing = True
+        if self.failing:
+            return
+        self.failing = True
+        if self._errors_logged:
+            log.debug("Journal: cannot write again (%s); %d records lost so far", exc, self.lost)
+        else:
+            self._errors_logged = True
             log.error("Journal: cannot write (%s); the bot keeps trading, records that cannot be written are "
                       "counted as lost", exc)
