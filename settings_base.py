@@ -111,6 +111,9 @@ WATCHED_FILES = None
 STRATEGY = ""
 # Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.
 LOG_LEVEL = "INFO"
+# SQLite journal of every run (orders, fills, positions, decisions; see docs/journal.md). A relative path is
+# beside the settings file (the working directory without one). "" = no journal.
+JOURNAL_PATH = "journal.sqlite"
 
 ########################################################################################################################
 # Embedded simulator (used when BASE_URL is None, or with --sim)

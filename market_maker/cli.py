@@ -7,12 +7,16 @@ import contextlib
 import logging
 import math
 import os
+import shlex
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Type
 
 from . import commands
+from .journal.reconcile import reconcile
+from .journal.recorder import JournalRecorder, check_path, open_journal
 from .gte import errors
 from .log import register_secret, setup_logging
 from .market_maker import ExchangeInterface, OrderManager
@@ -92,6 +96,13 @@ def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, 
     """Run until a signal, the duration or the kill switch; returns the exit status.
 
     ``env_secret``: GTE_API_SECRET as taken out of the environment, for the reloads."""
+    path = journal_path(settings)
+    if path is not None:
+        try:
+            check_path(path)
+        except SettingsError as exc:
+            log.error("Bad settings: %s", exc)
+            return EXIT_SETTINGS
     with contextlib.ExitStack() as stack:
         if settings.use_simulator:
             from .sim import SimConfig, run_simulator
@@ -106,11 +117,65 @@ def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, 
             base_url, ws_url, key, secret = settings.BASE_URL, settings.WS_URL, settings.API_KEY, settings.API_SECRET
         runner = build_runner(settings, base_url, ws_url, key, secret, manager_cls, duration, settings_path,
                               strategy_override, forced_sim, env_secret)
+        journal = None
+        if path is not None:
+            try:
+                journal = attach_journal(path, settings, runner, manager_cls)
+            except SettingsError as exc:
+                log.error("Bad settings: %s", exc)
+                return EXIT_SETTINGS
         if install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, runner.stop)
             signal.signal(signal.SIGTERM, runner.stop)
+        code = EXIT_ERROR
         try:
-            return runner.run()
+            code = runner.run()
+            return code
         except errors.AuthenticationError as exc:
             log.error("Authentication failed: %s", exc)
             return EXIT_ERROR
+        finally:
+            if journal is not None:
+                detach_journal(journal, runner, code)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The journal (market_maker/journal): opened at start, fed by the event bus, closed with the exit status
+
+
+def journal_path(settings: Settings) -> Optional[str]:
+    """JOURNAL_PATH made absolute (relative: beside the settings file, else the working directory); None: off."""
+    if not settings.JOURNAL_PATH:
+        return None
+    base = settings.source.parent if settings.source else Path.cwd()
+    return str(base / Path(settings.JOURNAL_PATH).expanduser())
+
+
+def attach_journal(path: str, settings: Settings, runner: Runner, manager_cls: Type[OrderManager]) -> JournalRecorder:
+    """Open a run in the journal, subscribe it to the bot's events, reconcile once connected."""
+    exchange = runner.exchange
+    mode = "dry_run" if settings.DRY_RUN else "live"
+    journal = open_journal(path, settings, mode=mode, strategy=f"{manager_cls.__module__}:{manager_cls.__qualname__}",
+                           sim_seed=settings.SIM_SEED if settings.use_simulator else None, run_tag=exchange.run_tag,
+                           clock=exchange.clock)
+    exchange.events.subscribe(journal)
+    log.info("Journal: %s (run %d)", path, journal.run_id)
+
+    def reconcile_journal() -> None:
+        if settings.DRY_RUN:
+            return
+        try:
+            reconcile(journal, exchange.rest, settings.ORDERID_PREFIX)
+        except errors.GteError:
+            raise  # the exchange not answering yet: retried with the start
+        except Exception as exc:  # the journal never stops the bot
+            log.error("Journal reconciliation failed, trading anyway: %s", exc)
+    runner.on_connected = reconcile_journal
+    return journal
+
+
+def detach_journal(journal: JournalRecorder, runner: Runner, code: int) -> None:
+    runner.exchange.events.unsubscribe(journal)
+    journal.close(code)
+    print(f"Journal of this run: {journal.path} (run {journal.run_id}). Report on it: "
+          f"python3 marketmaker report {shlex.quote(journal.path)} --run {journal.run_id}", file=sys.stderr)

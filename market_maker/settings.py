@@ -308,6 +308,7 @@ RULES: Dict[str, Rule] = {
     "WATCHED_FILES": Rule(_files, "None, a path, or a list of paths"),
     "STRATEGY": Rule(_optional_str, '"" or "module:Class"', lambda v: v is None or bool(_STRATEGY.fullmatch(v))),
     "LOG_LEVEL": Rule(_str, " ".join(LOG_LEVELS), lambda v: v in LOG_LEVELS),
+    "JOURNAL_PATH": Rule(_str, '"" (no journal) or the path of an SQLite file', lambda v: "\0" not in v),
     "SIM_SEED": Rule(_int, "a whole number from 0 to 2**63 - 1", lambda v: 0 <= v < 2 ** 63),
     "SIM_START_PRICE": Rule(_number, "a price greater than 0, at most 10000000",
                             _between(Decimal(0), Decimal(10_000_000), low_open=True)),
