@@ -74,9 +74,13 @@ def test_two_symbols_each_with_its_own_book_flow_and_orders():
             assert {m.settle_currency: m.total for m in btc_rest.pc_accounts()} == \
                 {"BTC": Decimal(10), "ETH": Decimal(10)}
             # each book is its own flow's ladder, on its own tick
+            # (a taker may have swept a level the ladder has not yet put back: wait for a full one)
+            def depth(rest):
+                book = rest.order_book(50)
+                return len(book.bids), len(book.asks)
+            assert wait_until(lambda: depth(btc_rest) == (20, 20), 20)
+            assert wait_until(lambda: depth(eth_rest) == (8, 8), 20)
             btc_book, eth_book = btc_rest.order_book(50), eth_rest.order_book(50)
-            assert (len(btc_book.bids), len(btc_book.asks)) == (20, 20)
-            assert (len(eth_book.bids), len(eth_book.asks)) == (8, 8)
             assert all(p % Decimal("0.5") == 0 for p, _ in btc_book.bids + btc_book.asks)
             assert any(p % Decimal("0.5") != 0 for p, _ in eth_book.bids + eth_book.asks)
             # each symbol has its own takers

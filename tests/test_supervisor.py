@@ -2,7 +2,10 @@
 killed with SIGKILL and restarted; the account-level kill switch stopping both)."""
 import os
 import signal
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from decimal import Decimal
 
 import pytest
@@ -21,6 +24,7 @@ from market_maker.sim import SimConfig, run_simulator
 from .waiting import wait_until
 
 _CODE = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+ROOT = Path(__file__).resolve().parent.parent
 SYMBOL = st.builds("{}_{}".format, st.text(_CODE, min_size=1, max_size=8), st.text(_CODE, min_size=1, max_size=6))
 
 
@@ -87,14 +91,14 @@ def _settings_file(tmp_path, **values):
     return str(path)
 
 
-def test_a_symbol_the_exchange_does_not_list_stops_the_start_with_exit_2(tmp_path, capsys):
+def test_a_symbol_the_exchange_does_not_list_stops_the_start_with_exit_2(tmp_path):
     path = _settings_file(tmp_path, SIM_SYMBOLS={"BTC_USD": {}, "ETH_USD": {"tick_size": "0.05"}},
                           SUPERVISOR_LOG_DIR=str(tmp_path / "logs"))
-    with pytest.raises(SystemExit) as exit_:
-        cli.run(["--settings", path, "--symbols", "BTC_USD,XRP_USD"])
-    assert exit_.value.code == EXIT_SETTINGS
-    err = capsys.readouterr().err
-    assert "SYMBOLS: XRP_USD is not listed by the exchange (it lists BTC_USD, ETH_USD)" in err
+    proc = subprocess.run([sys.executable, str(ROOT / "marketmaker"), "--settings", path, "--symbols",
+                           "BTC_USD,XRP_USD"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == EXIT_SETTINGS, proc.stdout + proc.stderr
+    assert "SYMBOLS: XRP_USD is not listed by the exchange (it lists BTC_USD, ETH_USD)" in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
     assert not (tmp_path / "logs").exists()  # no bot was started
 
 
@@ -185,3 +189,58 @@ def test_two_bots_one_killed_and_restarted_then_the_account_kill_switch_stops_bo
     assert "Summary:" in logs["BTC_USD"]  # it cancelled and exited on SIGTERM
     assert logs["ETH_USD"].count("authenticating") >= 2  # two runs in one log
     assert sim.api_secret not in logs["BTC_USD"] + logs["ETH_USD"]
+
+
+# ---------------------------------------------------------------------------------------------------- exit statuses
+
+FAKE_BOT = """#!/bin/sh
+# stands in for `python -m market_maker.cli`: behaves by the symbol it is given
+case "$*" in
+  *\\'ETH_USD\\'*) exit "$ETH_EXIT" ;;
+  *) trap 'exit 0' TERM; while :; do sleep 0.05; done ;;
+esac
+"""
+
+
+@pytest.fixture
+def fake_bot(tmp_path):
+    script = tmp_path / "fake-bot"
+    script.write_text(FAKE_BOT)
+    script.chmod(0o755)
+    return str(script)
+
+
+def _fake_supervisor(tmp_path, fake_bot, **values):
+    settings = load_settings(overrides={"BASE_URL": "http://127.0.0.1:9", "WS_URL": "ws://127.0.0.1:9/ws",
+                                        "DRY_RUN": True, "SUPERVISOR_LOG_DIR": str(tmp_path / "logs"),
+                                        "SYMBOLS": "BTC_USD,ETH_USD", **values}, environ={}, cwd=tmp_path)
+    return Supervisor(settings, {"BTC_USD": "BTC", "ETH_USD": "ETH"}, settings.BASE_URL, settings.WS_URL, None,
+                      None, python=fake_bot)
+
+
+@pytest.mark.parametrize("code", [EXIT_SETTINGS, EXIT_KILL_SWITCH])
+def test_a_bot_that_refuses_its_settings_or_hits_its_kill_switch_stops_every_bot(tmp_path, fake_bot, monkeypatch,
+                                                                                    code):
+    monkeypatch.setenv("ETH_EXIT", str(code))
+    sup = _fake_supervisor(tmp_path, fake_bot)
+    assert sup.run(duration=60) == code
+    assert f"the ETH_USD bot" in sup.stop_reason and f"exit status {code}" in sup.stop_reason
+    btc = sup.children[0]
+    assert btc.proc.returncode == 0  # it was sent SIGTERM and exited
+
+
+def test_a_crashing_bot_is_restarted_with_backoff_and_the_others_keep_running(tmp_path, fake_bot, monkeypatch):
+    monkeypatch.setenv("ETH_EXIT", "1")
+    sup = _fake_supervisor(tmp_path, fake_bot, SUPERVISOR_MAX_BACKOFF=0.1)
+    thread = threading.Thread(target=lambda: sup.run(duration=60))
+    thread.start()
+    try:
+        assert wait_until(lambda: sup.children[1].restarts >= 3, 30)
+        btc = sup.children[0]
+        assert btc.alive and btc.restarts == 0
+        assert sup.children[1].backoff == pytest.approx(0.1)
+        assert "ETH_USD" in sup.status_line() and "restarts" in sup.status_line()
+    finally:
+        sup.stop()
+        thread.join(30)
+    assert not thread.is_alive()

@@ -355,11 +355,15 @@ class Supervisor:
         try:
             breach = self._check_account()  # the start equity is the account's before any bot trades
             if breach:
-                self._stop_all(breach)
+                self.stop_reason = breach
+                log.error("Account kill switch before any bot started: %s", breach)
                 return EXIT_KILL_SWITCH
             for child in self.children:
                 self._start(child)
             return self._loop(duration)
+        except BaseException as exc:  # a bug of ours or Ctrl-C twice: the bots must not run unsupervised
+            self._stop_all(f"the supervisor failed: {type(exc).__name__}: {exc}")
+            raise
         finally:
             self._restore_signals(installed)
             self.account.close()
