@@ -224,7 +224,7 @@ def test_a_bot_that_refuses_its_settings_or_hits_its_kill_switch_stops_every_bot
     monkeypatch.setenv("ETH_EXIT", str(code))
     sup = _fake_supervisor(tmp_path, fake_bot)
     assert sup.run(duration=60) == code
-    assert f"the ETH_USD bot" in sup.stop_reason and f"exit status {code}" in sup.stop_reason
+    assert "the ETH_USD bot" in sup.stop_reason and f"exit status {code}" in sup.stop_reason
     btc = sup.children[0]
     assert btc.proc.returncode == 0  # it was sent SIGTERM and exited
 

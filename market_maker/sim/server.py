@@ -365,6 +365,10 @@ class SimServer:
             return self._reply(error_envelope(err))
         except web.HTTPRequestEntityTooLarge:  # a chunked body that grew past the limit
             return self._too_large(request, None)
+        except ConnectionResetError:  # the client died mid-request (a bot killed, say): nothing to answer
+            log.info("REST %s from %s: the client went away before its request was read", endpoint.path,
+                     request.remote)
+            return web.Response(status=400)
         except Exception:
             log.exception("REST %s failed on arrival (key=%s)", endpoint.path, request.headers.get("api-key"))
             return self._reply(error_envelope(ApiError(INTERNAL, None, "internal error")))
