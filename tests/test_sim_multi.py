@@ -10,6 +10,7 @@ from market_maker.gte.ws import GteWebSocket
 from market_maker.sim import SimConfig, run_simulator
 from market_maker.sim.__main__ import build_parser, config_from_args
 
+from .sim_helpers import Rest, Ws
 from .waiting import wait_until
 
 # no price walk: the ladders stay where they start, so a far order is far from every flow quote
@@ -106,3 +107,28 @@ def test_two_symbols_each_with_its_own_book_flow_and_orders():
             eth_ws.stop()
             btc_rest.close()
             eth_rest.close()
+
+
+def test_private_tables_cover_every_symbol_of_the_settle_currency_and_the_client_keeps_its_own():
+    symbols = {"BTC_USD": {}, "BTC_EUR": {"asset": "BTC"}, "ETH_USD": {"tick_size": "0.05"}}
+    with run_simulator(SimConfig(port=0, flow=False, symbols=symbols)) as sim:
+        rest = Rest(sim.base_url, sim.api_key, sim.api_secret)
+        for symbol, asset, price in (("BTC_USD", "BTC", "9000.5"), ("BTC_EUR", "BTC", "9001.0"),
+                                     ("ETH_USD", "ETH", "9002.05")):
+            reply = rest.post("/v1/api/pc/order/create", {
+                "asset": asset, "symbol": symbol, "side": "1", "close_flag": "0", "price": price, "qty": "3",
+                "order_type": "1", "client_oid": f"o-{symbol}"})
+            assert reply["code"] == 0, reply
+        raw = Ws(sim.ws_url)
+        btc_rest, btc_ws = _client(sim, "BTC_USD", "BTC")
+        try:
+            assert raw.auth(sim.api_key, sim.api_secret)["status"] == "0"
+            raw.sub("order", None)  # private: no symbol, one settle currency
+            partial = raw.table("order", "partial")
+            assert sorted(r["symbol"] for r in partial["data"]) == ["BTC_EUR", "BTC_USD"]
+            assert wait_until(lambda: btc_ws.synced, 20)
+            assert [o.client_oid for o in btc_ws.snapshot().orders] == ["o-BTC_USD"]
+        finally:
+            raw.close()
+            btc_ws.stop()
+            btc_rest.close()
