@@ -135,10 +135,8 @@ def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, 
     with contextlib.ExitStack() as stack:
         if settings.use_simulator:
             from .sim import SimConfig, run_simulator
-            # it serves the bot's contract (or the SIM_SYMBOLS table, which then must list it)
             config = SimConfig.from_settings(settings, host="127.0.0.1", port=0, api_key=settings.API_KEY,
-                                             api_secret=settings.API_SECRET, symbol=settings.SYMBOL,
-                                             asset=settings.SETTLECURRENCY,
+                                             api_secret=settings.API_SECRET,
                                              funding_interval_s=int(settings.SIM_FUNDING_INTERVAL))
             sim = stack.enter_context(run_simulator(config))
             register_secret(sim.api_secret)
