@@ -244,3 +244,39 @@ def test_a_crashing_bot_is_restarted_with_backoff_and_the_others_keep_running(tm
         sup.stop()
         thread.join(30)
     assert not thread.is_alive()
+
+
+def test_the_bots_cancel_and_stop_when_the_supervisor_is_killed(tmp_path):
+    """Through the launcher, against a running exchange: SIGKILL of the supervisor reaches every bot as SIGTERM."""
+    psutil = pytest.importorskip("psutil")
+    config = SimConfig(port=0, seed=12, volatility=Decimal("0.0002"), symbols=MARKETS)
+    with run_simulator(config) as sim:
+        path = _settings_file(tmp_path, SUPERVISOR_LOG_DIR=str(tmp_path / "logs"), **BOT)
+        env = {**os.environ, "GTE_API_KEY": sim.api_key, "GTE_API_SECRET": sim.api_secret}
+        proc = subprocess.Popen([sys.executable, str(ROOT / "marketmaker"), "--settings", path, "--symbols",
+                                 "BTC_USD,ETH_USD", "--set", f"BASE_URL={sim.base_url}", "--set",
+                                 f"WS_URL={sim.ws_url}"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        try:
+            def quoting():
+                prefixes = [o["client_oid"][:10] for o in _open_orders(sim)]
+                return prefixes.count("mm_BTCUSD-") >= 2 and prefixes.count("mm_ETHUSD-") >= 2
+            assert wait_until(quoting, 40), _open_orders(sim)
+            bots = psutil.Process(proc.pid).children()
+            assert len(bots) == 2
+            proc.kill()
+            proc.wait(10)
+            gone, alive = psutil.wait_procs(bots, timeout=40)
+            assert not alive
+            assert wait_until(lambda: _open_orders(sim) == [], 20), _open_orders(sim)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            out = proc.communicate(timeout=10)[0].decode()
+            for bot in locals().get("bots", []):
+                if bot.is_running():
+                    bot.kill()  # never leave a bot behind, whatever failed
+    assert "Supervising 2 bots: BTC_USD (BTC, orders mm_BTCUSD-*), ETH_USD (ETH, orders mm_ETHUSD-*)" in out
+    assert sim.api_secret not in out
+    for symbol in ("BTC_USD", "ETH_USD"):
+        assert "Summary:" in (tmp_path / "logs" / f"{symbol}.log").read_text()  # each cancelled and exited

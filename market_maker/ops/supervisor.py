@@ -10,7 +10,8 @@ left is cancelled over REST, and the supervisor exits 3.
 
 A bot that dies (any exit but 0, 2 and 3) has its orders cancelled over REST at once and is restarted
 after a backoff of 1 s, 2 s, 4 s... up to ``SUPERVISOR_MAX_BACKOFF``. Exit 0 (its --duration ended) is
-final; 2 (settings refused) and 3 (its own kill switch) stop every bot.
+final; 2 (settings refused) and 3 (its own kill switch) stop every bot. On Linux a bot gets SIGTERM when
+the supervisor dies, however it dies.
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ ACCOUNT_CHECK_S = 1.0  # how often the account is read
 STABLE_S = 60.0  # a bot that ran this long starts its backoff afresh
 STOP_TIMEOUT_S = 30.0  # to cancel and exit after SIGTERM (a bot retries its cancel-all for 15 s), then SIGKILL
 POLL_S = 0.2
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -124,6 +126,29 @@ def describe_exit(code: int) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit status {code}"
+
+
+def _term_with_parent() -> Optional[Callable[[], None]]:
+    """On Linux: a ``preexec_fn`` that has the kernel send the bot SIGTERM when the supervisor dies (even by
+    SIGKILL), so that it cancels its orders and exits rather than trade unsupervised. None elsewhere.
+
+    (Strictly, when the supervisor's thread that started it ends: ``run`` starts every bot from its own
+    thread, which outlives them.)"""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def term_with_parent() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # it died before the line above: nobody would send the signal
+            os.kill(os.getpid(), signal.SIGTERM)
+    return term_with_parent
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -209,7 +234,8 @@ class Supervisor:
         if child.log_file is None:
             child.log_file = open(child.log_path, "ab")
         child.proc = subprocess.Popen(self._command(child), env=self._environment(), stdin=subprocess.DEVNULL,
-                                      stdout=child.log_file, stderr=subprocess.STDOUT, start_new_session=True)
+                                      stdout=child.log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                                      preexec_fn=_term_with_parent())
         child.started = self.clock()
         child.restart_at = None
         log.info("Started the %s bot (pid %d, orders %s*, log %s)", child.symbol, child.proc.pid, child.prefix,
