@@ -159,8 +159,8 @@ SIM_LEVEL_STEP_TICKS = 4
 # Several simulated contracts: {"SYMBOL": {KEY: value}}, KEY one of asset, symbol_id, tick_size, start_price or a
 # flow knob (volatility, taker_rate, taker_mean_qty, depth_levels, level_step_ticks, half_spread_ticks, lp_mean_qty,
 # speed...); unset ones take the SIM_ settings above, the asset the symbol's base currency ("ETH_USD" -> "ETH").
-# E.g. {"BTC_USD": {}, "ETH_USD": {"tick_size": "0.05", "start_price": "300"}}. None = SIM_ settings for every
-# symbol (SYMBOLS, or SYMBOL).
+# E.g. {"BTC_USD": {}, "ETH_USD": {"tick_size": "0.05", "start_price": "300"}}. None = one contract, BTC_USD, with
+# the SIM_ settings; with SYMBOLS, each of its symbols with the SIM_ settings.
 SIM_SYMBOLS = None
 # Seconds between funding payments in the simulator (1 to 604800, a week).
 SIM_FUNDING_INTERVAL = 28800
