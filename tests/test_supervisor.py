@@ -280,3 +280,25 @@ def test_the_bots_cancel_and_stop_when_the_supervisor_is_killed(tmp_path):
     assert sim.api_secret not in out
     for symbol in ("BTC_USD", "ETH_USD"):
         assert "Summary:" in (tmp_path / "logs" / f"{symbol}.log").read_text()  # each cancelled and exited
+
+
+# ---------------------------------------------------------------------------------------------------- --set
+
+@pytest.mark.parametrize("text, expected", [
+    ("LEVERAGE=5", ("LEVERAGE", 5)), ("SYMBOL=ETH_USD", ("SYMBOL", "ETH_USD")), ("SYMBOLS=None", ("SYMBOLS", None)),
+    ("BASE_URL=http://127.0.0.1:8765", ("BASE_URL", "http://127.0.0.1:8765")),
+    ("ORDERID_PREFIX='123'", ("ORDERID_PREFIX", "123")), ("SYMBOLS=['A_B', 'C_D']", ("SYMBOLS", ["A_B", "C_D"])),
+])
+def test_set_reads_values_as_a_settings_file_does_and_bare_words_as_strings(text, expected):
+    assert cli._assignment(text) == expected
+
+
+def test_set_overrides_survive_a_settings_reload(tmp_path):
+    path = _settings_file(tmp_path, ORDER_PAIRS=3)
+    overrides = {"SYMBOL": "ETH_USD", "ORDERID_PREFIX": "mm_ETHUSD-"}
+    settings = load_settings(path, overrides={**overrides, "DRY_RUN": True}, environ={})
+    kept = cli.build_runner(settings, "http://127.0.0.1:9", "ws://127.0.0.1:9/ws", None, None, settings_path=path,
+                            set_overrides=overrides)
+    lost = cli.build_runner(settings, "http://127.0.0.1:9", "ws://127.0.0.1:9/ws", None, None, settings_path=path)
+    assert kept.reload() and kept.settings.SYMBOL == "ETH_USD" and kept.settings.ORDERID_PREFIX == "mm_ETHUSD-"
+    assert not lost.reload()  # "changing SYMBOL needs a restart": the reload is refused
