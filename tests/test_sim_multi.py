@@ -79,13 +79,14 @@ def test_two_symbols_each_with_its_own_book_flow_and_orders():
             def depth(rest):
                 book = rest.order_book(50)
                 return len(book.bids), len(book.asks)
-            assert wait_until(lambda: depth(btc_rest) == (20, 20), 20)
-            assert wait_until(lambda: depth(eth_rest) == (8, 8), 20)
+            # (polled gently: public calls share the simulator's per-address rate limit)
+            assert wait_until(lambda: depth(btc_rest) == (20, 20), 20, interval=0.25)
+            assert wait_until(lambda: depth(eth_rest) == (8, 8), 20, interval=0.25)
             btc_book, eth_book = btc_rest.order_book(50), eth_rest.order_book(50)
             assert all(p % Decimal("0.5") == 0 for p, _ in btc_book.bids + btc_book.asks)
             assert any(p % Decimal("0.5") != 0 for p, _ in eth_book.bids + eth_book.asks)
             # each symbol has its own takers
-            assert wait_until(lambda: btc_rest.trades(5) and eth_rest.trades(5), 20)
+            assert wait_until(lambda: btc_rest.trades(5) and eth_rest.trades(5), 20, interval=0.25)
             # one account, an order on each symbol, both far below every flow quote
             eth_order = eth_rest.create_order("buy", Decimal("9500.05"), 7, client_oid="teth1")
             btc_order = btc_rest.create_order("buy", Decimal("9400.5"), 5, client_oid="tbtc1")

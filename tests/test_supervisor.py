@@ -155,7 +155,7 @@ def test_two_bots_one_killed_and_restarted_then_the_account_kill_switch_stops_bo
 
             def quoting(child):
                 return sum(1 for o in _open_orders(sim) if o["client_oid"].startswith(child.prefix)) >= 2
-            assert wait_until(lambda: quoting(btc) and quoting(eth), 40), _open_orders(sim)
+            assert wait_until(lambda: quoting(btc) and quoting(eth), 40, interval=0.1), _open_orders(sim)
             _check_owned(_open_orders(sim), sup.children)
 
             # SIGKILL the ETH bot: its orders are cancelled for it, it comes back with a new run tag
@@ -168,7 +168,7 @@ def test_two_bots_one_killed_and_restarted_then_the_account_kill_switch_stops_bo
                 orders = [o for o in _open_orders(sim) if o["client_oid"].startswith(eth.prefix)]
                 return (eth.alive and eth.proc.pid != killed and len(orders) >= 2
                         and not any(o["client_oid"].startswith(tuple(old_tags)) for o in orders))
-            assert wait_until(back, 40), (eth, _open_orders(sim))
+            assert wait_until(back, 40, interval=0.1), (eth, _open_orders(sim))
             assert eth.restarts == 1 and btc.restarts == 0 and btc.alive
             _check_owned(_open_orders(sim), sup.children)
 
@@ -261,7 +261,7 @@ def test_the_bots_cancel_and_stop_when_the_supervisor_is_killed(tmp_path):
             def quoting():
                 prefixes = [o["client_oid"][:10] for o in _open_orders(sim)]
                 return prefixes.count("mm_BTCUSD-") >= 2 and prefixes.count("mm_ETHUSD-") >= 2
-            assert wait_until(quoting, 40), _open_orders(sim)
+            assert wait_until(quoting, 40, interval=0.1), _open_orders(sim)
             bots = psutil.Process(proc.pid).children()
             assert len(bots) == 2
             proc.kill()
