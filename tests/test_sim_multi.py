@@ -55,6 +55,9 @@ def test_the_command_line_takes_instruments():
                                                                        Decimal("300"), "ETH")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--instrument", "ETH_USD:tick_size"])
+    twice = build_parser().parse_args(["--instrument", "ETH_USD", "--instrument", "ETH_USD:start_price=300"])
+    with pytest.raises(ValueError, match="given twice"):
+        config_from_args(twice)
 
 
 def _client(sim, symbol, asset):

@@ -175,8 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> SimConfig:
     """``SimConfig`` from parsed arguments."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(SimConfig) if hasattr(args, f.name)}
+    symbols = dict(args.instrument)
+    if len(symbols) != len(args.instrument):
+        raise ValueError("--instrument: a symbol is given twice")
     values.update(flow=not args.no_flow, rate_limits=not args.no_rate_limits,
-                  extra_accounts=tuple(args.account), symbols=dict(args.instrument))
+                  extra_accounts=tuple(args.account), symbols=symbols)
     return SimConfig(**values)
 
 
