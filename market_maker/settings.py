@@ -332,8 +332,8 @@ RULES: Dict[str, Rule] = {
     "WATCHED_FILES": Rule(_files, "None, a path, or a list of paths"),
     "STRATEGY": Rule(_optional_str, '"" or "module:Class"', lambda v: v is None or bool(_STRATEGY.fullmatch(v))),
     "LOG_LEVEL": Rule(_str, " ".join(LOG_LEVELS), lambda v: v in LOG_LEVELS),
-    "SYMBOLS": Rule(_symbols, 'None, or different symbols such as ["BTC_USD", "ETH_USD"] or "BTC_USD,ETH_USD"',
-                    lambda v: len(v) <= MAX_SYMBOLS),
+    "SYMBOLS": Rule(_symbols, f'None, or up to {MAX_SYMBOLS} different symbols such as ["BTC_USD", "ETH_USD"] '
+                    'or "BTC_USD,ETH_USD"', lambda v: len(v) <= MAX_SYMBOLS),
     "SUPERVISOR_LOG_DIR": Rule(_str, "a directory path", lambda v: bool(v.strip())),
     "SUPERVISOR_MAX_BACKOFF": _seconds_rule(HOUR, "an hour"),
     "SIM_SYMBOLS": Rule(_sim_symbols, 'None or {"SYMBOL": {KEY: value}}, KEY one of asset, symbol_id, tick_size, '
