@@ -9,7 +9,7 @@ use passes ``MAX_MARGIN_USAGE`` of it, every bot is sent SIGTERM (each cancels i
 left is cancelled over REST, and the supervisor exits 3.
 
 A bot that dies (any exit but 0, 2 and 3) has its orders cancelled over REST at once and is restarted
-after a backoff of 1 s, 2 s, 4 s... up to ``SUPERVISOR_MAX_BACKOFF``. Exit 0 (its --duration ended) is
+after a backoff of 1 s, 2 s, 4 s... up to ``SUPERVISOR_MAX_BACKOFF``. Exit 0 (stopped on purpose) is
 final; 2 (settings refused) and 3 (its own kill switch) stop every bot. On Linux a bot gets SIGTERM when
 the supervisor dies, however it dies.
 """
