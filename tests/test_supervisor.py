@@ -147,7 +147,17 @@ def test_two_bots_one_killed_and_restarted_then_the_account_kill_switch_stops_bo
         assert symbols == {"BTC_USD": "BTC", "ETH_USD": "ETH"}
         sup = Supervisor(settings, symbols, sim.base_url, sim.ws_url, sim.api_key, sim.api_secret,
                          settings_path=path)
-        result = {}
+        result, violations, watching = {}, [], threading.Event()
+
+        def monitor():  # all along, not only at the checkpoints: never two orders at a level, none unowned
+            prefixes = tuple(c.prefix for c in sup.children)
+            while not watching.wait(0.1):
+                orders = _open_orders(sim)
+                levels = [(o["symbol"], o["side"], o["price"]) for o in orders]
+                if len(levels) != len(set(levels)) or not all(o["client_oid"].startswith(prefixes) for o in orders):
+                    violations.append(orders)
+        watcher = threading.Thread(target=monitor)
+        watcher.start()
         thread = threading.Thread(target=lambda: result.setdefault("code", sup.run(duration=120)))
         thread.start()
         try:
@@ -181,6 +191,9 @@ def test_two_bots_one_killed_and_restarted_then_the_account_kill_switch_stops_bo
         finally:
             sup.stop()
             thread.join(60)
+            watching.set()
+            watcher.join(10)
+        assert violations == []
         assert result["code"] == EXIT_KILL_SWITCH
         assert "MAX_MARGIN_USAGE" in sup.stop_reason and "ETH" in sup.stop_reason
         assert all(c.proc is None or c.proc.poll() is not None for c in sup.children)
