@@ -1,5 +1,6 @@
 """The multi-symbol supervisor: pure parts, bad input at start, and two bot processes on the simulator (one
 killed with SIGKILL and restarted; the account-level kill switch stopping both)."""
+import logging
 import os
 import signal
 import subprocess
@@ -135,7 +136,8 @@ def _check_owned(orders, children):
         assert o["symbol"] in live and o["client_oid"].startswith(live[o["symbol"]]), (o, live)
 
 
-def test_two_bots_one_killed_and_restarted_then_the_account_kill_switch_stops_both(tmp_path):
+def test_two_bots_one_killed_and_restarted_then_the_account_kill_switch_stops_both(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="market_maker.supervisor")
     config = SimConfig(port=0, seed=11, volatility=Decimal("0.0002"), symbols=MARKETS)
     with run_simulator(config) as sim:
         path = _settings_file(tmp_path, SUPERVISOR_LOG_DIR=str(tmp_path / "logs"), **BOT)
@@ -180,6 +182,7 @@ def test_two_bots_one_killed_and_restarted_then_the_account_kill_switch_stops_bo
                         and not any(o["client_oid"].startswith(tuple(old_tags)) for o in orders))
             assert wait_until(back, 40, interval=0.1), (eth, _open_orders(sim))
             assert eth.restarts == 1 and btc.restarts == 0 and btc.alive
+            assert "open orders the ETH_USD bot left" in caplog.text  # cancelled at once, not left to the new run
             _check_owned(_open_orders(sim), sup.children)
 
             # the account's ETH equity shrinks below the margin its orders use: every bot stops
