@@ -14,7 +14,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type
 
 from . import quoting, startup
 from .gte import errors
@@ -115,8 +115,9 @@ class Runner:
     def __init__(self, settings: Settings, exchange: ExchangeInterface, manager_cls: Type[OrderManager],
                  duration: Optional[float] = None, settings_path: Optional[str] = None,
                  strategy_override: Optional[str] = None, forced_sim: bool = False,
-                 env_secret: Optional[Mapping[str, str]] = None):
+                 env_secret: Optional[Mapping[str, str]] = None, set_overrides: Optional[Mapping[str, Any]] = None):
         self.settings = settings
+        self.set_overrides = dict(set_overrides or {})  # --set NAME=VALUE: reloads keep them
         self._env_secret = dict(env_secret or {})  # GTE_API_SECRET, out of os.environ: reloads need it
         self.forced_sim = forced_sim  # --sim: reloads keep trading on the embedded simulator
         self.exchange = exchange
@@ -312,7 +313,7 @@ class Runner:
                  "dry run: not sent" if self.settings.DRY_RUN else "applied")
 
     def _overrides(self) -> Dict[str, object]:
-        keep = {"DRY_RUN": self.settings.DRY_RUN}
+        keep: Dict[str, object] = {**self.set_overrides, "DRY_RUN": self.settings.DRY_RUN}
         if self.strategy_override:
             keep["STRATEGY"] = self.strategy_override
         if self.forced_sim:
