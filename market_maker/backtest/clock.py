@@ -11,6 +11,7 @@ Nothing here waits, starts a thread or reads the wall clock.
 from __future__ import annotations
 
 import heapq
+import math
 import itertools
 from typing import Callable, List, Optional, Tuple
 
@@ -20,8 +21,9 @@ DEFAULT_START_MS = 1_767_225_600_000
 
 
 def to_us(seconds: float) -> int:
-    """Seconds as whole microseconds (rounded to the nearest)."""
-    return int(round(seconds * US))
+    """A duration in whole microseconds, rounded up: any wait longer than 0 moves the clock (a rate
+    limiter asking for 1e-7 s more must not wait 0 s again and again)."""
+    return math.ceil(seconds * US) if seconds > 0 else 0
 
 
 class SimClock:

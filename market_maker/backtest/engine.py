@@ -21,8 +21,9 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Any, Callable, Dict, List, Optional, Type, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Type, Union
 
+from ..events import Sink
 from ..market_maker import OrderManager
 from ..runner import FileWatcher, Runner
 from ..settings import Settings
@@ -123,8 +124,11 @@ class _Progress:
 
 def run_backtest(settings: Settings, manager_cls: Type[OrderManager], market: MarketModel, *, seed: int,
                  hours: float, latency: Union[str, float, int, LatencySpec] = 0, journal_path: Optional[str] = None,
-                 progress: bool = False, on_progress: Optional[Callable[[float], None]] = None) -> BacktestResult:
-    """Run ``manager_cls`` for ``hours`` of simulated time against ``market``; the run's figures."""
+                 progress: bool = False, on_progress: Optional[Callable[[float], None]] = None,
+                 sinks: Sequence[Sink] = ()) -> BacktestResult:
+    """Run ``manager_cls`` for ``hours`` of simulated time against ``market``; the run's figures.
+
+    ``sinks`` also receive the run's events (events.py), stamped with simulated time."""
     if settings.DRY_RUN:
         raise BacktestError("DRY_RUN is True: a backtest trades on the simulated exchange (set DRY_RUN = False)")
     if not 0 < hours <= 24 * 365:
@@ -142,6 +146,8 @@ def run_backtest(settings: Settings, manager_cls: Type[OrderManager], market: Ma
     feed = venue.feed
     runner = Runner(settings, venue, manager_cls, duration=hours * 3600, rng=random.Random(seed))
     runner.watcher = FileWatcher([])  # no hot reload in simulated time
+    for extra in sinks:
+        venue.events.subscribe(extra)
     sink = _open_journal(journal_path, settings, manager_cls, seed, venue, clock)
 
     steps = [0]
