@@ -14,7 +14,7 @@ import threading
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type
 
 from . import quoting, startup
 from .clock import SYSTEM_CLOCK, Clock, SystemClock
@@ -22,6 +22,7 @@ from .gte import errors
 from .heap import freeze_startup_heap
 from .market_maker import AnotherInstance, ExchangeInterface, KillSwitch, OrderManager
 from .settings import Settings, SettingsError, load_settings, redact
+from .settings_file import SECRET_NAMES
 
 log = logging.getLogger("market_maker.manager")
 
@@ -115,9 +116,11 @@ class Runner:
     def __init__(self, settings: Settings, exchange: ExchangeInterface, manager_cls: Type[OrderManager],
                  duration: Optional[float] = None, settings_path: Optional[str] = None,
                  strategy_override: Optional[str] = None, forced_sim: bool = False,
-                 env_secret: Optional[Mapping[str, str]] = None, rng: Optional[random.Random] = None):
+                 env_secret: Optional[Mapping[str, str]] = None, set_overrides: Optional[Mapping[str, Any]] = None,
+                 rng: Optional[random.Random] = None):
         """``rng``: the manager's random source (a backtest passes a seeded one)."""
         self.settings = settings
+        self.set_overrides = dict(set_overrides or {})  # --set NAME=VALUE: reloads keep them
         self._env_secret = dict(env_secret or {})  # GTE_API_SECRET, out of os.environ: reloads need it
         self.forced_sim = forced_sim  # --sim: reloads keep trading on the embedded simulator
         self.exchange = exchange
@@ -131,6 +134,7 @@ class Runner:
         self.exit_code = EXIT_OK
         self.watcher = FileWatcher(self.watched_files(settings, manager_cls))
         self._starting = False
+        self.on_connected: Optional[Callable[[], None]] = None  # once connected, before the manager starts
 
     @staticmethod
     def watched_files(settings: Settings, manager_cls: Type[OrderManager]) -> List[str]:
@@ -218,6 +222,9 @@ class Runner:
                         self.exchange.connect()
                         connected = True
                     url = getattr(self.exchange.rest, "base_url", "the exchange")
+                    if self.on_connected is not None:  # e.g. the journal's reconciliation (retried like the start)
+                        self.on_connected()
+                        self.on_connected = None
                     self.manager.start(fresh=True)
                     if waiting_since is not None:
                         log.info("The exchange answered after %.0fs; starting", self.clock.monotonic() - waiting_since)
@@ -258,6 +265,7 @@ class Runner:
             raise
         except errors.GteError as exc:
             log.warning("Exchange error, retrying in %ss: %s", self.settings.API_ERROR_INTERVAL, exc)
+            self.exchange.events.emit("error", where="cycle", text=str(exc))
             self._wait(self.settings.API_ERROR_INTERVAL)
         except quoting.NoMarket as exc:
             log.warning("Not quoting: %s", exc)
@@ -288,12 +296,19 @@ class Runner:
             log.error("Reload rejected, keeping the running settings: %s", why)
             return False
         old = self.manager
+        self._tell_reload(settings)
         for name in CARRIED_OVER:
             setattr(manager, name, getattr(old, name))
         self.settings, self.manager = settings, manager
         self.watcher = FileWatcher(self.watched_files(settings, manager_cls))
         log.info("Reloaded: %s with the new settings", manager_cls.__name__)
         return True
+
+    def _tell_reload(self, settings: Settings) -> None:
+        """The settings a reload changed (secrets left out), for the journal."""
+        changed = {name: [str(self.settings[name]), str(settings[name])] for name in settings
+                   if name not in SECRET_NAMES and settings[name] != self.settings.get(name)}
+        self.exchange.events.emit("reload", changed=changed)
 
     def _apply_leverage(self, leverage: Decimal) -> None:
         """Set the new leverage at the exchange; if refused (e.g. not enough margin) the old one is kept there."""
@@ -311,7 +326,7 @@ class Runner:
                  "dry run: not sent" if self.settings.DRY_RUN else "applied")
 
     def _overrides(self) -> Dict[str, object]:
-        keep = {"DRY_RUN": self.settings.DRY_RUN}
+        keep: Dict[str, object] = {**self.set_overrides, "DRY_RUN": self.settings.DRY_RUN}
         if self.strategy_override:
             keep["STRATEGY"] = self.strategy_override
         if self.forced_sim:

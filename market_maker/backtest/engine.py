@@ -15,6 +15,7 @@ PnL at the mark) sampled every simulated minute.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import sys
@@ -27,8 +28,8 @@ from ..events import Sink
 from ..market_maker import OrderManager
 from ..runner import FileWatcher, Runner
 from ..settings import Settings
-from ..sim.core import ExchangeConfig, InstrumentSpec
 from ..sim.exchange import Exchange
+from ..sim.server import _build_exchange
 from .clock import US, SimClock
 from .feed import every
 from .latency import Latency, LatencySpec
@@ -74,14 +75,13 @@ class BacktestResult:
 
 
 def build_exchange(settings: Settings, seed: int) -> Exchange:
-    """The simulator's exchange for these settings (as the embedded simulator builds it)."""
-    config = sim_config(settings, seed)
-    quote = config.symbol.split("_", 1)[1] if "_" in config.symbol else "USD"
-    spec = InstrumentSpec(symbol=config.symbol, asset=config.asset, symbol_id=config.symbol_id,
-                          tick_size=config.tick_size, price_precision=config.price_precision, quote_currency=quote)
-    return Exchange(ExchangeConfig(instruments=(spec,), start_price=config.start_price,
-                                   history_limit=config.history_limit, trade_history=config.trade_history),
-                    funding_interval_ms=config.funding_interval_s * 1000)
+    """The simulator's exchange for these settings, every instrument, as the embedded simulator builds
+    it (the market brings the other traders)."""
+    exchange, _ = _build_exchange(dataclasses.replace(sim_config(settings, seed), flow=False))
+    if settings.SYMBOL not in exchange.instruments:
+        raise BacktestError(f"SYMBOL {settings.SYMBOL!r} is not one of the simulated instruments "
+                            f"({', '.join(exchange.instruments)})")
+    return exchange
 
 
 def _latency_spec(latency: Union[str, float, int, LatencySpec]) -> LatencySpec:

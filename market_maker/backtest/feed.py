@@ -19,7 +19,6 @@ from collections import deque
 from decimal import Decimal
 from typing import Any, Callable, Deque, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
-from ..events import EventBus
 from ..models import BUY, LONG, SELL, SHORT, Book, Fill, Instrument, Margin, MarketSnapshot, Order, Position, \
     Positions, Trade
 from ..sim.exchange import Exchange
@@ -29,6 +28,7 @@ from .latency import Latency
 
 CAPTURE_DEPTH = 50  # levels per side a delayed book keeps (the most a snapshot asks for)
 MAX_TRADES = 500  # public trades kept, as the live tables keep
+MARKET_SAMPLE_MS = 1000  # a market sample is recorded at most this often (and before each of our fills)
 _ZERO = Decimal(0)
 _FLAT = Positions()
 
@@ -66,14 +66,15 @@ def instrument_of_row(row: Dict[str, Any]) -> Instrument:
 
 class Capture:
     """What changed in one operation, as it was then."""
-    __slots__ = ("book", "trades", "orders", "known", "executions", "positions", "margin", "instrument")
+    __slots__ = ("book", "trades", "orders", "known", "executions", "positions", "margin", "instrument", "states")
 
     def __init__(self) -> None:
         self.book: Optional[Tuple[tuple, tuple]] = None  # delayed book levels (None: read the live book)
         self.trades: List[Trade] = []
         self.orders: Optional[Tuple[Order, ...]] = None
         self.known: List[str] = []
-        self.executions: List[Fill] = []
+        self.executions: List[Tuple[Fill, int]] = []  # (fill, its order's cumulative filled quantity)
+        self.states: List[Order] = []  # our orders this operation changed, as they are after it
         self.positions: Optional[Positions] = None
         self.margin: Optional[Margin] = None
         self.instrument: Optional[Instrument] = None
@@ -94,7 +95,8 @@ class SimFeed:
         self.clock = clock
         self.latency = latency
         self.delayed = not latency.zero
-        self.events: Optional[EventBus] = None  # the interface's bus (set by BacktestExchange)
+        self._record: Optional[Callable[..., None]] = None  # set_recorder: what the live tables tell the bus
+        self._sampled_at = -1.0
         self.kinds: Set[str] = set()
         self.woken = False
         self.connected = True
@@ -123,6 +125,8 @@ class SimFeed:
     # -- lifecycle (the WebSocket surface)
     def start(self) -> None:
         self.connected = True
+        if self._record is not None:
+            self._record("connection", up=True, reason="first connection")
 
     def stop(self, timeout: float = 0.0) -> None:
         pass
@@ -164,7 +168,9 @@ class SimFeed:
                 private = True
                 kind = ev.kind
                 if kind == "order":
-                    capture.known.append(ev.row["order_id"])
+                    order_id = ev.row["order_id"]
+                    if not capture.known or capture.known[-1] != order_id:
+                        capture.known.append(order_id)
                 elif kind == "execution":
                     self._execution(capture, ev.row)
         if market:
@@ -185,7 +191,7 @@ class SimFeed:
         if private:
             kinds.update(("order", "position", "margin"))
             if capture.executions:
-                kinds.add("execution")
+                kinds.add("fill")
         self._deliver(capture, kinds)
 
     def _execution(self, capture: Capture, row: Dict[str, Any]) -> None:
@@ -195,7 +201,7 @@ class SimFeed:
         fill = Fill(exec_id=row["exec_id"], order_id=row["order_id"], side=BUY if row["side"] == "1" else SELL,
                     close_flag=int(row["close_flag"]), price=Decimal(row["last_price"]), qty=qty,
                     fee=Decimal(row["fee"]), maker=row["maker_flag"] == "1", time=int(row["ctime"]))
-        capture.executions.append(fill)
+        capture.executions.append((fill, int(row["cum_qty"])))
         self.true_fills += 1
         self.true_maker_fills += fill.maker
         self.true_volume += qty
@@ -221,6 +227,15 @@ class SimFeed:
             for oid in [k for k in models if k not in live]:
                 del models[oid]
         capture.orders = tuple(orders)
+        if self._record is not None:
+            history = acct.orders
+            for order_id in capture.known:
+                o = history.get(int(order_id))
+                if o is not None:
+                    capture.states.append(Order(
+                        order_id=order_id, client_oid=o.client_oid or "", side=BUY if o.side else SELL,
+                        close_flag=o.close_flag, price=market.price(o.ticks), qty=o.qty, filled_qty=o.filled,
+                        status=o.status, fee=Decimal(ustr(o.fee)) if o.fee else _ZERO, ctime=o.ctime))
         self._capture_account(capture)
 
     def _capture_account(self, capture: Capture) -> None:
@@ -279,32 +294,55 @@ class SimFeed:
             self._orders = capture.orders
         if capture.instrument is not None:
             self._instrument = capture.instrument
-        bus = self.events
+        record = self._record
         if capture.executions:
-            for fill in capture.executions:
+            if record is not None:
+                self._sample("fill", now_ms)  # the market just before our fills
+            for fill, cum in capture.executions:
                 self.fill_count += 1
                 self.maker_fill_count += fill.maker
                 self.fees_paid += fill.fee
                 self.contracts += fill.qty
-            if bus:
-                for fill in capture.executions:
-                    bus.emit("execution", exec_id=fill.exec_id, order_id=fill.order_id,
-                             client_oid=self._client_oid(fill.order_id), side=fill.side, price=fill.price,
-                             qty=fill.qty, fee=fill.fee, maker=fill.maker, realised_pnl=None,
-                             ts_ex_ms=fill.time, source="live")
+                if record is not None:
+                    record("execution", exec_id=fill.exec_id, order_id=fill.order_id,
+                           client_oid=self._client_oid(fill.order_id), side=fill.side, close_flag=fill.close_flag,
+                           price=fill.price, qty=fill.qty, fee=fill.fee, maker=fill.maker, realised_pnl=None,
+                           ts_ex_ms=fill.time or None, source="live", cum_qty=cum)
+        elif record is not None and "book" in kinds and (now_ms - self._sampled_at) >= MARKET_SAMPLE_MS:
+            self._sample("sample", now_ms)
         if capture.positions is not None:
-            self._positions = capture.positions
-            if bus:
-                pos = capture.positions
-                bus.emit("position", long_qty=pos.long.qty, long_entry=pos.long.entry_price,
-                         short_qty=pos.short.qty, short_entry=pos.short.entry_price,
-                         realised_pnl=pos.long.realised_pnl + pos.short.realised_pnl,
-                         unrealised_pnl=pos.long.unrealised_pnl + pos.short.unrealised_pnl, ts_ex_ms=now_ms)
+            self._positions = pos = capture.positions
+            if record is not None:
+                record("position", long=pos.long, short=pos.short, long_qty=pos.long.qty,
+                       long_entry=pos.long.entry_price, short_qty=pos.short.qty, short_entry=pos.short.entry_price,
+                       realised_pnl=pos.long.realised_pnl + pos.short.realised_pnl,
+                       unrealised_pnl=pos.long.unrealised_pnl + pos.short.unrealised_pnl, ts_ex_ms=None)
         if capture.margin is not None:
-            self._margin = capture.margin
-            if bus:
-                bus.emit("margin", total=capture.margin.total, available=capture.margin.available, ts_ex_ms=now_ms)
+            self._margin = m = capture.margin
+            if record is not None:
+                record("margin", total=m.total, available=m.available, order_margin=m.order_margin,
+                       pos_margin=m.pos_margin, ts_ex_ms=None)
+        if record is not None:
+            for order in capture.states:
+                record("order_state", order_id=order.order_id, client_oid=order.client_oid, side=order.side,
+                       close_flag=order.close_flag, price=order.price, qty=order.qty, status=order.status,
+                       filled_qty=order.filled_qty, avg_price=order.avg_price, fee=order.fee, ctime=order.ctime)
         self.kinds |= kinds
+
+    def set_recorder(self, record: Optional[Callable[..., None]]) -> None:
+        """``record(kind, **fields)`` is told what the live WebSocket tables tell: our executions,
+        positions, margin, orders' states, market samples (about once a second and just before
+        our fills), the connection."""
+        self._record = record
+
+    def _sample(self, reason: str, now_ms: int) -> None:
+        self._sampled_at = now_ms
+        book = self._book_view(1)
+        bid, ask = book.best_bid, book.best_ask
+        inst = self._instrument
+        self._record("market", best_bid=bid, best_ask=ask,  # type: ignore[misc]
+                     mid=(bid + ask) / 2 if bid is not None and ask is not None else None,
+                     mark=inst.mark_price if inst is not None else None, reason=reason)
 
     def _client_oid(self, order_id: str) -> str:
         try:

@@ -4,7 +4,8 @@ The same ``sim.flow.MarketFlow`` the embedded simulator runs (a random walk with
 bursts, liquidity providers' ladders, Poisson takers), built from the run's settings exactly
 as the embedded simulator builds it (``SimConfig.from_settings(...).flow_config()``: every
 ``SIM_*`` flow setting, ``SIM_SPEED`` included), and stepped every ``tick_interval_ms``
-(50 ms) of simulated time, as the simulator's server steps it. ``SIM_FLOW = False`` gives a
+(50 ms) of simulated time, as the simulator's server steps it. With several simulated
+instruments (``SIM_SYMBOLS``) the flow of ``SYMBOL`` runs, seeded as the simulator seeds it. ``SIM_FLOW = False`` gives a
 market with no other trader (the book stays empty, the bot waits).
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ..settings import Settings
 from ..sim.config import SimConfig
 from ..sim.exchange import Exchange
 from ..sim.flow import MarketFlow
+from ..sim.server import FLOW_SEED_STEP
 from .market import MarketError, register
 
 
@@ -33,7 +35,7 @@ class SyntheticMarket:
     def __init__(self, settings: Settings, seed: Optional[int] = None):
         try:
             self.config = sim_config(settings, seed)
-            self.flow_config = self.config.flow_config() if self.config.flow else None
+            self.instruments = self.config.instruments()
         except (ValueError, OSError) as exc:
             raise MarketError(f"synthetic market: {exc}") from None
         self.seed = self.config.seed
@@ -46,8 +48,11 @@ class SyntheticMarket:
         self.seed = seed
 
     def attach(self, exchange: Exchange, symbol: str, start_ms: int) -> None:
-        if self.flow_config is not None:
-            self.flow = MarketFlow(exchange, self.flow_config, self.seed)
+        """The flow of ``symbol``, seeded as the simulator seeds that instrument's flow."""
+        if self.config.flow:
+            for n, instrument in enumerate(self.instruments):
+                if instrument.symbol == symbol:
+                    self.flow = MarketFlow(exchange, instrument.flow, self.seed + n * FLOW_SEED_STEP)
         self._next = start_ms
 
     def next_ms(self) -> Optional[int]:

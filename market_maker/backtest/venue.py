@@ -10,8 +10,9 @@ A request of the bot: the bot's own client-side rate limiter (``gte.ratelimit``,
 simulated clock) waits for a slot; the request travels one latency (the market moves
 meanwhile); the exchange applies its own rate limits (the simulator's limiter, the limits
 of its endpoint table) and executes it; the answer travels back one latency. The bot's
-call returns then, as the blocking REST call does live. Each request is told on the event
-bus as an ``order`` event (see events.py).
+call returns then, as the blocking REST call does live. The interface tells the event bus
+about each request (``order`` events) as it does live; the feed tells what the live
+WebSocket tables tell (executions, positions, margin, orders' states, market samples).
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from decimal import Decimal
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Set
 
 from ..clock import ms
-from ..events import EventBus
 from ..exchange_interface import ExchangeInterface
 from ..gte import errors
 from ..gte.ratelimit import RateLimiter
@@ -57,7 +57,6 @@ class SimRest:
         self.feed = feed
         self.rate_limiter = RateLimiter(clock=clock.monotonic, sleep=clock.sleep)
         self._server = ServerLimiter(clock=clock.monotonic)
-        self.events: Optional[EventBus] = None
         self.refused_by_exchange = 0  # calls the exchange's rate limit refused (the bot's limiter should prevent them)
         self.last_latency_ms = 0.0
 
@@ -88,53 +87,23 @@ class SimRest:
             raise failure
         return result
 
-    def _emit(self, **fields: Any) -> None:
-        if self.events:
-            self.events.emit("order", latency_ms=self.last_latency_ms, **fields)
-
     # -- orders
     def create_order(self, side: str, price: Decimal, qty: int, close_flag: int = 0,
                      client_oid: Optional[str] = None) -> Order:
         oid = client_oid or ""
-        request = dict(action="create", client_oid=oid, side=side, price=price, qty=qty, close_flag=close_flag,
-                       request_id=None)
-        try:
-            row = self._call(CREATE, lambda now: self.ex.place_order(
-                self.account_id, self.symbol, 1 if side == BUY else 0, close_flag, price, qty, oid or None, now))
-        except errors.GteError as exc:
-            self._emit(order_id=None, outcome="refused" if exc.code is not None and exc.code <= -20001 else "error",
-                       status=None, error_code=exc.code, **request)
-            raise
-        self._emit(order_id=row["order_id"], outcome="ok", status=int(row["status"]), error_code=None, **request)
+        row = self._call(CREATE, lambda now: self.ex.place_order(
+            self.account_id, self.symbol, 1 if side == BUY else 0, close_flag, price, qty, oid or None, now))
         return Order(order_id=row["order_id"], client_oid=oid, side=side, close_flag=close_flag, price=price, qty=qty,
                      filled_qty=0, status=1)
 
     def cancel_order(self, order_id: str) -> str:
-        try:
-            row = self._call(CANCEL, lambda now: self.ex.cancel_order(self.account_id, self.symbol, str(order_id), now))
-        except errors.GteError as exc:
-            self._emit(action="cancel", client_oid=None, order_id=str(order_id), side=None, price=None, qty=None,
-                       close_flag=None, outcome="not_found" if isinstance(exc, errors.OrderNotFound) else "error",
-                       status=None, error_code=exc.code, request_id=None)
-            raise
-        self._emit_cancelled(row, None, "cancel")
+        row = self._call(CANCEL, lambda now: self.ex.cancel_order(self.account_id, self.symbol, str(order_id), now))
         return str(row.get("order_id", order_id))
-
-    def _emit_cancelled(self, row: dict, request_id: Optional[str], action: str) -> None:
-        if self.events:
-            order = order_of_row(row)
-            self._emit(action=action, client_oid=order.client_oid, order_id=order.order_id, side=order.side,
-                       price=order.price, qty=order.qty, close_flag=order.close_flag, outcome="ok",
-                       status=order.status, error_code=None, request_id=request_id)
 
     def cancel_batch(self, order_ids: Iterable[str]) -> None:
         ids = [str(i) for i in order_ids]
-        if not ids:
-            return
-        rows = self._call(CANCEL_BATCH, lambda now: self.ex.cancel_batch(self.account_id, self.symbol, ids, now))
-        request_id = f"batch-{self.clock.now_us}"
-        for row in rows:
-            self._emit_cancelled(row, request_id, "cancel_batch")
+        if ids:
+            self._call(CANCEL_BATCH, lambda now: self.ex.cancel_batch(self.account_id, self.symbol, ids, now))
 
     # -- reads
     def open_orders(self, max_pages: int = 50) -> List[Order]:
@@ -162,7 +131,6 @@ class BacktestExchange(ExchangeInterface):
         self.sim = exchange
         self.account_id = account_id
         self.feed, self.sim_rest = feed, rest
-        feed.events = rest.events = self.events
         # this run's tag and client_oids come from the seed: the same run gives the same journal rows
         self._oid_rng = random.Random(f"client-oid-{seed}")
         self.run_tag = f"{self._oid_rng.getrandbits(24):06x}"
