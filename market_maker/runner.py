@@ -8,15 +8,16 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import random
 import sys
 import threading
-import time
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type
 
 from . import quoting, startup
+from .clock import SYSTEM_CLOCK, Clock, SystemClock
 from .gte import errors
 from .heap import freeze_startup_heap
 from .market_maker import AnotherInstance, ExchangeInterface, KillSwitch, OrderManager
@@ -115,13 +116,17 @@ class Runner:
     def __init__(self, settings: Settings, exchange: ExchangeInterface, manager_cls: Type[OrderManager],
                  duration: Optional[float] = None, settings_path: Optional[str] = None,
                  strategy_override: Optional[str] = None, forced_sim: bool = False,
-                 env_secret: Optional[Mapping[str, str]] = None, set_overrides: Optional[Mapping[str, Any]] = None):
+                 env_secret: Optional[Mapping[str, str]] = None, set_overrides: Optional[Mapping[str, Any]] = None,
+                 rng: Optional[random.Random] = None):
+        """``rng``: the manager's random source (a backtest passes a seeded one)."""
         self.settings = settings
         self.set_overrides = dict(set_overrides or {})  # --set NAME=VALUE: reloads keep them
         self._env_secret = dict(env_secret or {})  # GTE_API_SECRET, out of os.environ: reloads need it
         self.forced_sim = forced_sim  # --sim: reloads keep trading on the embedded simulator
         self.exchange = exchange
-        self.manager = manager_cls(settings, exchange)
+        # one clock for the loop and the manager: the wall clock live, the simulated one in a backtest
+        self.clock: Clock = getattr(exchange, "clock", SYSTEM_CLOCK)
+        self.manager = manager_cls(settings, exchange, rng=rng) if rng is not None else manager_cls(settings, exchange)
         self.duration = duration
         self.settings_path = settings_path
         self.strategy_override = strategy_override
@@ -141,6 +146,14 @@ class Runner:
             files.append(module_file)
         return files
 
+    def _wait(self, seconds: float) -> None:
+        """Let ``seconds`` pass on the loop's clock: live, a wait that ``stop`` cuts short; simulated,
+        the clock's sleep (simulated time passes, the market moves, nothing waits)."""
+        if isinstance(self.clock, SystemClock):
+            self.stop_event.wait(seconds)
+        else:
+            self.clock.sleep(seconds)
+
     def stop(self, *_: object) -> None:
         self.stop_event.set()
         self.exchange.wake()
@@ -148,7 +161,7 @@ class Runner:
             self.exchange.close()
 
     def run(self) -> int:
-        started = time.monotonic()
+        started = self.clock.monotonic()
         try:
             ready = self.start(started)
         except BaseException:
@@ -158,25 +171,25 @@ class Runner:
             self.exchange.close()
             return self.exit_code
         freeze_startup_heap()
-        next_status = time.monotonic() + self.settings.LOOP_INTERVAL
+        next_status = self.clock.monotonic() + self.settings.LOOP_INTERVAL
         try:
             while not self.stop_event.is_set():
-                if self.duration is not None and time.monotonic() - started >= self.duration:
+                if self.duration is not None and self.clock.monotonic() - started >= self.duration:
                     log.info("Duration of %.0fs elapsed", self.duration)
                     break
-                timeout = max(0.0, next_status - time.monotonic())
+                timeout = max(0.0, next_status - self.clock.monotonic())
                 if self.duration is not None:
-                    timeout = min(timeout, max(0.0, self.duration - (time.monotonic() - started)))
+                    timeout = min(timeout, max(0.0, self.duration - (self.clock.monotonic() - started)))
                 kinds = self.exchange.wait_for_events(timeout)
                 if kinds and self.settings.REQUOTE_DEBOUNCE_MS:
-                    self.stop_event.wait(self.settings.REQUOTE_DEBOUNCE_MS / 1000)
+                    self._wait(self.settings.REQUOTE_DEBOUNCE_MS / 1000)
                 if self.stop_event.is_set():
                     break
                 self.check_reload()
                 self.cycle()
-                if time.monotonic() >= next_status:
+                if self.clock.monotonic() >= next_status:
                     self.manager.print_status()
-                    next_status = time.monotonic() + self.settings.LOOP_INTERVAL
+                    next_status = self.clock.monotonic() + self.settings.LOOP_INTERVAL
         except KillSwitch as exc:
             log.error("Kill switch: %s. Cancelling all orders and exiting.", exc)
             self.exit_code = EXIT_KILL_SWITCH
@@ -214,7 +227,7 @@ class Runner:
                         self.on_connected = None
                     self.manager.start(fresh=True)
                     if waiting_since is not None:
-                        log.info("The exchange answered after %.0fs; starting", time.monotonic() - waiting_since)
+                        log.info("The exchange answered after %.0fs; starting", self.clock.monotonic() - waiting_since)
                     return True
                 except Exception as exc:
                     reason = startup.transient_reason(exc)
@@ -227,19 +240,19 @@ class Runner:
                         self.exit_code = EXIT_ERROR
                         return False
                     if waiting_since is None:
-                        waiting_since = time.monotonic()
+                        waiting_since = self.clock.monotonic()
                         log.warning("Waiting for the exchange at %s: %s; retrying", url, reason)
                     else:
                         log.debug("The exchange at %s is still not usable: %s", url, reason)
                 delay = startup.backoff_delay(attempt, backoff)
                 attempt += 1
                 if self.duration is not None:
-                    left = self.duration - (time.monotonic() - started)
+                    left = self.duration - (self.clock.monotonic() - started)
                     if left <= delay:
-                        self.stop_event.wait(max(0.0, left))
+                        self._wait(max(0.0, left))
                         log.info("Duration of %.0fs elapsed before the exchange could be used", self.duration)
                         return False
-                self.stop_event.wait(delay)
+                self._wait(delay)
             log.info("Stopped before the start completed; no order was sent")
             return False
         finally:
@@ -253,7 +266,7 @@ class Runner:
         except errors.GteError as exc:
             log.warning("Exchange error, retrying in %ss: %s", self.settings.API_ERROR_INTERVAL, exc)
             self.exchange.events.emit("error", where="cycle", text=str(exc))
-            self.stop_event.wait(self.settings.API_ERROR_INTERVAL)
+            self._wait(self.settings.API_ERROR_INTERVAL)
         except quoting.NoMarket as exc:
             log.warning("Not quoting: %s", exc)
 
