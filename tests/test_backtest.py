@@ -96,7 +96,7 @@ def test_rate_limits_hold_in_simulated_time(tmp_path):
     creates = sorted(sent["create"])
     assert len(creates) > 60  # 60 at the start alone: the limiter had to spread them
     for i in range(len(creates) - 20):
-        assert creates[i + 20] - creates[i] >= 1.0  # never 21 creates within one second
+        assert creates[i + 20] - creates[i] >= 1.0 - 1e-9  # never 21 creates within one second
     batches = sorted(set(sent["cancel_batch"]))
     assert all(b - a >= 10 for a, b in zip(batches, batches[1:]))
     assert result.exit_code == 0
@@ -108,7 +108,7 @@ def test_latency_delays_orders_and_shifts_fills(tmp_path):
     fast = run(settings, hours=MINUTE / 2)
     slow = run(settings, latency=50, events=slow_events, hours=MINUTE / 2)
     latencies = {f["latency_ms"] for kind, _, f in slow_events if kind == "order"}
-    assert latencies == {100.0}  # there and back
+    assert latencies and all(abs(ms - 100.0) < 1e-6 for ms in latencies)  # there and back (float seconds)
     assert figures(fast) != figures(slow)
     spread = run(settings, latency="20:80", hours=MINUTE / 4)
     again = run(settings, latency="20:80", hours=MINUTE / 4)
