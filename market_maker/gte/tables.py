@@ -35,6 +35,7 @@ POSITION_FULL_ROW = ("qty", "avail_qty", "entry_price")
 MARGIN_FULL_ROW = ("total", "available", "order_margin", "pos_margin")
 
 
+_QUIET_STATUSES = frozenset((1, 2))  # created / resting unfilled: no ``order_state`` told for these
 _FLAT_LONG, _FLAT_SHORT = Position(LONG), Position(SHORT)  # frozen, so every flat view can share them
 
 
@@ -376,7 +377,9 @@ class LiveTables:
                 if order is None:
                     held = orders.closed.get(key)
                     order = held[1] if held is not None else None
-                if order is not None and (orders.symbol_of(key) or row.get("symbol", self.symbol)) == self.symbol:
+                if order is None or (order.status in _QUIET_STATUSES and not order.filled_qty):
+                    continue  # a new resting order: its create told it already
+                if (orders.symbol_of(key) or row.get("symbol", self.symbol)) == self.symbol:
                     record("order_state", order_id=order.order_id, client_oid=order.client_oid,  # type: ignore[misc]
                            side=order.side, close_flag=order.close_flag, price=order.price, qty=order.qty,
                            status=order.status, filled_qty=order.filled_qty, avg_price=order.avg_price,
