@@ -1,5 +1,5 @@
-"""The journal of real runs of the bot on the simulator: equal to the exchange's books, the report on it,
-and the crash-resume (kill -9 with resting orders, fills while down, a create whose answer was lost)."""
+"""The journal of real runs of the bot on the simulator: equal to the exchange's books (fills, fees, funding),
+the report on it, and the crash-resume (kill -9 with resting orders, fills while down, a create whose answer was lost)."""
 import os
 import signal
 import sqlite3
@@ -57,7 +57,7 @@ def assert_journal_equals_exchange(path, rows):
 
 def test_a_runs_journal_equals_the_simulators_books_and_its_report_the_equity_change(tmp_path, capsys):
     path = str(tmp_path / "journal.sqlite")
-    with run_simulator(SimConfig(port=0, seed=11, **{**CALM, "taker_rate": D(10)})) as sim:
+    with run_simulator(SimConfig(port=0, seed=11, funding_interval_s=3, **{**CALM, "taker_rate": D(10)})) as sim:
         start_equity = D(sim.call(lambda ex: ex.margin_rows(sim.account_id))[0]["total"])
         settings = settings_for(sim, tmp_path)
         runner = build_runner(settings, sim.base_url, sim.ws_url, sim.api_key, sim.api_secret, duration=7)
@@ -85,7 +85,8 @@ def test_a_runs_journal_equals_the_simulators_books_and_its_report_the_equity_ch
     db.close()
     a = report.attribution
     assert a.exchange_change == a.net and D(a.net) / 10 ** 20 == end_equity - start_equity
-    assert a.unexplained == 0  # every fill, fee and mark is in the journal
+    assert a.funding != 0  # funding payments while holding a position, as the exchange booked them
+    assert a.unexplained == 0  # every fill, fee, funding payment and mark is in the journal
     assert report_main([path, "--no-html"]) == 0
     assert "net PnL" in capsys.readouterr().out
 

@@ -212,3 +212,47 @@ def test_a_full_disk_mid_run_is_logged_counted_and_never_raised(tmp_path, settin
     assert sum("disk is full" in r.getMessage() or "full" in r.getMessage() for r in caplog.records
                if r.levelname == "ERROR") == 1
     assert rows(path, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_a_close_fill_gets_the_realised_pnl_its_leg_booked(tmp_path, settings):
+    path = str(tmp_path / "j.sqlite")
+    rec = open_journal(path, settings, mode="live", strategy="m:C", threaded=False, clock=Clock())
+    fill = dict(client_oid="mm_c", maker=True, source="live", fee=D(0))
+    rec.handle(ev("position", long=Position("long", qty=100, realised_pnl=D("0.001")), short=Position("short")))
+    rec.handle(ev("execution", exec_id="c1", order_id="1", side="sell", close_flag=1, price=D("10100"), qty=40,
+                  **fill))
+    rec.handle(ev("position", long=Position("long", qty=60, realised_pnl=D("0.00103960396")), short=Position("short")))
+    rec.handle(ev("execution", exec_id="c2", order_id="2", side="sell", close_flag=1, price=D("10200"), qty=10,
+                  **fill))
+    rec.handle(ev("execution", exec_id="c3", order_id="3", side="sell", close_flag=1, price=D("10300"), qty=10,
+                  **fill))
+    rec.handle(ev("position", long=Position("long", qty=40, realised_pnl=D("0.0011")), short=Position("short")))
+    rec.close(0)
+    assert rows(path, "SELECT exec_id, realised_pnl FROM executions ORDER BY exec_id") == \
+        [("c1", "0.00003960396"), ("c2", None), ("c3", None)]  # two closes between two rows: not split
+
+
+def test_funding_is_told_when_the_instruments_funding_time_moves_on():
+    from market_maker.gte.tables import LiveTables, funding_amount
+    told = []
+    tables = LiveTables("BTC_USD", "BTC")
+    tables.record = lambda kind, **f: told.append((kind, f))
+    tables.clock = lambda: 1_000.0
+    inst = {"symbol": "BTC_USD", "settle_currency": "BTC", "tick_size": "0.5", "symbol_id": "1", "face_value": "1",
+            "mark_price": "10001.37", "funding_rate": "0.0001", "funding_rate_time": "1003000"}
+    tables.apply("instrument", "partial", [inst])
+    legs = [{"symbol": "BTC_USD", "side": "1", "qty": "300", "avail_qty": "300", "entry_price": "10000"},
+            {"symbol": "BTC_USD", "side": "0", "qty": "120", "avail_qty": "120", "entry_price": "10003"}]
+    tables.apply("position", "partial", legs)
+    tables.clock = lambda: 1_004.0  # a fill after the funding time: the legs at the funding time count
+    tables.apply("position", "update", [{"symbol": "BTC_USD", "side": "1", "qty": "500"}])
+    tables.apply("instrument", "update", [{"symbol": "BTC_USD", "funding_rate_time": "1006000"}])
+    funding = [f for kind, f in told if kind == "funding"]
+    # 300 * 1 / 10001.37 * 0.0001 = 0.0000029995890...: the inverse mark to 1e-20, the amount to 1e-12
+    assert funding_amount(300, D(1), D("10001.37"), D("0.0001")) == D("0.000002999589")
+    assert [(f["side"], f["qty"], f["amount"], f["ts_ex_ms"]) for f in funding] == \
+        [("long", 300, D("-0.000002999589"), 1003000), ("short", 120, funding_amount(120, D(1), D("10001.37"),
+                                                                                    D("0.0001")), 1003000)]
+    told.clear()
+    tables.apply("instrument", "update", [{"symbol": "BTC_USD", "mark_price": "10002"}])  # no new funding time
+    assert not [kind for kind, _ in told if kind == "funding"]

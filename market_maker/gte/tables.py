@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 from collections import OrderedDict, deque
@@ -301,6 +302,26 @@ class FillCounter:
             credited.popitem(last=False)
 
 
+LEDGER = 10 ** 12  # funding is booked to 1e-12 of the settle currency
+MARK_UNITS = 10 ** 20  # an inverse mark (face / mark) is taken to 1e-20 first
+
+
+def _nearest(n: int, d: int) -> int:
+    """n / d to the nearest integer, ties upward (d > 0)."""
+    return (2 * n + d) // (2 * d)
+
+
+def funding_amount(qty: int, face: Decimal, mark: Decimal, rate: Decimal) -> Decimal:
+    """What ``qty`` contracts pay or receive at a funding: qty * face / mark * rate, its inverse mark taken
+    to 1e-20 and the amount to 1e-12 (nearest, ties up), as the exchange books it (positive)."""
+    fn, fd = face.as_integer_ratio()
+    mn, md = mark.as_integer_ratio()
+    rn, rd = rate.as_integer_ratio()
+    inverse = _nearest(fn * md * MARK_UNITS, fd * mn)
+    units = _nearest(qty * inverse * rn, (MARK_UNITS // LEDGER) * rd)
+    return Decimal(units).scaleb(-12)
+
+
 class LiveTables:
     """Every non-book table of one symbol/settle currency; ``apply`` returns the event kind.
 
@@ -331,6 +352,8 @@ class LiveTables:
         self._kinds = {"instrument": "instrument", "order": "order", "position": "position",
                        "margin": "margin"}
         self.record: Callable[..., None] | None = None  # record(kind, **fields): see GteWebSocket.set_recorder
+        self.clock: Callable[[], float] = time.time
+        self._leg_history: deque[tuple[int, int, int]] = deque(maxlen=1000)  # (wall ms, long, short) on change
 
     def apply(self, table: str, action: str, rows: list[Row], resync: bool = False) -> str | None:
         """Apply one message's rows; ``resync`` marks a partial that replaces a stale copy."""
@@ -339,6 +362,7 @@ class LiveTables:
         if table == "execution":
             return self._execution(action, rows, resync)
         keyed = self._keyed[table]
+        before = self._funding_state() if table == "instrument" and self.record is not None else None
         if action == "update":
             keyed.update(rows)
         elif action == "insert":
@@ -353,13 +377,58 @@ class LiveTables:
             raise MalformedRow(f"unknown action {action!r}")
         if self.record is not None and action != "delete":
             self._tell(table, rows)
+            if before is not None:
+                self._tell_funding(before)
         return self._kinds[table]
+
+    # funding: GTE pushes no funding row; a payment shows as the instrument's next funding time moving on
+    def _funding_state(self) -> tuple[int, Decimal, Decimal] | None:
+        """(funding_rate_time, funding_rate, mark) of our instrument now, or None when unknown."""
+        row = self.instruments.rows.get((self.symbol,))
+        inst = self.instrument()
+        if row is None or inst is None or inst.mark_price is None or inst.funding_rate is None:
+            return None
+        try:
+            return int(row.get("funding_rate_time")), inst.funding_rate, inst.mark_price
+        except (TypeError, ValueError):
+            return None
+
+    def _tell_funding(self, before: tuple[int, Decimal, Decimal]) -> None:
+        """The funding time moved on: each leg held then paid (long) or received (short) its funding,
+        ``qty * face / mark * rate`` at the rate and mark last seen before, to the ledger's 1e-12."""
+        after = self._funding_state()
+        at, rate, mark = before
+        if after is None or after[0] <= at or not rate or mark <= 0:
+            return
+        inst = self.instrument()
+        face = inst.face_value if inst is not None else Decimal(1)
+        legs = self._legs_at(at)
+        for side, qty in zip((LONG, SHORT), legs):
+            if qty:
+                amount = funding_amount(qty, face, mark, rate)
+                self.record("funding", amount=-amount if side == LONG else amount,  # type: ignore[misc]
+                            rate=rate, ts_ex_ms=at, side=side, qty=qty)
+
+    def _legs_at(self, ms: int) -> tuple[int, int]:
+        """(long, short) contracts held at wall time ``ms`` (the latest change at or before it)."""
+        held = None
+        for when, long_qty, short_qty in self._leg_history:
+            if when > ms:
+                break
+            held = (long_qty, short_qty)
+        if held is None:
+            pos = self.position_view()
+            held = (pos.long.qty, pos.short.qty)
+        return held
 
     def _tell(self, table: str, rows: list[Row]) -> None:
         """The changed rows' new state, to the recorder (positions and margin whole, after the change)."""
         record = self.record
         if table == "position":
             pos = self.position_view()
+            history = self._leg_history
+            if not history or history[-1][1:] != (pos.long.qty, pos.short.qty):
+                history.append((int(self.clock() * 1000), pos.long.qty, pos.short.qty))
             record("position", long=pos.long, short=pos.short, long_qty=pos.long.qty,  # type: ignore[misc]
                    long_entry=pos.long.entry_price, short_qty=pos.short.qty, short_entry=pos.short.entry_price,
                    realised_pnl=pos.long.realised_pnl + pos.short.realised_pnl,

@@ -301,11 +301,12 @@ class GteWebSocket:
 
     # ------------------------------------------------------------- recording
     def set_recorder(self, record: Callable[..., None] | None) -> None:
-        """``record(kind, **fields)`` is told our executions, positions, margin, orders' states,
+        """``record(kind, **fields)`` is told our executions, positions, margin, funding, orders' states,
         market samples (about once a second, and just before our fills), resyncs and
         connections (``events.py`` documents the kinds). It must return at once."""
         self._record = record
         self._tables.record = record
+        self._tables.clock = self._clock
 
     def _sample(self, reason: str, now: float) -> None:
         """Lock held: the top of the book (and the mark) as a market sample."""
