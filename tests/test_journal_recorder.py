@@ -256,3 +256,36 @@ def test_funding_is_told_when_the_instruments_funding_time_moves_on():
     told.clear()
     tables.apply("instrument", "update", [{"symbol": "BTC_USD", "mark_price": "10002"}])  # no new funding time
     assert not [kind for kind, _ in told if kind == "funding"]
+
+
+from hypothesis import given, settings as hsettings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FILLS = st.lists(st.tuples(st.integers(1, 500), st.integers(18_000, 22_000), st.integers(-20, 20)), min_size=1,
+                 max_size=12)
+
+
+@hsettings(max_examples=80, deadline=None)
+@given(FILLS, st.data())
+def test_reconciliation_leaves_qty_fee_and_average_exactly_the_exchanges(fills, data):
+    """Whatever part of an order's fills the journal saw, one reconciled fill makes its filled qty and fee the
+    exchange's exactly and its average price (rounded as the exchange rounds it) the exchange's; a second
+    reconciliation adds nothing."""
+    fills = [(q, D(t) / 2, D(f) / 10 ** 9) for q, t, f in fills]  # prices on a 0.5 tick, fees to 1e-9
+    seen = data.draw(st.lists(st.booleans(), min_size=len(fills), max_size=len(fills)))
+    exact = sum((Fraction(q) / Fraction(p) for q, p, _ in fills), Fraction(0))
+    filled = sum(q for q, _, _ in fills)
+    order = Order("9", "mm_p", "buy", 0, D(11000), filled + 5, filled, 16, harmonic_avg(filled, exact),
+                  sum((f for _, _, f in fills), D(0)))
+    held = OrderFills()
+    for (q, p, f), known in zip(fills, seen):
+        if known:
+            held.add(q, p, f)
+    diff = difference(order, held)
+    if all(seen):
+        assert diff is None
+        return
+    held.add(diff.qty, diff.price, diff.fee)
+    assert (held.filled, held.fee) == (order.filled_qty, order.fee)
+    assert harmonic_avg(held.filled, held.notional) == order.avg_price
+    assert difference(order, held) is None
