@@ -237,14 +237,16 @@ def test_funding_is_told_when_the_instruments_funding_time_moves_on():
     told = []
     tables = LiveTables("BTC_USD", "BTC")
     tables.record = lambda kind, **f: told.append((kind, f))
-    tables.clock = lambda: 1_000.0
     inst = {"symbol": "BTC_USD", "settle_currency": "BTC", "tick_size": "0.5", "symbol_id": "1", "face_value": "1",
             "mark_price": "10001.37", "funding_rate": "0.0001", "funding_rate_time": "1003000"}
     tables.apply("instrument", "partial", [inst])
     legs = [{"symbol": "BTC_USD", "side": "1", "qty": "300", "avail_qty": "300", "entry_price": "10000"},
             {"symbol": "BTC_USD", "side": "0", "qty": "120", "avail_qty": "120", "entry_price": "10003"}]
     tables.apply("position", "partial", legs)
-    tables.clock = lambda: 1_004.0  # a fill after the funding time: the legs at the funding time count
+    # a fill after the funding time (the instrument telling it comes later): the legs at the funding time count
+    tables.apply("execution", "insert", [{"exec_id": "x1", "order_id": "o1", "side": "1", "close_flag": "0",
+                                          "last_price": "10001", "last_qty": "200", "cum_qty": "200",
+                                          "maker_flag": "1", "fee": "0", "ctime": "1004000", "symbol": "BTC_USD"}])
     tables.apply("position", "update", [{"symbol": "BTC_USD", "side": "1", "qty": "500"}])
     tables.apply("instrument", "update", [{"symbol": "BTC_USD", "funding_rate_time": "1006000"}])
     funding = [f for kind, f in told if kind == "funding"]

@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 from collections import OrderedDict, deque
@@ -352,8 +351,7 @@ class LiveTables:
         self._kinds = {"instrument": "instrument", "order": "order", "position": "position",
                        "margin": "margin"}
         self.record: Callable[..., None] | None = None  # record(kind, **fields): see GteWebSocket.set_recorder
-        self.clock: Callable[[], float] = time.time
-        self._leg_history: deque[tuple[int, int, int]] = deque(maxlen=1000)  # (wall ms, long, short) on change
+        self.listening: Callable[[], bool] | None = None  # False: nobody listens, nothing is told
 
     def apply(self, table: str, action: str, rows: list[Row], resync: bool = False) -> str | None:
         """Apply one message's rows; ``resync`` marks a partial that replaces a stale copy."""
@@ -362,7 +360,7 @@ class LiveTables:
         if table == "execution":
             return self._execution(action, rows, resync)
         keyed = self._keyed[table]
-        before = self._funding_state() if table == "instrument" and self.record is not None else None
+        before = self._funding_state() if table == "instrument" and self.recording() else None
         if action == "update":
             keyed.update(rows)
         elif action == "insert":
@@ -375,7 +373,7 @@ class LiveTables:
                 self._orders_partial(resync)
         else:
             raise MalformedRow(f"unknown action {action!r}")
-        if self.record is not None and action != "delete":
+        if action != "delete" and self.recording():
             self._tell(table, rows)
             if before is not None:
                 self._tell_funding(before)
@@ -410,25 +408,29 @@ class LiveTables:
                             rate=rate, ts_ex_ms=at, side=side, qty=qty)
 
     def _legs_at(self, ms: int) -> tuple[int, int]:
-        """(long, short) contracts held at wall time ``ms`` (the latest change at or before it)."""
-        held = None
-        for when, long_qty, short_qty in self._leg_history:
-            if when > ms:
+        """(long, short) contracts held at exchange time ``ms``: the legs now, less our fills after it."""
+        pos = self.position_view()
+        long_qty, short_qty = pos.long.qty, pos.short.qty
+        for fill in reversed(self.executions):
+            if fill.time <= ms:
                 break
-            held = (long_qty, short_qty)
-        if held is None:
-            pos = self.position_view()
-            held = (pos.long.qty, pos.short.qty)
-        return held
+            opens_long = (fill.side == BUY) != bool(fill.close_flag)  # a buy opens long, a sell closes it
+            sign = -1 if fill.close_flag else 1
+            if opens_long:
+                long_qty -= sign * fill.qty
+            else:
+                short_qty -= sign * fill.qty
+        return long_qty, short_qty
+
+    def recording(self) -> bool:
+        """Someone listens to ``record`` (when it is set)."""
+        return self.record is not None and (self.listening is None or self.listening())
 
     def _tell(self, table: str, rows: list[Row]) -> None:
         """The changed rows' new state, to the recorder (positions and margin whole, after the change)."""
         record = self.record
         if table == "position":
             pos = self.position_view()
-            history = self._leg_history
-            if not history or history[-1][1:] != (pos.long.qty, pos.short.qty):
-                history.append((int(self.clock() * 1000), pos.long.qty, pos.short.qty))
             record("position", long=pos.long, short=pos.short, long_qty=pos.long.qty,  # type: ignore[misc]
                    long_entry=pos.long.entry_price, short_qty=pos.short.qty, short_entry=pos.short.entry_price,
                    realised_pnl=pos.long.realised_pnl + pos.short.realised_pnl,
@@ -474,14 +476,14 @@ class LiveTables:
         mine = [r for r in rows if r.get("symbol", self.symbol) == self.symbol]
         if action == "insert":
             fills = [f for f in map(self.fills.on_execution, mine) if f is not None]
-            if self.record is not None and fills:
+            if fills and self.recording():
                 self._tell_fills(fills, mine)
         elif action == "partial":
             if not resync:
                 self.fills.mark_seen(mine)
                 return None
             fills = self.fills.absorb_partial(mine, self.started_ms)
-            if self.record is not None and fills:
+            if fills and self.recording():
                 self._tell_fills(fills, mine)
         else:
             raise MalformedRow(f"execution action {action!r} (insert only)")
