@@ -291,3 +291,41 @@ def test_reconciliation_leaves_qty_fee_and_average_exactly_the_exchanges(fills, 
     assert (held.filled, held.fee) == (order.filled_qty, order.fee)
     assert harmonic_avg(held.filled, held.notional) == order.avg_price
     assert difference(order, held) is None
+
+
+def test_the_bot_tells_its_requests_decisions_pauses_and_reloads(tmp_path):
+    """The emission points of the manager and the exchange interface (fakes of the exchange's REST and socket)."""
+    import time as _time
+    from market_maker.events import CallbackSink
+    from market_maker.market_maker import OrderManager
+    from market_maker.runner import Runner
+    from tests.test_hostile_exchange import make
+    settings, rest, ws, exchange = make(tmp_path, "ORDER_PAIRS = 2\nAPI_REST_INTERVAL = 0\n")
+    told = []
+    exchange.events.subscribe(CallbackSink(told.append))
+    runner = Runner(settings, exchange, OrderManager, settings_path=str(tmp_path / "settings.py"))
+    manager = runner.manager
+    manager.start()
+    manager.step()
+    creates = [e.fields for e in told if e.kind == "order" and e.fields["action"] == "create"]
+    assert len(creates) == 4 and {c["outcome"] for c in creates} == {"ok"}
+    assert all(c["order_id"] and c["client_oid"].startswith(exchange.own_prefix) and c["latency_ms"] >= 0
+               for c in creates)
+    decision = [e.fields for e in told if e.kind == "decision"][-1]
+    assert (decision["created"], decision["cancelled"]) == (4, 0)
+    assert decision["best_bid"] == max(c["price"] for c in creates if c["side"] == "buy")
+    ws.synced = False
+    ws.unsynced_since_ms = int(_time.time() * 1000) - 5000
+    manager.step()
+    pause = [e.fields for e in told if e.kind == "pause"]
+    assert pause and "out of sync" in pause[-1]["reason"] and pause[-1]["cancel"]
+    cancels = [e.fields for e in told if e.kind == "order" and e.fields["action"] != "create"]
+    assert {c["order_id"] for c in cancels} == {c["order_id"] for c in creates}
+    assert len({c["request_id"] for c in cancels if c["action"] == "cancel_batch"}) <= 1
+    ws.synced = True
+    manager.step()
+    assert [e.fields for e in told if e.kind == "pause"][-1]["reason"] is None
+    (tmp_path / "settings.py").write_text("ORDER_PAIRS = 3\nAPI_REST_INTERVAL = 0\n")
+    assert runner.reload()
+    reload = [e.fields for e in told if e.kind == "reload"]
+    assert reload == [{"changed": {"ORDER_PAIRS": ["2", "3"]}}]
