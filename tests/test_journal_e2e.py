@@ -107,7 +107,7 @@ def test_a_runs_journal_equals_the_simulators_books_and_its_report_the_equity_ch
     db.close()
     a = report.attribution
     assert a.exchange_change == a.net and D(a.net) / 10 ** 20 == end_equity - start_equity
-    assert a.funding != 0  # funding payments while holding a position, as the exchange booked them
+    assert count(path, "funding") >= 1  # payments of the legs held (a hedged pair's may add up to 0)
     assert a.unexplained == 0  # every fill, fee, funding payment and mark is in the journal
     assert report_main([path, "--no-html"]) == 0
     assert "net PnL" in capsys.readouterr().out
