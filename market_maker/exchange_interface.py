@@ -92,7 +92,7 @@ class ExchangeInterface:
         self._request_ids = itertools.count(1)  # groups the per-order ``order`` events of one request
         set_recorder = getattr(self.ws, "set_recorder", None)
         if set_recorder is not None:  # executions, positions, margin, market samples from the socket's tables
-            set_recorder(self.events.emit)
+            set_recorder(self.events.emit, self.events.__bool__)
 
     # -- events (called in the WebSocket thread: record and wake, nothing else)
     def _on_event(self, kind: str) -> None:
