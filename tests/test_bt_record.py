@@ -57,10 +57,10 @@ def test_tap_snapshots_updates_deletes_trades_and_gaps():
     assert tap.feed(json.dumps({"table": "order_book", "action": "update", "seq": 1, "data": [row]}), 5) == []
     events = tap.feed(json.dumps({"table": "order_book", "action": "partial", "seq": 1, "data": [row]}), 10)
     assert events == [{"ts_ns": 10, "kind": "reset"},
-                      {"ts_ns": 10, "kind": "book", "side": "bid", "price": "100.5", "qty": "3"}]
+                      {"ts_ns": 10, "kind": "book", "side": "bid", "price": "100.5", "qty": 3}]
     upd = {"table": "order_book", "action": "update", "seq": 2, "data": [{"id": "1", "size": "7"}]}
     assert tap.feed(json.dumps(upd), 9) == [{"ts_ns": 10, "kind": "book", "side": "bid", "price": "100.5",
-                                             "qty": "7"}]
+                                             "qty": 7}]
     dele = {"table": "order_book", "action": "delete", "seq": 3, "data": [{"id": "1"}]}
     assert tap.feed(json.dumps(dele), 11)[0]["qty"] == 0
     gap = {"table": "order_book", "action": "update", "seq": 9, "data": [row]}
@@ -72,7 +72,7 @@ def test_tap_snapshots_updates_deletes_trades_and_gaps():
           "data": [{"symbol": "BTC_USD", "side": "sell", "price": "100", "qty": "2"},
                    {"symbol": "ETH_USD", "side": "sell", "price": "1", "qty": "2"}]}
     assert tap.feed(json.dumps(tr), 15) == [{"ts_ns": 15, "kind": "trade", "side": "sell", "price": "100",
-                                             "qty": "2"}]
+                                             "qty": 2}]
     assert tap.feed("not json", 16) == [] and tap.feed('{"op":"pong"}', 16) == []
 
 

@@ -31,6 +31,8 @@ from .market import MarketError
 RECORDING_FORMAT = "marketmaker-recording"
 RECORDING_VERSION = 1
 BOOK_SIDES = ("bid", "ask")
+# floats stay text (exact, and a price text seen before is a dict hit: see EventReader._ticks)
+_decode = json.JSONDecoder(parse_float=str).raw_decode
 TRADE_SIDES = ("buy", "sell")
 
 
@@ -107,6 +109,8 @@ class EventReader:
         self.count = 0
         self.first_ns: Optional[int] = None
         self.last_ns: Optional[int] = None
+        self._price_cache: dict = {}
+        self._unit_scale = qty_scale == 1
 
     def fail(self, line: int, text: str) -> MarketError:
         return MarketError(f"{self.path}, line {line}: {text}")
@@ -144,8 +148,11 @@ class EventReader:
     def _parse(self, raw: str, lineno: int) -> Optional[Event]:
         if self.ended:
             raise self.fail(lineno, "data after the recording's end line")
+        text = raw.strip()
         try:
-            obj = json.loads(raw, parse_float=Decimal)
+            obj, end = _decode(text)
+            if end != len(text):
+                raise ValueError("trailing data")
         except ValueError:
             raise self.fail(lineno, "not a JSON object (a truncated or garbled line?)") from None
         if not isinstance(obj, dict):
@@ -168,9 +175,25 @@ class EventReader:
         self.header = _header(obj)
         if self.header.tick_size is not None:
             self.tick = self.header.tick_size
+            self._price_cache.clear()
         return None
 
     def _event(self, obj: dict, lineno: int) -> Event:
+        # the fast path: a well-formed book or trade whose price was seen before
+        ts, kind, side, price, qty = (obj.get("ts_ns"), obj.get("kind"), obj.get("side"), obj.get("price"),
+                                      obj.get("qty"))
+        last = self.last_ns
+        if type(ts) is int and (last is not None and ts >= last) and type(qty) is int and self._unit_scale \
+                and (type(price) is int or type(price) is str) and (self.header.recording or not self.recording):
+            ticks = self._price_cache.get(price)
+            if ticks is not None and ((kind == "book" and qty >= 0 and (side == "bid" or side == "ask"))
+                                      or (kind == "trade" and qty > 0 and (side == "buy" or side == "sell"))):
+                self.last_ns = ts
+                self.count += 1
+                return Event(ts, kind, side, ticks, qty, lineno)
+        return self._checked_event(obj, lineno)
+
+    def _checked_event(self, obj: dict, lineno: int) -> Event:
         if self.recording and not self.header.recording:
             raise ValueError(f"not a recording: its first line must be a {RECORDING_FORMAT!r} header")
         ts = obj.get("ts_ns")
@@ -190,22 +213,37 @@ class EventReader:
         sides = BOOK_SIDES if kind == "book" else TRADE_SIDES
         if side not in sides:
             raise ValueError(f"side of a {kind} must be {' or '.join(map(repr, sides))}, not {side!r}")
+        ticks = self._ticks(obj.get("price"))
+        qty = obj.get("qty")
+        if type(qty) is int and qty > 0 and self._unit_scale:
+            contracts = qty
+        else:
+            qty = _number(qty, "qty")
+            if qty < 0 or (kind == "trade" and qty == 0):
+                raise ValueError(f"qty of a {kind} must be {'>= 0' if kind == 'book' else '> 0'}, not {qty}")
+            contracts = int((qty * self.qty_scale).to_integral_value(ROUND_HALF_UP))
+            if qty and not contracts:
+                contracts = 1
+        self._seen(ts)
+        return Event(ts, kind, side, ticks, contracts, lineno)
+
+    def _ticks(self, price: object) -> int:
+        """A price in ticks (cached by its text: a market's prices repeat)."""
+        if type(price) is int or type(price) is str:
+            ticks = self._price_cache.get(price)
+            if ticks is not None:
+                return ticks
         if self.tick is None:
             raise ValueError("the file gives no tick size: pass --tick")
-        price = _number(obj.get("price"), "price")
-        if price <= 0:
-            raise ValueError(f"price must be greater than 0, not {price}")
-        ticks, rest = divmod(price, self.tick)
+        d = _number(price, "price")
+        if d <= 0:
+            raise ValueError(f"price must be greater than 0, not {d}")
+        ticks, rest = divmod(d, self.tick)
         if rest:
-            raise ValueError(f"price {price} is not a multiple of the tick size {self.tick}")
-        qty = _number(obj.get("qty"), "qty")
-        if qty < 0 or (kind == "trade" and qty == 0):
-            raise ValueError(f"qty of a {kind} must be {'>= 0' if kind == 'book' else '> 0'}, not {qty}")
-        contracts = int((qty * self.qty_scale).to_integral_value(ROUND_HALF_UP))
-        if qty and not contracts:
-            contracts = 1
-        self._seen(ts)
-        return Event(ts, kind, side, int(ticks), contracts, lineno)
+            raise ValueError(f"price {d} is not a multiple of the tick size {self.tick}")
+        if (type(price) is int or type(price) is str) and len(self._price_cache) < 1_000_000:
+            self._price_cache[price] = int(ticks)
+        return int(ticks)
 
     def _seen(self, ts: int) -> None:
         if self.first_ns is None:

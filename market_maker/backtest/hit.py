@@ -16,7 +16,7 @@ from ..sim import accounts as ac
 from ..sim.accounts import LONG, SHORT
 from ..sim.engine import BUY, CREATED, FILLED, Order
 from ..sim.exchange import Event, Exchange
-from ..sim.rows import order_row
+from ..sim.rows import level_row, order_row
 
 
 def hit(ex: Exchange, taker_id: int, maker: Order, qty: int, now_ms: int) -> int:
@@ -76,4 +76,29 @@ def hit(ex: Exchange, taker_id: int, maker: Order, qty: int, now_ms: int) -> int
     return q
 
 
-__all__ = ["hit"]
+
+def resize(ex: Exchange, order: Order, remaining: int, now_ms: int) -> None:
+    """Set a resting order's unfilled size in place (an amend; > 0) and publish its level.
+
+    For the replay's liquidity-provider orders: one order per recorded level, resized as the
+    recording changes it, so a level change is one book message as it was on the venue. Its
+    order margin follows; there is no margin check (the account has a large balance)."""
+    m = ex.market(order.symbol)
+    book = m.book
+    key = order.ticks if order.side == BUY else -order.ticks
+    level = book.levels[key]
+    delta = remaining - (order.qty - order.filled)
+    if not delta:
+        return
+    order.qty += delta
+    level.total += delta
+    if order.close_flag == 0:
+        margin = ac.times(remaining, order.unit)
+        ex.account(order.account_id).wallet(m.asset).order_margin += margin - order.margin
+        order.margin = margin
+    order.tpl = None
+    ex._events.append(Event("order_book", None, m.symbol, None, "update", level_row,
+                            (m.fmt, m.symbol, m.asset, order.side, order.ticks, level.total)))
+
+
+__all__ = ["hit", "resize"]

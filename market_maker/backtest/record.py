@@ -35,6 +35,14 @@ PROG = "marketmaker record"
 BOOK_SIDE = {"buy": "bid", "sell": "ask"}
 
 
+def _int(text: Any) -> Optional[int]:
+    """A wire size ("12") as an int; None if it is not a whole number."""
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None
+
+
 class StreamTap:
     """Turns raw order_book/trade messages into recording events (pure: no I/O)."""
 
@@ -79,8 +87,8 @@ class StreamTap:
                 return []
             self.seq[table] = seq
         if table == "trade":
-            return [{"ts_ns": ts, "kind": "trade", "side": r["side"], "price": r["price"], "qty": r["qty"]}
-                    for r in rows if r.get("side") in BOOK_SIDE]
+            return [{"ts_ns": ts, "kind": "trade", "side": r["side"], "price": r["price"], "qty": _int(r.get("qty"))}
+                    for r in rows if r.get("side") in BOOK_SIDE and _int(r.get("qty")) is not None]
         return self._book(rows, action, ts)
 
     def _book(self, rows: List[dict], action: Any, ts: int) -> List[dict]:
@@ -95,10 +103,11 @@ class StreamTap:
             known = self.levels.get(lid)
             side = BOOK_SIDE.get(r.get("side")) if r.get("side") is not None else (known and known[0])
             price = r.get("price") if r.get("price") is not None else (known and known[1])
-            if not side or not price or r.get("size") is None:
+            size = _int(r.get("size"))
+            if not side or not price or size is None:
                 continue
             self.levels[lid] = (side, price)
-            out.append({"ts_ns": ts, "kind": "book", "side": side, "price": price, "qty": r["size"]})
+            out.append({"ts_ns": ts, "kind": "book", "side": side, "price": price, "qty": size})
         return out
 
 

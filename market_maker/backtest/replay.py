@@ -2,11 +2,11 @@
 
 How a recorded book meets the bot on the simulated exchange (docs/backtesting-markets.md):
 
-* **What the bot sees.** One liquidity-provider account shows every recorded level as its
-  own resting orders, so the simulator's public book is the recording merged with the bot's
-  orders. A level change replaces the LP's order(s) at that price (the new size goes in
-  before the old one leaves, so a level never blinks out), decreases before increases, and
-  a level that would cross the LP's own other side waits until the recording uncrosses.
+* **What the bot sees.** One liquidity-provider account shows every recorded level as one
+  resting order, so the simulator's public book is the recording merged with the bot's
+  orders. A level change resizes that order in place (``hit.resize``: one book message, as
+  on the venue); removals go before new levels, and a new level that would cross the LP's
+  own other side waits until the recording uncrosses.
 * **When the bot fills.** The bot's resting orders are queued in ``queue.QueueModel``
   (joined when first seen, at the level's recorded size). A recorded trade asks the queue
   model which of them it fills; each fill is booked by ``hit.hit``: a taker account's order
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Set, Tuple
 from ..sim.engine import BUY, SELL
 from ..sim.exchange import SimError
 from .eventfile import Event, EventReader, scan
-from .hit import hit
+from .hit import hit, resize
 from .market import MarketError, register
 from .queue import ASK, BID, QueueModel
 
@@ -78,7 +78,7 @@ class BookReplay:
         self._events: Iterator[Event] = iter(EventReader(self.path, *self._args))
         self._next = self._pull()
         self._base_ns = self.first_ns if self.first_ns is not None else (self._next.ts_ns if self._next else 0)
-        self.shown: Dict[Tuple[int, int], List[int]] = {}      # (sim side, ticks) -> LP order ids
+        self.shown: Dict[Tuple[int, int], int] = {}            # (sim side, ticks) -> the LP's order id
         self.recorded: Dict[Tuple[int, int], int] = {}          # (sim side, ticks) -> recorded size
         self._dirty: Set[Tuple[int, int]] = set()
         self._waiting: Set[Tuple[int, int]] = set()             # levels held back: would cross the LP
@@ -168,54 +168,38 @@ class BookReplay:
         self.recorded.clear()
 
     # ------------------------------------------------------------------ the LP's orders
-    def _shown_qty(self, key: Tuple[int, int]) -> Tuple[int, List[int]]:
-        open_orders = self._lp_acct.open_orders
-        alive = [oid for oid in self.shown.get(key, ()) if oid in open_orders]
-        return sum(open_orders[o].qty - open_orders[o].filled for o in alive), alive
-
     def _show(self, now_ms: int) -> None:
-        """Bring the LP's orders to the recorded sizes: shrink first, then grow."""
+        """Bring the LP's orders to the recorded sizes: resize and remove first, then add levels."""
         dirty = self._dirty
         if self._waiting:
             dirty |= self._waiting
             self._waiting = set()
         if not dirty:
             return
-        grow = []
+        shown, recorded, lp_open, ex = self.shown, self.recorded, self._lp_acct.open_orders, self.ex
+        new = []
         for key in sorted(dirty):
-            target = self.recorded.get(key, 0)
-            have, alive = self._shown_qty(key)
-            if target < have:
-                self._replace(key, target, alive, now_ms)
-            elif target > have:
-                grow.append((key, target - have, alive))
-            elif not alive:
-                self.shown.pop(key, None)
+            target = recorded.get(key, 0)
+            oid = shown.get(key)
+            order = lp_open.get(oid) if oid is not None else None
+            if order is None:
+                if oid is not None:
+                    del shown[key]            # taken by the bot
+                if target:
+                    new.append((key, target))
+            elif not target:
+                ex.cancel_order(self.lp, self.symbol, oid, now_ms)
+                del shown[key]
+            elif target != order.qty - order.filled:
+                resize(ex, order, target, now_ms)
         dirty.clear()
-        for key, extra, alive in grow:
+        for key, target in new:
             if self._crosses_lp(key):
                 self._waiting.add(key)
                 continue
-            oid = self._place(key, extra, now_ms)
-            if oid is not None:
-                alive.append(oid)
-            self.shown[key] = alive
-
-    def _replace(self, key: Tuple[int, int], target: int, alive: List[int], now_ms: int) -> None:
-        new = []
-        if target:
             oid = self._place(key, target, now_ms)
             if oid is not None:
-                new.append(oid)
-        for oid in alive:
-            try:
-                self.ex.cancel_order(self.lp, self.symbol, oid, now_ms)
-            except SimError:
-                pass
-        if new:
-            self.shown[key] = new
-        else:
-            self.shown.pop(key, None)
+                shown[key] = oid
 
     def _place(self, key: Tuple[int, int], qty: int, now_ms: int) -> Optional[int]:
         side, ticks = key
