@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import zlib
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, ROUND_HALF_UP
@@ -33,6 +34,10 @@ RECORDING_VERSION = 1
 BOOK_SIDES = ("bid", "ask")
 # floats stay text (exact, and a price text seen before is a dict hit: see EventReader._ticks)
 _decode = json.JSONDecoder(parse_float=str).raw_decode
+# the compact line the recorder and bench/gen_events.py write; anything else goes through json
+_COMPACT = re.compile(r'\{"ts_ns":(\d+),"kind":"(book|trade)","side":"(bid|ask|buy|sell)",'
+                      r'"price":(?:"([0-9]+(?:\.[0-9]+)?)"|([0-9]+(?:\.[0-9]+)?)),"qty":(\d+)\}\s*$')
+_SIDES_OF = {"book": ("bid", "ask"), "trade": ("buy", "sell")}
 TRADE_SIDES = ("buy", "sell")
 
 
@@ -118,6 +123,8 @@ class EventReader:
     def __iter__(self) -> Iterator[Event]:
         fh = open_text(self.path)
         lineno = 0
+        compact = _COMPACT.match
+        cache = self._price_cache
         try:
             with fh:
                 lines = iter(fh)
@@ -132,6 +139,19 @@ class EventReader:
                     except UnicodeDecodeError:
                         raise self.fail(lineno + 1, "not UTF-8 text") from None
                     lineno += 1
+                    fast = compact(raw)
+                    if fast is not None:
+                        ts, kind, side, quoted, bare, qty = fast.groups()
+                        ts, qty = int(ts), int(qty)
+                        last = self.last_ns
+                        ticks = cache.get(quoted or bare)
+                        if ticks is not None and last is not None and ts >= last and self._unit_scale \
+                                and side in _SIDES_OF[kind] and (qty or kind == "book") and not self.ended \
+                                and (self.header.recording or not self.recording):
+                            self.last_ns = ts
+                            self.count += 1
+                            yield Event(ts, kind, side, ticks, qty, lineno)
+                            continue
                     if not raw.strip():
                         continue
                     event = self._parse(raw, lineno)
@@ -242,7 +262,7 @@ class EventReader:
         if rest:
             raise ValueError(f"price {d} is not a multiple of the tick size {self.tick}")
         if (type(price) is int or type(price) is str) and len(self._price_cache) < 1_000_000:
-            self._price_cache[price] = int(ticks)
+            self._price_cache[price] = self._price_cache[str(price)] = int(ticks)
         return int(ticks)
 
     def _seen(self, ts: int) -> None:

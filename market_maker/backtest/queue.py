@@ -72,12 +72,6 @@ class QueueModel:
             if q.ahead > qty:
                 q.ahead = qty
 
-    def clear_book(self) -> None:
-        """Forget the recorded book (a new snapshot follows); our orders keep their places."""
-        self.levels = {BID: {}, ASK: {}}
-        for q in self.orders.values():
-            q.ahead = 0
-
     # ------------------------------------------------------------------ our orders
     def join(self, key: Hashable, side: str, ticks: int, qty: int) -> Queued:
         """Our order arrives at the back of its level's queue."""

@@ -82,6 +82,7 @@ class BookReplay:
         self.recorded: Dict[Tuple[int, int], int] = {}          # (sim side, ticks) -> recorded size
         self._dirty: Set[Tuple[int, int]] = set()
         self._waiting: Set[Tuple[int, int]] = set()             # levels held back: would cross the LP
+        self._stale: Set[Tuple[int, int]] = set()               # levels a new snapshot has not repeated yet
         self._ours: Dict[int, "Order"] = {}
         self._foreign: List[int] = []
         self._n_accounts = 0
@@ -106,6 +107,8 @@ class BookReplay:
                 self._reset()
             ev = self._pull()
         self._next = ev
+        if self._stale:
+            self._drop_stale()
         self._show(now_ms)
         self._follow_mark(now_ms)
 
@@ -144,6 +147,7 @@ class BookReplay:
         ticks = ev.ticks * self._scale
         side = BUY if ev.side == BID else SELL
         key = (side, ticks)
+        self._stale.discard(key)
         if ev.qty:
             self.recorded[key] = ev.qty
         else:
@@ -161,11 +165,17 @@ class BookReplay:
                 self.fills += 1
 
     def _reset(self) -> None:
-        """A new snapshot follows: every recorded level is forgotten (and re-shown as it comes)."""
-        self.queue.clear_book()
-        self._dirty.update(self.recorded)
-        self._dirty.update(self.shown)
-        self.recorded.clear()
+        """A new snapshot follows (same receive time): the levels it does not repeat are removed at the
+        end of the step; those it repeats are updated as any level change (our queue places stay)."""
+        self._stale = set(self.recorded)
+
+    def _drop_stale(self) -> None:
+        for key in self._stale:
+            side, ticks = key
+            self.recorded.pop(key, None)
+            self.queue.set_level(BID if side == BUY else ASK, ticks, 0)
+            self._dirty.add(key)
+        self._stale = set()
 
     # ------------------------------------------------------------------ the LP's orders
     def _show(self, now_ms: int) -> None:
