@@ -68,6 +68,7 @@ def test_the_public_book_is_the_recording_merged_with_the_bot(tmp_path):
     run_until(ex, market, 100)
     assert ex.order_book(SYM, 5) == {"bids": [["9999.5", "35"], ["9999.0", "50"]],
                                      "asks": [["10001.0", "40"], ["10002.0", "7"]]}
+    assert ex.mark_price(SYM) == D("10000.25")                  # the recorded mid
     assert market.next_ms() is None
 
 

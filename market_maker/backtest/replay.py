@@ -88,6 +88,10 @@ class BookReplay:
         self._n_accounts = 0
         self._last_trade: Optional[int] = None
         self._mark: Optional[Decimal] = None
+        self._tick = spec.tick_size
+        self._best_bid: Optional[int] = None
+        self._best_ask: Optional[int] = None
+        self._touch_dirty = False
 
     def next_ms(self) -> Optional[int]:
         if self._next is None:
@@ -154,6 +158,9 @@ class BookReplay:
             self.recorded.pop(key, None)
         self.queue.set_level(ev.side, ticks, ev.qty)
         self._dirty.add(key)
+        best = self._best_bid if side == BUY else self._best_ask
+        if best is None or (ticks >= best if side == BUY else ticks <= best):
+            self._touch_dirty = True
 
     def _trade(self, ev: Event, now_ms: int) -> None:
         ticks = ev.ticks * self._scale
@@ -175,6 +182,7 @@ class BookReplay:
             self.recorded.pop(key, None)
             self.queue.set_level(BID if side == BUY else ASK, ticks, 0)
             self._dirty.add(key)
+            self._touch_dirty = True
         self._stale = set()
 
     # ------------------------------------------------------------------ the LP's orders
@@ -240,11 +248,17 @@ class BookReplay:
 
     # ------------------------------------------------------------------ mark
     def _follow_mark(self, now_ms: int) -> None:
-        bids = [t for s, t in self.recorded if s == BUY]
-        asks = [t for s, t in self.recorded if s == SELL]
-        tick = self.ex.instruments[self.symbol].tick_size
-        if bids and asks:
-            mark = (max(bids) + min(asks)) * tick / 2
+        """The mark follows the recorded mid (the last trade when a side is empty); the touch is
+        recomputed only when a step changed a level at or inside it."""
+        if self._touch_dirty:
+            self._touch_dirty = False
+            recorded = self.recorded
+            self._best_bid = max((t for s, t in recorded if s == BUY), default=None)
+            self._best_ask = min((t for s, t in recorded if s == SELL), default=None)
+        bid, ask = self._best_bid, self._best_ask
+        tick = self._tick
+        if bid is not None and ask is not None:
+            mark = (bid + ask) * tick / 2
         elif self._last_trade is not None:
             mark = self._last_trade * tick
         else:
