@@ -216,6 +216,10 @@ class TradesCsvMarket:
         self.start_price = check.first.price
         self.trades_total = check.count
 
+    def set_seed(self, seed: int) -> None:
+        """The run's seed drives the liquidity providers (before ``attach``)."""
+        self.seed = seed
+
     def attach(self, exchange: "Exchange", symbol: str, start_ms: int) -> None:
         from dataclasses import replace
         cfg = replace(self.flow_config, symbol=symbol, taker_rate=Decimal(0), price_rows=(), speed=Decimal(1))
