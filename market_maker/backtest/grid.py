@@ -75,7 +75,11 @@ def literal(text: str) -> Any:
 
 
 def closest_setting(name: str) -> str:
-    return (difflib.get_close_matches(name, list(RULES), n=1, cutoff=0.0) or [sorted(RULES)[0]])[0]
+    """The known setting whose name is nearest to ``name`` (case aside)."""
+    upper = name.upper()
+    if upper in RULES:
+        return upper
+    return (difflib.get_close_matches(upper, list(RULES), n=1, cutoff=0.0) or [sorted(RULES)[0]])[0]
 
 
 def parse_axis(spec: str, base: Settings) -> Axis:

@@ -7,6 +7,7 @@ deterministic stand-in; the default, :func:`backtest_run`, is the backtest engin
 """
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import socket
 import time
@@ -151,6 +152,7 @@ def dask_client(address: str, timeout: float) -> Any:
         raise SweepError(f"--dask {address}: not a scheduler address ({exc}); e.g. tcp://10.0.0.5:8786", 2) from None
     if scheme in ("tcp", "tls"):
         _probe(address, host, port, timeout)  # a refused port fails at once, without the client's retries
+    _identify(address, timeout)  # the client itself waits forever on a port that accepts and stays silent
     try:
         return Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
@@ -165,6 +167,26 @@ def _probe(address: str, host: str, port: int, timeout: float) -> None:
         raise SweepError(f"--dask {address}: cannot reach the scheduler: {reason}", 2) from None
 
 
+def _identify(address: str, timeout: float) -> None:
+    from distributed.comm import connect
+
+    async def identity() -> Any:
+        comm = await connect(address, timeout=timeout)
+        try:
+            await comm.write({"op": "identity"})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    try:
+        reply = asyncio.run(asyncio.wait_for(identity(), timeout))
+    except (OSError, asyncio.TimeoutError, ValueError, TypeError) as exc:
+        reason = f" ({exc})" if str(exc) else ""
+        raise SweepError(f"--dask {address}: no Dask scheduler answered within {timeout:g} s{reason}", 2) from None
+    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+        raise SweepError(f"--dask {address}: what answered there is no Dask scheduler", 2)
+
+
 def run_dask(specs: Sequence[RunSpec], run: RunFunction, client: Any) -> Iterator[RunResult]:
     """The runs' results in the order they finish on the cluster of ``client``."""
     from distributed import as_completed
@@ -173,7 +195,7 @@ def run_dask(specs: Sequence[RunSpec], run: RunFunction, client: Any) -> Iterato
     spec_of = {future.key: spec for future, spec in zip(futures, specs)}
     finished = False
     try:
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):
             if future.status == "error":
                 spec = spec_of[future.key]
                 exc = future.exception()
