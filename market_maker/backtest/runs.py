@@ -8,6 +8,7 @@ deterministic stand-in; the default, :func:`backtest_run`, is the backtest engin
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import socket
 import time
@@ -39,7 +40,8 @@ class RunSpec:
     market: str
     market_arg: Optional[str]
     hours: float
-    latency: Optional[Any] = None  # handed to the engine as given; None: the engine's default
+    latency: Optional[str] = None  # --latency-ms as written ("X" or "X:Y"); None: the engine's default
+    log_level: str = "WARNING"  # of the bot's loggers during the run
 
     def settings(self) -> Settings:
         """The base settings with this grid point and seed (``SIM_SEED``) applied, validated."""
@@ -84,12 +86,23 @@ def backtest_run(spec: RunSpec) -> RunResult:
     from ..runner import load_strategy
     from . import market as markets
     from .engine import run_backtest
+    load_markets()
+    logging.getLogger("market_maker").setLevel(spec.log_level)
     settings = spec.settings()
     manager_cls = load_strategy(settings.STRATEGY)
     model = markets.build(spec.market, settings, spec.market_arg)
     extra: Dict[str, Any] = {} if spec.latency is None else {"latency": spec.latency}
     result = run_backtest(settings, manager_cls, model, seed=spec.seed, hours=spec.hours, **extra)
     return RunResult.of(spec, result)
+
+
+def load_markets() -> None:
+    """Register the markets (each market module registers its own when imported)."""
+    try:
+        from .command import load_markets as load
+    except ImportError:  # the backtest command is not there: no market but those registered by hand
+        return
+    load()
 
 
 def _failed(spec: RunSpec, exc: BaseException) -> SweepError:
@@ -223,5 +236,7 @@ def base_values(settings: Settings) -> Tuple[Tuple[str, Any], ...]:
 
 
 def specs_for(combos: Sequence[Combo], seeds: Sequence[int], base: Tuple[Tuple[str, Any], ...], market: str,
-              market_arg: Optional[str], hours: float, latency: Optional[Any] = None) -> List[RunSpec]:
-    return [RunSpec(combo, seed, base, market, market_arg, hours, latency) for combo in combos for seed in seeds]
+              market_arg: Optional[str], hours: float, latency: Optional[str] = None,
+              log_level: str = "WARNING") -> List[RunSpec]:
+    return [RunSpec(combo, seed, base, market, market_arg, hours, latency, log_level)
+            for combo in combos for seed in seeds]

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Sequence, TextIO
 
-from ..settings import SettingsError, load_settings
+from ..settings import LOG_LEVELS, SettingsError, load_settings
 from ..settings_file import ENV_OVERRIDES
 from . import grid
 from .runs import EXTRA_HINT, RunFunction, RunResult, RunSpec, SweepError, backtest_run, base_values, dask_client, \
-    run_dask, run_local, specs_for
+    load_markets, run_dask, run_local, specs_for
 
 PROG = "marketmaker sweep"
 DEFAULT_DASK_TIMEOUT = 5.0
@@ -54,6 +54,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--market", nargs="+", default=["synthetic"], metavar=("NAME", "FILE"),
                    help="the market of every run, as for `backtest` (default: synthetic)")
     p.add_argument("--hours", type=_positive, default=1.0, help="simulated hours of each run (default: 1)")
+    p.add_argument("--latency-ms", metavar="X|X:Y", help="one-way latency of every message, as for `backtest` "
+                                                          "(default: the engine's, 0)")
     p.add_argument("--strategy", metavar="MODULE:CLASS", help="OrderManager subclass to run (default: STRATEGY)")
     p.add_argument("--settings", metavar="PATH", help="base settings file (default: ./settings.py or $MM_SETTINGS)")
     where = p.add_mutually_exclusive_group()
@@ -62,6 +64,8 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--dask", metavar="ADDRESS", help="run on the Dask scheduler at ADDRESS (tcp://host:8786)")
     p.add_argument("--dask-timeout", type=_positive, default=DEFAULT_DASK_TIMEOUT, metavar="SECONDS",
                    help=f"how long to try to reach the scheduler (default: {DEFAULT_DASK_TIMEOUT:g})")
+    p.add_argument("--log-level", default="WARNING", choices=LOG_LEVELS,
+                   help="the bot's log level in each run (default %(default)s)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the results (created if missing)")
     return p
 
@@ -78,7 +82,8 @@ class Plan:
 def make_plan(args: argparse.Namespace, check_market: bool = True) -> Plan:
     """Every run of the sweep, checked before any runs: settings, grid, seeds, strategy and market."""
     from ..runner import load_strategy
-    overrides = {"BASE_URL": None, "API_KEY": None, "API_SECRET": None}  # a backtest holds no secret
+    # a backtest trades on the simulated exchange and holds no secret
+    overrides = {"BASE_URL": None, "API_KEY": None, "API_SECRET": None, "DRY_RUN": False}
     if args.strategy:
         overrides["STRATEGY"] = args.strategy
     environ = {k: v for k, v in os.environ.items() if k not in ENV_OVERRIDES}
@@ -94,14 +99,30 @@ def make_plan(args: argparse.Namespace, check_market: bool = True) -> Plan:
         raise SweepError(f"--market {' '.join(args.market)}: give a market name and at most one file", 2)
     if check_market:
         _check_market(market, market_arg, base)
-    specs = specs_for(combos, seeds, base_values(base), market, market_arg, args.hours)
+    if args.latency_ms is not None:
+        _check_latency(args.latency_ms)
+    specs = specs_for(combos, seeds, base_values(base), market, market_arg, args.hours, args.latency_ms,
+                      args.log_level)
     about = {"market": " ".join(args.market), "simulated hours per run": f"{args.hours:g}",
+             "latency (ms)": args.latency_ms or "0",
              "strategy": base.STRATEGY or "market_maker.market_maker:OrderManager (the default grid)"}
     return Plan(axes, combos, seeds, specs, about)
 
 
+def _check_latency(text: str) -> None:
+    try:
+        from .latency import LatencyError, LatencySpec
+    except ImportError:
+        return
+    try:
+        LatencySpec.parse(text)
+    except LatencyError as exc:
+        raise SweepError(str(exc), 2) from None
+
+
 def _check_market(name: str, arg: Optional[str], base) -> None:
     from .market import MarketError, build
+    load_markets()
     try:
         build(name, base, arg)
     except MarketError as exc:
