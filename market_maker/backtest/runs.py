@@ -50,6 +50,9 @@ class RunSpec:
     def describe(self) -> str:
         return f"{self.combo.describe()} seed={self.seed}"
 
+    def __repr__(self) -> str:  # short, for Dask's logs (the base settings are some sixty values)
+        return f"RunSpec({self.describe()}, market={self.market!r}, hours={self.hours:g})"
+
 
 @dataclass(frozen=True)
 class RunResult:
