@@ -41,7 +41,7 @@ class RunSpec:
     market_arg: Optional[str]
     hours: float
     latency: Optional[str] = None  # --latency-ms as written ("X" or "X:Y"); None: the engine's default
-    log_level: str = "WARNING"  # of the bot's loggers during the run
+    log_level: str = "ERROR"  # of the bot's loggers during the run
 
     def settings(self) -> Settings:
         """The base settings with this grid point and seed (``SIM_SEED``) applied, validated."""
@@ -240,6 +240,6 @@ def base_values(settings: Settings) -> Tuple[Tuple[str, Any], ...]:
 
 def specs_for(combos: Sequence[Combo], seeds: Sequence[int], base: Tuple[Tuple[str, Any], ...], market: str,
               market_arg: Optional[str], hours: float, latency: Optional[str] = None,
-              log_level: str = "WARNING") -> List[RunSpec]:
+              log_level: str = "ERROR") -> List[RunSpec]:
     return [RunSpec(combo, seed, base, market, market_arg, hours, latency, log_level)
             for combo in combos for seed in seeds]

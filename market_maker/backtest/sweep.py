@@ -64,7 +64,7 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--dask", metavar="ADDRESS", help="run on the Dask scheduler at ADDRESS (tcp://host:8786)")
     p.add_argument("--dask-timeout", type=_positive, default=DEFAULT_DASK_TIMEOUT, metavar="SECONDS",
                    help=f"how long to try to reach the scheduler (default: {DEFAULT_DASK_TIMEOUT:g})")
-    p.add_argument("--log-level", default="WARNING", choices=LOG_LEVELS,
+    p.add_argument("--log-level", default="ERROR", choices=LOG_LEVELS,
                    help="the bot's log level in each run (default %(default)s)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the results (created if missing)")
     return p
