@@ -114,3 +114,56 @@ def test_split_values_inverts_a_comma_join(tokens):
 
 def test_split_values_keeps_brackets_and_quotes_whole():
     assert grid.split_values("(1, 2),[3,4], 'a,b' ,c") == ["(1, 2)", "[3,4]", "'a,b'", "c"]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# What a sweep writes does not depend on the order its runs finish in
+
+
+@pytest.fixture(scope="module")
+def finished_runs(base):
+    from market_maker.backtest.runs import RunSpec, base_values
+    from tests.sweep_fakes import fake_run
+    axes = grid.parse_grid(["INTERVAL=0.001,0.002", "MIN_SPREAD=0.001,0.005"], base)
+    combos = grid.combos(axes, base)
+    return axes, combos, [fake_run(RunSpec(c, seed, base_values(base), "synthetic", None, 1.0))
+                          for c in combos for seed in (3, 1, 2)]
+
+
+@given(st.randoms(use_true_random=False))
+def test_results_and_summary_do_not_depend_on_finishing_order(finished_runs, rnd):
+    from market_maker.backtest.sweep_output import results_csv, summary_text
+    axes, combos, results = finished_runs
+    shuffled = list(results)
+    rnd.shuffle(shuffled)
+    about = {"market": "synthetic"}
+    assert results_csv(axes, combos, shuffled) == results_csv(axes, combos, results)
+    assert summary_text(axes, combos, shuffled, about) == summary_text(axes, combos, results, about)
+    seeds = [line.split(",")[2] for line in results_csv(axes, combos, shuffled).splitlines()[1:4]]
+    assert seeds == ["1", "2", "3"]  # sorted by seed within a combination
+
+
+def test_a_write_that_fails_part_way_leaves_nothing(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from market_maker.backtest.sweep_output import publish
+    real_write = Path.write_bytes
+    written = []
+
+    def failing_write(self, data):
+        if len(written) == 2:
+            raise OSError(28, "No space left on device")
+        written.append(self.name)
+        return real_write(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", failing_write)
+    with pytest.raises(OSError):
+        publish(tmp_path / "out", {"results.csv": b"a", "summary.txt": b"b", "heatmap_pnl.png": b"c"})
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "results.csv").write_text("previous")
+    written.clear()
+    with pytest.raises(OSError):
+        publish(tmp_path / "out", {"results.csv": b"a", "summary.txt": b"b", "heatmap_pnl.png": b"c"})
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert (tmp_path / "out" / "results.csv").read_text() == "previous"
