@@ -122,8 +122,8 @@ def test_a_failed_sweep_leaves_the_previous_results_as_they_were(tmp_path):
     before = files_of(out)
     assert run_sweep(out, "--workers", "1", grid_args=["--grid", "ORDER_PAIRS=13"], seeds="1") == 1
     assert files_of(out) == before
-    assert run_sweep(out, "--workers", "1", grid_args=["--grid", "ORDER_PAIRS=7"], seeds="1") == 0  # a good one replaces them
-    assert read_rows(out)[0]["ORDER_PAIRS"] == "7"
+    assert run_sweep(out, "--workers", "1", grid_args=["--grid", "ORDER_PAIRS=7"], seeds="1") == 0  # a good one
+    assert read_rows(out)[0]["ORDER_PAIRS"] == "7"  # replaces them
 
 
 def test_unreachable_scheduler_exits_2_with_one_line(tmp_path, capsys):

@@ -11,7 +11,7 @@ import ast
 import difflib
 import itertools
 from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, List, Sequence, Tuple
 
 from ..settings import RULES, Settings, SettingsError
 from ..settings_file import SECRET_NAMES
@@ -169,7 +169,3 @@ def check_size(combo_count: int, seed_count: int) -> int:
     if total > MAX_RUNS:
         raise SettingsError(f"the sweep would be {total} runs, more than {MAX_RUNS}: fewer values or seeds")
     return total
-
-
-def changes_dict(combo: Combo) -> Dict[str, Any]:
-    return dict(combo.changes)

@@ -165,7 +165,8 @@ def dask_client(address: str, timeout: float) -> Any:
         scheme, location = parse_address(address if "://" in address else f"tcp://{address}")
         host, port = parse_host_port(location)
     except (ValueError, TypeError) as exc:
-        raise SweepError(f"--dask {address}: not a scheduler address ({exc}); e.g. tcp://10.0.0.5:8786", 2) from None
+        raise SweepError(f"--dask {address}: not a scheduler address ({exc}); give it as tcp://HOST:PORT "
+                         f"(a scheduler listens on 8786 by default)", 2) from None
     if scheme in ("tcp", "tls"):
         _probe(address, host, port, timeout)  # a refused port fails at once, without the client's retries
     _identify(address, timeout)  # the client itself waits forever on a port that accepts and stays silent
