@@ -186,3 +186,16 @@ def test_a_source_that_never_connects_stops_the_start_naming_the_setting(tmp_pat
     with pytest.raises(SettingsError, match="FAIR_VALUE"):
         make(tmp_path, GLFT, f'FAIR_VALUE = "gateio:BTC_USDT"\nFAIR_VALUE_URL = "ws://127.0.0.1:{port}/ws"\n'
                              "FAIR_VALUE_CONNECT_TIMEOUT_S = 0.5\n")
+
+
+def test_the_fair_value_leaves_our_own_orders_out():
+    from market_maker.models import BUY, SELL, Order
+    book = Book(bids=((Decimal("101"), 5), (Decimal("100"), 7)), asks=((Decimal("103"), 4), (Decimal("104"), 9)))
+    ours = [Order("1", "mm_1", BUY, 0, Decimal("101"), 5, 0, 2),  # alone at the best bid
+            Order("2", "mm_2", SELL, 0, Decimal("104"), 6, 2, 2),  # 4 left of 9
+            Order("3", "mm_3", SELL, 0, Decimal("103"), 4, 0, 8)]  # already final: not in the book
+    others = fairvalue.others_book(book, ours)
+    assert others.bids == ((Decimal("100"), 7),)
+    assert others.asks == ((Decimal("103"), 4), (Decimal("104"), 5))
+    assert fairvalue.mid(others) == Decimal("101.5")
+    assert fairvalue.others_book(book, []) is book

@@ -26,7 +26,7 @@ class InventoryStrategy(OrderManager):
     """Quotes ORDER_PAIRS levels per side from a model's optimal bid and ask (override ``optimal_quote``)."""
 
     model = "inventory model"
-
+    book_depth = 64  # the fair value is the market without our own orders: see past our ladder
     def __init__(self, settings: Settings, exchange: ExchangeInterface, rng: Optional[random.Random] = None):
         super().__init__(settings, exchange, rng)
         low, high = (float(v) for v in settings.VOL_BOUNDS)
@@ -77,7 +77,7 @@ class InventoryStrategy(OrderManager):
     def observe(self) -> None:
         """Feed the estimators this cycle's mid and the public trades not seen yet."""
         now = self.clock.time()
-        mid = fairvalue.mid(self.snap.book)
+        mid = fairvalue.mid(self.market_book())
         mid_f = float(mid) if mid is not None else math.nan
         if mid is not None:
             self.volatility.update(now, math.log(mid_f))
@@ -103,8 +103,12 @@ class InventoryStrategy(OrderManager):
             self._trade_cursor = (newest, count)
         return new
 
+    def market_book(self):
+        """This cycle's book without our own orders."""
+        return fairvalue.others_book(self.snap.book, self.own_orders())
+
     def fair_value(self) -> Tuple[Optional[Decimal], Optional[str]]:
-        book = self.snap.book
+        book = self.market_book()
         if self.fair_kind == "mid":
             return fairvalue.mid(book), None
         if self.fair_kind == "microprice":

@@ -8,15 +8,34 @@ is fresh and close to the GTE mid (FAIR_VALUE_STALE_S, FAIR_VALUE_MAX_DEVIATION)
 """
 from __future__ import annotations
 
+from collections import Counter
 from decimal import Decimal
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
-from ..models import Book
+from ..models import BUY, Book, Order
 
-__all__ = ["mid", "microprice", "check_external", "parse_spec"]
+__all__ = ["mid", "microprice", "check_external", "others_book", "parse_spec"]
 
 LOCAL = ("mid", "microprice")
 VENUES = ("binance", "gateio")
+
+
+def others_book(book: Book, own_orders: Sequence[Order]) -> Book:
+    """The book without our own resting quantity: the market our quotes should be centred on.
+
+    Left in, our own quotes would move the mid we quote around, and a skewed quote would keep
+    dragging it further (the fair value chasing itself)."""
+    own = Counter()
+    for o in own_orders:
+        if o.is_open:
+            own[(o.side == BUY, o.price)] += o.remaining
+    if not own:
+        return book
+
+    def strip(levels, is_bid):
+        return tuple((price, size - own[(is_bid, price)]) for price, size in levels
+                     if size - own[(is_bid, price)] > 0)
+    return Book(bids=strip(book.bids, True), asks=strip(book.asks, False))
 
 
 def mid(book: Book) -> Optional[Decimal]:
