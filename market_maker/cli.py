@@ -20,6 +20,8 @@ from .runner import EXIT_ERROR, EXIT_OK, EXIT_SETTINGS, Runner, load_strategy
 from .settings import Settings, SettingsError, load_settings, pop_env_secret
 
 log = logging.getLogger("market_maker.manager")
+# any of these set starts market_maker.ops (notifications, control API, metrics); none set: it is never imported
+OPS_SETTINGS = ("NOTIFY_URLS", "CONTROL_ADDRESS", "CONTROL_TELEGRAM_CHATS", "METRICS_ADDRESS")
 
 def _duration(text: str) -> float:
     try:
@@ -106,6 +108,15 @@ def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, 
             base_url, ws_url, key, secret = settings.BASE_URL, settings.WS_URL, settings.API_KEY, settings.API_SECRET
         runner = build_runner(settings, base_url, ws_url, key, secret, manager_cls, duration, settings_path,
                               strategy_override, forced_sim, env_secret)
+        if any(settings[name] for name in OPS_SETTINGS):
+            from .ops import start_ops
+            try:
+                stack.enter_context(start_ops(runner))
+            except SettingsError as exc:
+                runner.exchange.close()
+                print(f"marketmaker: bad settings: {exc}", file=sys.stderr)
+                log.error("Bad settings: %s", exc)
+                return EXIT_SETTINGS
         if install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, runner.stop)
             signal.signal(signal.SIGTERM, runner.stop)
