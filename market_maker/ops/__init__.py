@@ -82,7 +82,7 @@ class Ops:
     def stop(self, exit_code: Optional[int] = None, error: Optional[BaseException] = None) -> None:
         if self.notifier is not None and self.notifier in self._started and exit_code is not None:
             self.notifier.run_stopped(exit_code, error)
-        for part in reversed(self._started):
+        for part in [*reversed(self._started), *([self.commands] if self.commands is not None else [])]:
             try:
                 part.stop()
             except Exception:
