@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Iterator, Optional, Tuple
+from collections import deque
+from typing import Any, Callable, Deque, Iterator, Optional, Tuple
 
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -19,13 +20,14 @@ from prometheus_client.registry import Collector
 
 from ..events import Event
 from ..settings import SettingsError
-from .state import BotView
+from .state import BotView, counts
 
 log = logging.getLogger("market_maker.ops")
 
 PREFIX = "gte_mm_"
 API_PREFIX = "/v1/api/"
 DECISION_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+PENDING_MAX = 100_000
 REST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -39,12 +41,14 @@ class BotCollector(Collector):
     def __init__(self, view: BotView):
         self.view = view
         self.funding = 0.0  # summed from "funding" events (the only PnL part no snapshot carries)
+        self.before_collect: Callable[[], None] = lambda: None
 
     def handle(self, event: Event) -> None:  # an event sink: return at once
         if event.kind == "funding" and event.fields.get("amount") is not None:
             self.funding += float(event.fields["amount"])
 
     def collect(self) -> Iterator[Metric]:
+        self.before_collect()
         view = self.view
         exchange, manager = view.exchange, view.manager
         snap = manager.snap
@@ -68,7 +72,7 @@ class BotCollector(Collector):
         errors = CounterMetricFamily(PREFIX + "rest_errors", "REST requests that failed, by error", labels=["error"])
         rest_stats = getattr(exchange.rest, "stats", None)
         if rest_stats is not None:
-            for name, count in sorted(dict(rest_stats.errors).items()):
+            for name, count in sorted(counts(rest_stats.errors).items()):
                 errors.add_metric([name], count)
             yield counter("rest_retries", "REST requests resent", rest_stats.retries)
         yield errors
@@ -128,26 +132,33 @@ class Metrics:
         self.waits = Histogram(PREFIX + "rate_limit_wait_seconds", "Waits of the client-side rate limiter "
                                "(only those that waited) by endpoint", ["endpoint"], buckets=REST_BUCKETS,
                                registry=self.registry)
+        # (path, seconds) of REST requests and ("", seconds) of decisions, not yet in the histograms; bounded:
+        # never scraped, the oldest are dropped
+        self.pending: Deque[Tuple[str, float]] = deque(maxlen=PENDING_MAX)
+        self._children: dict = {}
         self.address = address
         self.server: Any = None
         self.port: Optional[int] = None
 
     def instrument(self) -> None:
-        """Observe decisions, REST requests and rate-limiter waits (installed only when metrics are on)."""
-        self.view.observers.append(self.decision.observe)
+        """Observe decisions, REST requests and rate-limiter waits (installed only when metrics are on).
+
+        The decision path only appends (a deque append, thread-safe); the histograms take the
+        observations at scrape time, in the server's thread."""
+        pending = self.pending
+        self.view.observers.append(lambda seconds: pending.append(("", seconds)))
         self.view.exchange.events.subscribe(self.collector)
         rest = self.view.exchange.rest
         exchange_call = getattr(rest, "_exchange", None)
         if exchange_call is not None:
-            histogram, perf = self.rest, time.perf_counter
+            perf = time.perf_counter
 
             def timed_exchange(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
                 t0 = perf()
                 try:
                     return exchange_call(method, path, *args, **kwargs)
                 finally:
-                    endpoint = path[len(API_PREFIX):] if path.startswith(API_PREFIX) else path
-                    histogram.labels(endpoint).observe(perf() - t0)
+                    pending.append((path, perf() - t0))
             rest._exchange = timed_exchange
         limiter = getattr(rest, "rate_limiter", None)
         acquire = getattr(limiter, "acquire", None)
@@ -160,6 +171,24 @@ class Metrics:
                     waits.labels(limiter.key(endpoint)).observe(waited)
                 return waited
             limiter.acquire = counted_acquire
+        self.collector.before_collect = self.fold
+
+    def fold(self) -> None:
+        """Move the pending observations into the histograms (at scrape time)."""
+        pending, decision, children = self.pending, self.decision, self._children
+        while True:
+            try:
+                path, seconds = pending.popleft()
+            except IndexError:
+                return
+            if not path:
+                decision.observe(seconds)
+                continue
+            child = children.get(path)
+            if child is None:
+                endpoint = path[len(API_PREFIX):] if path.startswith(API_PREFIX) else path
+                child = children[path] = self.rest.labels(endpoint)
+            child.observe(seconds)
 
     def start(self) -> None:
         host, port = self.address

@@ -96,6 +96,7 @@ class ChannelWorker:
         label = self.channel.label
         for attempt in range(1, self.tries + 1):
             if time.monotonic() >= self._deadline:
+                log.error("Notification to %s given up at stop: %d messages lost", label, len(batch))
                 break
             wait = min(self.backoff * 2 ** (attempt - 1), self.max_backoff)
             try:
@@ -115,13 +116,15 @@ class ChannelWorker:
                     self.stats["refused"] += 1
                     log.error("Notification to %s refused (%s); not retried", label, why)
                     return
+            if attempt == self.tries:
+                log.error("Notification to %s failed (%s); given up after %d tries: %d messages lost", label, why,
+                          attempt, len(batch))
+                break
             self.stats["retries"] += 1
             log.warning("Notification to %s failed (%s); retry %d/%d in %.1fs", label, why, attempt,
                         self.tries - 1, wait)
-            if attempt < self.tries:
-                self._wait(wait)
+            self._wait(wait)
         self.stats["lost"] += len(batch)
-        log.error("Notification to %s given up: %d messages lost", label, len(batch))
 
 
 def _retry_after(resp: requests.Response) -> float:

@@ -21,6 +21,16 @@ def money(value: Optional[Decimal]) -> Optional[str]:
     return None if value is None else format(value, "f")
 
 
+def counts(counter: Any) -> Dict[str, int]:
+    """A copy of a Counter another thread may be adding keys to (the copy is retried then)."""
+    for _ in range(10):
+        try:
+            return dict(counter)
+        except RuntimeError:  # "dictionary changed size during iteration"
+            continue
+    return {}
+
+
 @dataclass
 class DecisionStats:
     """The last decision and the quoting time, updated in the manager's thread."""
@@ -124,7 +134,7 @@ class BotView:
         """GET /status: positions, open orders, PnL, health, the last decision (JSON-able, money as text)."""
         manager, snap = self.manager, self.manager.snap
         ws_stats = self.exchange.ws.stats if hasattr(self.exchange.ws, "stats") else {}
-        counters = dict(self.exchange.counters)
+        counters = counts(self.exchange.counters)
         book = snap.book if snap is not None else None
         pos = snap.positions if snap is not None else None
         d = self.decisions
