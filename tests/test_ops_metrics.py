@@ -1,6 +1,9 @@
 """Prometheus metrics (market_maker/ops/metrics.py) scraped from a bot trading on the simulator."""
+import json
+import re
 import socket
 import sys
+from pathlib import Path
 
 import pytest
 import requests
@@ -14,11 +17,15 @@ from market_maker.sim import SimConfig, run_simulator  # noqa: E402
 from tests.ops_helpers import LIVELY, running_bot, settings_for  # noqa: E402
 from tests.waiting import wait_until  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
+families = set()  # every metric family name seen in a scrape (a labelled one may have no sample yet)
+
 
 def scrape(port):
     text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     samples = {}
     for family in text_string_to_metric_families(text):
+        families.add(family.name)
         for s in family.samples:
             samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return samples
@@ -59,6 +66,11 @@ def test_scrape_of_a_bot_trading_on_the_simulator(tmp_path):
                                                                      - value(samples, "gte_mm_position_contracts",
                                                                              leg="short"))
     assert snap is not None and view_orders >= 0
+    # every series the Grafana dashboard plots is one the bot exposes
+    dashboard = json.loads((ROOT / "contrib" / "grafana-dashboard.json").read_text())
+    plotted = {re.sub(r"_(bucket|sum|count|total)$", "", m) for p in dashboard["panels"] for t in p["targets"]
+               for m in re.findall(r"gte_mm_\w+", t["expr"])}
+    assert plotted and plotted <= families, plotted - families
 
 
 def test_rate_limiter_waits_are_observed(tmp_path):
