@@ -124,4 +124,5 @@ def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, 
             return runner.run()
         except errors.AuthenticationError as exc:
             log.error("Authentication failed: %s", exc)
+            runner.exit_code = EXIT_ERROR  # what the stop notification tells
             return EXIT_ERROR

@@ -202,3 +202,22 @@ def test_a_bot_on_the_simulator_tells_its_start_and_stop(tmp_path):
     assert any("Started (live" in t for t in texts)
     assert any(t.split("] ", 1)[1].startswith("Stopped (exit status 0)") for t in texts)
     assert all(sim.api_secret not in p["raw"].decode() for p in server.ok_posts())
+
+
+def test_websocket_outage_told_when_longer_than_the_setting_and_back_up(tmp_path, monkeypatch):
+    from market_maker.ops import notify
+    from market_maker.sim import SimConfig, run_simulator
+    from tests.ops_helpers import running_bot, settings_for
+    monkeypatch.setattr(notify, "POLL_S", 0.1)
+    with Recorder() as server, run_simulator(SimConfig(port=0, seed=5, flow=False)) as sim:
+        settings = settings_for(sim, tmp_path, NOTIFY_URLS=[f"{server.url}/hook"], NOTIFY_MIN_INTERVAL=0,
+                                NOTIFY_WS_DOWN_SECONDS=1, LOOP_INTERVAL=0.2)
+        with running_bot(sim, settings) as ops:
+            assert wait_until(lambda: ops.view.decisions.count > 0, timeout=20)
+            ops.view.exchange.ws.reconnect_backoff = (4.0, 4.0)  # the next reconnect waits 2 to 4 s
+            assert sim.disconnect_websockets() >= 1
+
+            def told(what):
+                return any(what in e["text"] for p in server.ok_posts() for e in p["json"]["events"])
+            assert wait_until(lambda: told("WebSocket down for"), timeout=20)
+            assert wait_until(lambda: told("WebSocket back up after"), timeout=20)

@@ -7,7 +7,6 @@ the manager's thread: a few microseconds a decision).
 """
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -55,12 +54,17 @@ class BotView:
         self.decisions = DecisionStats()
         self.observers: List[Callable[[float], None]] = []  # told each decision's latency (metrics)
         self.flatten_state: Optional[Dict[str, Any]] = None  # set by ops.commands while a flatten runs
-        self._lock = threading.Lock()
+        self.last_decision_event: Dict[str, Any] = {}  # kept/cancelled/created of the last "decision" event
         self.started_at = clock()
+
+    def handle(self, event: Any) -> None:  # an event sink: keeps the last decision's counts
+        if event.kind == "decision":
+            self.last_decision_event = {k: event.fields.get(k) for k in ("kept", "cancelled", "created")}
 
     # -- instrumentation
     def instrument(self) -> None:
         """Time every decision of the runner (its ``cycle``) and follow whether we are quoting."""
+        self.exchange.events.subscribe(self)
         inner = self.runner.cycle
         perf = time.perf_counter
 
@@ -173,7 +177,7 @@ class BotView:
             "contracts_traded": (snap.contracts_traded - manager.start_traded) if snap is not None else 0,
             "last_decision": None if d.last_at is None else {
                 "at": round(d.last_at, 3), "latency_s": round(d.last_latency_s or 0.0, 6),
-                "own_open_orders": d.last_open_orders, "decisions": d.count},
+                "own_open_orders": d.last_open_orders, "decisions": d.count, **self.last_decision_event},
         }
 
     def summary(self) -> Dict[str, Any]:
