@@ -287,9 +287,12 @@ def ops_overhead(pairs: int, moves: int) -> None:
     stop.set()
     med = statistics.median
     for label, index in (("wall", 4), ("thread CPU", 5)):
-        off, on = med(bots["off"][index]), med(bots["on"][index])
+        offs, ons = bots["off"][index], bots["on"][index]
+        off, on = med(offs), med(ons)
+        paired = med(b / a for a, b in zip(offs, ons) if a > 0)  # same move, same moment: less load noise
         print(f"ORDER_PAIRS={pairs:>3}, {moves} moves each: decision p50 ({label}) off {off * 1e3:.3f} ms, "
-              f"on {on * 1e3:.3f} ms ({(on / off - 1) * 100:+.1f} %)")
+              f"on {on * 1e3:.3f} ms ({(on / off - 1) * 100:+.1f} %); median of per-move ratios "
+              f"{(paired - 1) * 100:+.1f} %")
     ops_on.stop(0)
     hook.shutdown()
 

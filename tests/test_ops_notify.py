@@ -190,9 +190,15 @@ def test_webhook_post_goes_to_the_configured_url(tmp_path):
     assert requests  # the client library posts (no secret in a URL it could log)
 
 
-def test_a_bot_on_the_simulator_tells_its_start_and_stop(tmp_path):
+def test_a_bot_on_the_simulator_tells_its_start_and_stop(tmp_path, monkeypatch):
+    from market_maker.gte import signing
     from market_maker.sim import SimConfig, run_simulator
     from tests.ops_helpers import LIVELY, running_bot, settings_for
+    signatures = []
+    for name in ("rest_signature", "ws_signature"):
+        inner = getattr(signing, name)
+        monkeypatch.setattr(signing, name, lambda *a, _inner=inner, **k: signatures.append(_inner(*a, **k))
+                            or signatures[-1])
     with Recorder() as server, run_simulator(SimConfig(port=0, seed=5, **LIVELY)) as sim:
         settings = settings_for(sim, tmp_path, NOTIFY_URLS=[f"{server.url}/hook"], NOTIFY_MIN_INTERVAL=0)
         with running_bot(sim, settings) as ops:
@@ -201,7 +207,9 @@ def test_a_bot_on_the_simulator_tells_its_start_and_stop(tmp_path):
     texts = [e["text"] for p in server.ok_posts() for e in p["json"]["events"]]
     assert any("Started (live" in t for t in texts)
     assert any(t.split("] ", 1)[1].startswith("Stopped (exit status 0)") for t in texts)
-    assert all(sim.api_secret not in p["raw"].decode() for p in server.ok_posts())
+    payloads = "".join(p["raw"].decode() for p in server.ok_posts())
+    assert sim.api_secret not in payloads
+    assert signatures and not [sig for sig in set(signatures) if sig in payloads]
 
 
 def test_websocket_outage_told_when_longer_than_the_setting_and_back_up(tmp_path, monkeypatch):
