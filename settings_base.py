@@ -73,6 +73,9 @@ POST_ONLY = True
 # Risk
 ########################################################################################################################
 
+# Account level, with SYMBOLS: stop every bot (cancel all, exit 3) when the margin in use -- order margin plus
+# position margin -- passes this fraction of the equity of a settle currency (0 to 1). 0 = off.
+MAX_MARGIN_USAGE = Decimal("0")
 # Stop quoting a side when the net position (long - short, contracts) reaches MIN_POSITION or MAX_POSITION.
 CHECK_POSITION_LIMITS = False
 # Lowest net position allowed (contracts, -1 000 000 000 at the lowest).
@@ -80,7 +83,7 @@ MIN_POSITION = -10000
 # Highest net position allowed (contracts, 1 000 000 000 at most).
 MAX_POSITION = 10000
 # Stop (cancel all, exit 3) when equity falls this much (settle currency, at most 1 000 000) below its value at
-# start. 0 = off.
+# start. 0 = off. With SYMBOLS the supervisor also applies it to the account's equity in each settle currency.
 MAX_DRAWDOWN = Decimal("0")
 # Cancel all and pause when no order-book or trade update arrived for this many seconds (at most 86400).
 STALE_DATA_SECONDS = 30
@@ -111,6 +114,23 @@ WATCHED_FILES = None
 STRATEGY = ""
 # Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.
 LOG_LEVEL = "INFO"
+# SQLite journal of every run (orders, fills, positions, decisions; see docs/journal.md). A relative path is
+# beside the settings file (the working directory without one). "" = no journal.
+JOURNAL_PATH = "journal.sqlite"
+
+########################################################################################################################
+# Many symbols (docs/operations-multi.md)
+########################################################################################################################
+
+# Contracts to quote at once, e.g. ["BTC_USD", "ETH_USD"] or "BTC_USD,ETH_USD": a supervisor runs one bot process
+# per symbol (each with SYMBOL set, ORDERID_PREFIX plus a suffix of the symbol, its own log file) and enforces
+# MAX_DRAWDOWN and MAX_MARGIN_USAGE on the whole account. None = one bot for SYMBOL. The --symbols flag sets it.
+SYMBOLS = None
+# Directory of the supervised bots' log files (one SYMBOL.log each), created if missing.
+SUPERVISOR_LOG_DIR = "logs"
+# A crashed bot is restarted after 1 s, then 2, 4... up to this many seconds (at most 3600); the wait starts again
+# at 1 s once a bot has run for 60 s.
+SUPERVISOR_MAX_BACKOFF = 60
 
 ########################################################################################################################
 # Operations: notifications, control API, metrics (market_maker/ops; each is off until set; docs/operations.md)
@@ -180,6 +200,12 @@ SIM_TAKER_MEAN_QTY = Decimal("150")
 SIM_DEPTH_LEVELS = 40
 # Ticks between two levels of the simulated liquidity providers (1 to 10000).
 SIM_LEVEL_STEP_TICKS = 4
+# Several simulated contracts: {"SYMBOL": {KEY: value}}, KEY one of asset, symbol_id, tick_size, start_price or a
+# flow knob (volatility, taker_rate, taker_mean_qty, depth_levels, level_step_ticks, half_spread_ticks, lp_mean_qty,
+# speed...); unset ones take the SIM_ settings above, the asset the symbol's base currency ("ETH_USD" -> "ETH").
+# E.g. {"BTC_USD": {}, "ETH_USD": {"tick_size": "0.05", "start_price": "300"}}. None = one contract, BTC_USD, with
+# the SIM_ settings; with SYMBOLS, each of its symbols with the SIM_ settings.
+SIM_SYMBOLS = None
 # Seconds between funding payments in the simulator (1 to 604800, a week).
 SIM_FUNDING_INTERVAL = 28800
 # Fault injection: disconnect every WebSocket every this many seconds (0 = off; at most 86400).

@@ -3,12 +3,16 @@
 requests being issued, through the real handler, snapshot, quoting, converge and REST
 client (HTTP intercepted in-process: no network, no rate-limit waits, no debounce).
 
-  python bench/decision_latency.py [--pairs 6 30] [--moves 2000]
-  python bench/decision_latency.py --ops [--pairs 6] [--moves 4000]   # notifications+metrics+control on vs off
+  python bench/decision_latency.py [--pairs 6 30] [--moves 2000] [--journal-moves 2000]
+  python bench/decision_latency.py --ops [--pairs 6] [--moves 3000]   # notifications+metrics+control on vs off
 
 Prints p50/p99 to the first and to the last request of each requote, and the API
 calls one requote costs after a 1-tick and after a 1 % market move with the default
-settings. Exchange echoes (order inserts/cancels on the private order table) are fed
+settings. Then the same decision with the journal on and off side by side in one run:
+two bots, one with a journal (a real SQLite file, its writer thread) subscribed to its
+events, moved in alternating blocks (the journal's queue written out, untimed, before
+each block of the bot without it); prints both p50/p99 and their ratio (issue #14:
+p50 may grow by at most 5 %). Exchange echoes (order inserts/cancels on the private order table) are fed
 back between moves, untimed, as the exchange would push them.
 """
 from __future__ import annotations
@@ -171,6 +175,61 @@ def latency(pairs: int, moves: int) -> None:
           f"p99 {q(last, n=100)[98] * 1e3:.3f} ms")
 
 
+class Bot:
+    """One bench bot quoting ``pairs`` around the book, optionally with a journal."""
+
+    def __init__(self, pairs: int, journal_path: str = "") -> None:
+        self.settings, self.echo, self.adapter, self.ws, self.manager = build(
+            pairs, RELIST_INTERVAL=0, MIN_SPREAD=0, MAINTAIN_SPREADS=False)
+        self.journal = None
+        if journal_path:
+            from market_maker.journal.recorder import open_journal
+            self.journal = open_journal(journal_path, self.settings, mode="live", strategy="bench", threaded=True)
+            self.manager.exchange.events.subscribe(self.journal)
+        feed(self.ws, book_partial(self.echo, MID, 10))
+        self.manager.step()
+        flush_echoes(self.ws, self.echo)
+        self.inside = level(MID - 9, "buy")
+        self.moves = 0
+        self.first: List[float] = []
+
+    def move(self) -> None:
+        i, self.moves = self.moves, self.moves + 1
+        rows = [self.inside] if i % 2 == 0 else [{"id": self.inside["id"]}]
+        message = self.echo.message("order_book", "insert" if i % 2 == 0 else "delete", rows)
+        self.adapter.sent.clear()
+        t0 = time.perf_counter()
+        feed(self.ws, message)
+        self.manager.step()
+        if self.adapter.sent:
+            self.first.append(self.adapter.sent[0] - t0)
+        flush_echoes(self.ws, self.echo)
+
+
+def journal_side_by_side(pairs: int, moves: int, block: int = 50) -> None:
+    """p50/p99 to the first request with the journal on and off, in one run (see the module doc)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        on, off = Bot(pairs, str(Path(folder) / "journal.sqlite")), Bot(pairs)
+        freeze_startup_heap()
+        for _ in range(max(1, moves // block)):
+            for _ in range(block):
+                on.move()
+            on.journal.flush()  # untimed: the next block of the other bot runs with a quiet writer
+            for _ in range(block):
+                off.move()
+        on.journal.close(0)
+        q = statistics.quantiles
+        p_on, p_off = q(on.first, n=100), q(off.first, n=100)
+        print(f"ORDER_PAIRS={pairs:>3} journal on : {len(on.first)} requotes; to first request p50 "
+              f"{p_on[49] * 1e3:.3f} ms p99 {p_on[98] * 1e3:.3f} ms ({on.journal.writer.written} records written, "
+              f"{on.journal.lost} lost)")
+        print(f"ORDER_PAIRS={pairs:>3} journal off: {len(off.first)} requotes; to first request p50 "
+              f"{p_off[49] * 1e3:.3f} ms p99 {p_off[98] * 1e3:.3f} ms")
+        print(f"ORDER_PAIRS={pairs:>3} journal on/off: p50 x{p_on[49] / p_off[49]:.3f} "
+              f"({(p_on[49] / p_off[49] - 1) * 100:+.1f} %), p99 x{p_on[98] / p_off[98]:.3f}")
+
+
 def calls_per_move(label: str, shift_ticks) -> None:
     settings, echo, adapter, ws, manager = build(6)
     feed(ws, book_partial(echo, MID, 2))
@@ -227,7 +286,7 @@ def ops_overhead(pairs: int, moves: int) -> None:
     import urllib.request
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from market_maker.ops import Ops
+    from market_maker.ops.parts import Ops
     from market_maker.runner import Runner
 
     class Hook(BaseHTTPRequestHandler):
@@ -300,6 +359,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", type=int, nargs="+", default=[6, 30])
     ap.add_argument("--moves", type=int, default=2000)
+    ap.add_argument("--journal-moves", type=int, default=2000,
+                    help="moves per bot of the journal on/off comparison (0: skip it)")
     ap.add_argument("--stages", action="store_true",
                     help="also print each stage's in-loop p50 (the wrappers add a little to the totals)")
     ap.add_argument("--ops", action="store_true",
@@ -321,6 +382,9 @@ def main() -> None:
                 print(f"    {label:<22} p50 {statistics.median(times) * 1e6:7.1f} us  ({len(times)} calls)")
     calls_per_move("1-tick", lambda mid: 1)
     calls_per_move("1 %", lambda mid: mid // 100)
+    if a.journal_moves:
+        for pairs in a.pairs:
+            journal_side_by_side(pairs, a.journal_moves)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ MAX_ORDER_QTY = 10_000_000
 MAX_POSITION_QTY = 1_000_000_000  # contracts, for MIN_POSITION / MAX_POSITION
 MAX_AMOUNT = Decimal(1_000_000)  # settle currency, for balances and MAX_DRAWDOWN
 MINUTE, HOUR, DAY = 60, 3600, 86400
+MAX_SYMBOLS = 50  # bot processes one supervisor runs
 SIM_MAX_START_TICKS = 10_000_000  # the simulator's prices are below 100 000 000 ticks: room for the market to move
 
 
@@ -214,6 +215,28 @@ def _files(name: str, value: Any) -> Optional[Tuple[str, ...]]:
     raise TypeError
 
 
+def _symbols(name: str, value: Any) -> Tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise TypeError
+    symbols = tuple(v.strip() for v in value)
+    if len(set(symbols)) != len(symbols) or not all(_SYMBOL.fullmatch(v) for v in symbols):
+        raise ValueError
+    return symbols
+
+
+def _sim_symbols(name: str, value: Any) -> Any:
+    if value is None or value == ():
+        return ()
+    if not isinstance(value, (dict, tuple)):  # a tuple: the validated form, validated again by replace()
+        raise TypeError
+    from .sim.config import SimConfig  # only when set: the bot does not import the simulator otherwise
+    return SimConfig(symbols=value).symbols  # ValueError when a key or value is wrong
+
+
 def _ms_range(name: str, value: Any) -> Tuple[int, int]:
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError
@@ -347,6 +370,7 @@ RULES: Dict[str, Rule] = {
     "MIN_POSITION": _POSITION,
     "MAX_POSITION": _POSITION,
     "MAX_DRAWDOWN": _amount_rule(zero=True),
+    "MAX_MARGIN_USAGE": _FRACTION,
     "STALE_DATA_SECONDS": _seconds_rule(DAY, "a day"),
     "DRY_RUN": Rule(_bool, "True or False"),
     "DRY_BTC": _amount_rule(zero=False),
@@ -379,6 +403,13 @@ RULES: Dict[str, Rule] = {
     "FLATTEN_STEP_TICKS": _whole_rule(1, 10_000, "ticks"),
     "FLATTEN_TIMEOUT": Rule(_seconds, "a number of seconds from 1 to 3600", _between(Decimal(1), Decimal(HOUR))),
     "METRICS_ADDRESS": Rule(_address, 'None, "host:port" or "port" (port 0 to 65535)'),
+    "JOURNAL_PATH": Rule(_str, '"" (no journal) or the path of an SQLite file', lambda v: "\0" not in v),
+    "SYMBOLS": Rule(_symbols, f'None, or up to {MAX_SYMBOLS} different symbols such as ["BTC_USD", "ETH_USD"] '
+                    'or "BTC_USD,ETH_USD"', lambda v: len(v) <= MAX_SYMBOLS),
+    "SUPERVISOR_LOG_DIR": Rule(_str, "a directory path", lambda v: bool(v.strip())),
+    "SUPERVISOR_MAX_BACKOFF": _seconds_rule(HOUR, "an hour"),
+    "SIM_SYMBOLS": Rule(_sim_symbols, 'None or {"SYMBOL": {KEY: value}}, KEY one of asset, symbol_id, tick_size, '
+                        'start_price or a flow knob (volatility, taker_rate, depth_levels...), values > 0'),
     "SIM_SEED": Rule(_int, "a whole number from 0 to 2**63 - 1", lambda v: 0 <= v < 2 ** 63),
     "SIM_START_PRICE": Rule(_number, "a price greater than 0, at most 10000000",
                             _between(Decimal(0), Decimal(10_000_000), low_open=True)),

@@ -27,7 +27,7 @@ def running_bot(sim: Any, settings: Any, environ: Optional[Mapping[str, str]] = 
     """The bot of ``settings`` trading on ``sim`` in a thread, its ops parts on; yields the Ops.
 
     On leaving, the bot is stopped (it cancels its orders) and the ops parts are stopped."""
-    from market_maker.ops import start_ops
+    from market_maker.ops.parts import start_ops
     runner = build_runner(settings, sim.base_url, sim.ws_url, sim.api_key, sim.api_secret)
     result: dict = {}
 

@@ -11,7 +11,7 @@ import requests
 pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from market_maker.ops import Ops, start_ops  # noqa: E402
+from market_maker.ops.parts import Ops, start_ops  # noqa: E402
 from market_maker.settings import SettingsError  # noqa: E402
 from market_maker.sim import SimConfig, run_simulator  # noqa: E402
 from tests.ops_helpers import LIVELY, running_bot, settings_for  # noqa: E402

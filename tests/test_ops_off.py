@@ -1,5 +1,6 @@
 """With every operations setting off, nothing of market_maker.ops (nor prometheus_client) is imported."""
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -19,8 +20,9 @@ def test_a_run_with_ops_off_imports_none_of_it(tmp_path):
         loaded = sorted(m for m in sys.modules if m.startswith(("market_maker.ops", "prometheus_client")))
         print(json.dumps({"code": code, "loaded": loaded}))
     """)
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == {"code": 0, "loaded": []}

@@ -329,6 +329,7 @@ class LiveTables:
             "position": self.positions, "margin": self.margins}
         self._kinds = {"instrument": "instrument", "order": "order", "position": "position",
                        "margin": "margin"}
+        self.record: Callable[..., None] | None = None  # record(kind, **fields): see GteWebSocket.set_recorder
 
     def apply(self, table: str, action: str, rows: list[Row], resync: bool = False) -> str | None:
         """Apply one message's rows; ``resync`` marks a partial that replaces a stale copy."""
@@ -349,7 +350,37 @@ class LiveTables:
                 self._orders_partial(resync)
         else:
             raise MalformedRow(f"unknown action {action!r}")
+        if self.record is not None and action != "delete":
+            self._tell(table, rows)
         return self._kinds[table]
+
+    def _tell(self, table: str, rows: list[Row]) -> None:
+        """The changed rows' new state, to the recorder (positions and margin whole, after the change)."""
+        record = self.record
+        if table == "position":
+            pos = self.position_view()
+            record("position", long=pos.long, short=pos.short, long_qty=pos.long.qty,  # type: ignore[misc]
+                   long_entry=pos.long.entry_price, short_qty=pos.short.qty, short_entry=pos.short.entry_price,
+                   realised_pnl=pos.long.realised_pnl + pos.short.realised_pnl,
+                   unrealised_pnl=pos.long.unrealised_pnl + pos.short.unrealised_pnl, ts_ex_ms=None)
+        elif table == "margin":
+            m = self.margin()
+            if m is not None:
+                record("margin", total=m.total, available=m.available, order_margin=m.order_margin,  # type: ignore[misc]
+                       pos_margin=m.pos_margin, ts_ex_ms=None)
+        elif table == "order":
+            orders = self.orders
+            for row in rows:
+                key = (str(row.get("order_id")),)
+                order = orders.get(key)
+                if order is None:
+                    held = orders.closed.get(key)
+                    order = held[1] if held is not None else None
+                if order is not None and (orders.symbol_of(key) or row.get("symbol", self.symbol)) == self.symbol:
+                    record("order_state", order_id=order.order_id, client_oid=order.client_oid,  # type: ignore[misc]
+                           side=order.side, close_flag=order.close_flag, price=order.price, qty=order.qty,
+                           status=order.status, filled_qty=order.filled_qty, avg_price=order.avg_price,
+                           fee=order.fee, ctime=order.ctime)
 
     def _orders_partial(self, resync: bool) -> None:
         for order in self.orders.values():
@@ -371,11 +402,15 @@ class LiveTables:
         mine = [r for r in rows if r.get("symbol", self.symbol) == self.symbol]
         if action == "insert":
             fills = [f for f in map(self.fills.on_execution, mine) if f is not None]
+            if self.record is not None and fills:
+                self._tell_fills(fills, mine)
         elif action == "partial":
             if not resync:
                 self.fills.mark_seen(mine)
                 return None
             fills = self.fills.absorb_partial(mine, self.started_ms)
+            if self.record is not None and fills:
+                self._tell_fills(fills, mine)
         else:
             raise MalformedRow(f"execution action {action!r} (insert only)")
         self.executions.extend(fills)
@@ -384,6 +419,22 @@ class LiveTables:
             self.maker_fill_count += fill.maker
             self.fees_paid += fill.fee
         return "fill" if fills else None
+
+    def _tell_fills(self, fills: list[Fill], rows: list[Row]) -> None:
+        """Our new executions, to the recorder, with their order's cumulative filled quantity."""
+        cums = {str(r.get("exec_id")): r.get("cum_qty") for r in rows}
+        for fill in fills:
+            key = (fill.order_id,)
+            order = self.orders.get(key)
+            if order is None:
+                held = self.orders.closed.get(key)
+                order = held[1] if held is not None else None
+            cum = cums.get(fill.exec_id)
+            self.record("execution", exec_id=fill.exec_id, order_id=fill.order_id,  # type: ignore[misc]
+                        client_oid=order.client_oid if order is not None else None, side=fill.side,
+                        close_flag=fill.close_flag, price=fill.price, qty=fill.qty, fee=fill.fee, maker=fill.maker,
+                        realised_pnl=None, ts_ex_ms=fill.time or None, source="live",
+                        cum_qty=int(cum) if cum not in (None, "") else None)
 
     def reconcile_orders(self, rest_orders: Iterable[Order]) -> int:
         """Merge a REST view of open orders (newer than the partial); returns contracts added."""
