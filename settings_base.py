@@ -180,6 +180,47 @@ FAIR_VALUE_MAX_DEVIATION = Decimal("0.01")
 FAIR_VALUE_CONNECT_TIMEOUT_S = 10
 
 ########################################################################################################################
+# Operations: notifications, control API, metrics (market_maker/ops; each is off until set; docs/operations.md)
+########################################################################################################################
+
+# Where to send notifications, a list of: "discord://" (webhook URL from env MM_DISCORD_WEBHOOK; "discord://NAME"
+# reads MM_DISCORD_WEBHOOK_NAME), "slack://" (env MM_SLACK_WEBHOOK, same NAME rule), "telegram://CHAT_ID" (bot
+# token from env MM_TELEGRAM_TOKEN), or an "https://..." URL (generic JSON webhook). Empty = no notifications.
+NOTIFY_URLS = []
+# Seconds the WebSocket may stay down before a notification says so (1 to 3600).
+NOTIFY_WS_DOWN_SECONDS = 30
+# Seconds between two posts to one channel (0 to 3600); what comes meanwhile is sent together in one post.
+NOTIFY_MIN_INTERVAL = 2
+# Notify when this many orders are refused within a minute (1 to 10000).
+NOTIFY_REJECT_BURST = 5
+# Notify when the WebSocket tables resync this many times within a minute (1 to 10000).
+NOTIFY_RESYNC_STORM = 5
+# Notify when the drawdown from the run's start equity crosses these fractions of MAX_DRAWDOWN (each above 0, at
+# most 1, ascending).
+NOTIFY_DRAWDOWN_FRACTIONS = (Decimal("0.5"), Decimal("0.8"))
+# UTC hour (0 to 23) of the daily PnL summary notification.
+NOTIFY_DAILY_UTC_HOUR = 0
+# Base URL of the Telegram bot API (notifications and commands); a local fake stands in for it in tests.
+TELEGRAM_API_URL = "https://api.telegram.org"
+# Control API address "host:port" (a bare "port" binds 127.0.0.1; port 0 = any free port). None = off. Needs
+# env MM_CONTROL_TOKEN, at least 16 characters.
+CONTROL_ADDRESS = None
+# Telegram chat ids (whole numbers) whose messages /status /pause /resume /cancel_all /flatten /reload command
+# the bot (token from env MM_TELEGRAM_TOKEN). Empty = no Telegram commands.
+CONTROL_TELEGRAM_CHATS = []
+# Flatten: never sell below / buy above the mid at the command by this fraction (0.0001 to 0.1).
+FLATTEN_SLIPPAGE = Decimal("0.005")
+# Flatten: seconds between two price steps toward the touch (0.05 to 60).
+FLATTEN_STEP_SECONDS = 2
+# Flatten: ticks each step moves the closing order's price (1 to 10000).
+FLATTEN_STEP_TICKS = 1
+# Flatten: seconds before giving up (the bot stays paused; 1 to 3600).
+FLATTEN_TIMEOUT = 120
+# Prometheus metrics address "host:port" (path /metrics; a bare "port" binds 127.0.0.1; port 0 = any free
+# port). None = off. Needs the "ops" extra (prometheus_client).
+METRICS_ADDRESS = None
+
+########################################################################################################################
 # Embedded simulator (used when BASE_URL is None, or with --sim)
 ########################################################################################################################
 

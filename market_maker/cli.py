@@ -26,6 +26,8 @@ from .runner import EXIT_ERROR, EXIT_OK, EXIT_SETTINGS, Runner, load_strategy
 from .settings import Settings, SettingsError, defaults, load_settings, pop_env_secret
 
 log = logging.getLogger("market_maker.manager")
+# any of these set starts market_maker.ops (notifications, control API, metrics); none set: it is never imported
+OPS_SETTINGS = ("NOTIFY_URLS", "CONTROL_ADDRESS", "CONTROL_TELEGRAM_CHATS", "METRICS_ADDRESS")
 SUPERVISOR_SETS = ("SYMBOL", "SETTLECURRENCY", "ORDERID_PREFIX", "SYMBOLS", "BASE_URL", "WS_URL")  # its own
 
 def _duration(text: str) -> float:
@@ -160,11 +162,21 @@ def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, 
             base_url, ws_url, key, secret = settings.BASE_URL, settings.WS_URL, settings.API_KEY, settings.API_SECRET
         runner = build_runner(settings, base_url, ws_url, key, secret, manager_cls, duration, settings_path,
                               strategy_override, forced_sim, env_secret, set_overrides)
+        if any(settings[name] for name in OPS_SETTINGS):
+            from .ops.parts import start_ops
+            try:
+                stack.enter_context(start_ops(runner))
+            except SettingsError as exc:
+                runner.exchange.close()
+                print(f"marketmaker: bad settings: {exc}", file=sys.stderr)
+                log.error("Bad settings: %s", exc)
+                return EXIT_SETTINGS
         journal = None
         if path is not None:
             try:
                 journal = attach_journal(path, settings, runner, manager_cls)
             except SettingsError as exc:
+                runner.exit_code = EXIT_SETTINGS
                 log.error("Bad settings: %s", exc)
                 return EXIT_SETTINGS
         if install_signals and threading.current_thread() is threading.main_thread():
@@ -176,6 +188,7 @@ def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, 
             return code
         except errors.AuthenticationError as exc:
             log.error("Authentication failed: %s", exc)
+            runner.exit_code = EXIT_ERROR  # what the stop notification tells
             return EXIT_ERROR
         finally:
             if journal is not None:
