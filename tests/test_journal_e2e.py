@@ -113,6 +113,22 @@ def test_a_runs_journal_equals_the_simulators_books_and_its_report_the_equity_ch
     assert "net PnL" in capsys.readouterr().out
 
 
+def test_fills_the_socket_lost_are_rebuilt_after_its_resyncs(tmp_path):
+    """Dropped pushes and disconnects: after each resync the exchange's word on our orders fills the gaps."""
+    path = str(tmp_path / "journal.sqlite")
+    with run_simulator(SimConfig(port=0, seed=3, **{**LIVELY, "taker_rate": D(10)})) as sim:
+        settings = settings_for(sim, tmp_path)
+        runner = build_runner(settings, sim.base_url, sim.ws_url, sim.api_key, sim.api_secret, duration=8)
+        journal = attach_journal(path, settings, runner, OrderManager)
+        sim.set_faults(drop_rate=D("0.08"), ws_disconnect_every_s=3)
+        code = runner.run()
+        detach_journal(journal, runner, code)
+        rows = all_orders(sim, sim.account_id)
+        faults = sim.fault_counters()
+    assert code == 0 and faults["drop"] > 0 and faults["ws_disconnect"] >= 1
+    assert len(assert_journal_equals_exchange(path, rows)) >= 2
+
+
 def _settings_file(tmp_path, sim, journal):
     lines = [f"BASE_URL = {sim.base_url!r}", f"WS_URL = {sim.ws_url!r}", f"API_KEY = {sim.api_key!r}",
              f"API_SECRET = {sim.api_secret!r}", f"JOURNAL_PATH = {journal!r}", "from decimal import Decimal"]
