@@ -108,7 +108,11 @@ def test_a_runs_journal_equals_the_simulators_books_and_its_report_the_equity_ch
     a = report.attribution
     assert a.exchange_change == a.net and D(a.net) / 10 ** 20 == end_equity - start_equity
     assert count(path, "funding") >= 1  # payments of the legs held (a hedged pair's may add up to 0)
-    assert a.unexplained == 0  # every fill, fee, funding payment and mark is in the journal
+    db = sqlite3.connect(path)
+    told = (db.execute("SELECT exchange_ms, side, qty, amount FROM funding").fetchall(),
+            db.execute("SELECT exchange_ms, side, close_flag, qty, maker FROM executions").fetchall())
+    db.close()
+    assert a.unexplained == 0, told  # every fill, fee, funding payment and mark is in the journal
     assert report_main([path, "--no-html"]) == 0
     assert "net PnL" in capsys.readouterr().out
 
