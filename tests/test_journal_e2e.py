@@ -1,5 +1,6 @@
 """The journal of real runs of the bot on the simulator: equal to the exchange's books (fills, fees, funding),
-the report on it, and the crash-resume (kill -9 with resting orders, fills while down, a create whose answer was lost)."""
+the report on it, fills lost by the socket, and the crash-resume (kill -9 with resting orders, fills while
+down, creates whose answer never came)."""
 import os
 import signal
 import sqlite3

@@ -438,8 +438,8 @@ class LiveTables:
         elif table == "margin":
             m = self.margin()
             if m is not None:
-                record("margin", total=m.total, available=m.available, order_margin=m.order_margin,  # type: ignore[misc]
-                       pos_margin=m.pos_margin, ts_ex_ms=None)
+                record("margin", total=m.total, available=m.available,  # type: ignore[misc]
+                       order_margin=m.order_margin, pos_margin=m.pos_margin, ts_ex_ms=None)
         elif table == "order":
             orders = self.orders
             for row in rows:

@@ -318,7 +318,8 @@ class JournalRecorder:
         self._realised[side] = realised
         closes, self._closes[side] = self._closes.get(side, []), []
         if before is not None and len(closes) == 1 and realised != before:
-            db.execute("UPDATE executions SET realised_pnl = ? WHERE exec_id = ?", (_text(realised - before), closes[0]))
+            db.execute("UPDATE executions SET realised_pnl = ? WHERE exec_id = ?",
+                       (_text(realised - before), closes[0]))
 
     def _margin_row(self, db: sqlite3.Connection, ts: int, f: Mapping[str, Any]) -> None:
         row = tuple(_text(f.get(k) if f.get(k) is not None else Decimal(0))
