@@ -192,6 +192,7 @@ class Bot:
         self.inside = level(MID - 9, "buy")
         self.moves = 0
         self.first: List[float] = []
+        self.last: List[float] = []
 
     def move(self) -> None:
         i, self.moves = self.moves, self.moves + 1
@@ -203,6 +204,7 @@ class Bot:
         self.manager.step()
         if self.adapter.sent:
             self.first.append(self.adapter.sent[0] - t0)
+            self.last.append(self.adapter.sent[-1] - t0)
         flush_echoes(self.ws, self.echo)
 
 
@@ -228,6 +230,10 @@ def journal_side_by_side(pairs: int, moves: int, block: int = 50) -> None:
               f"{p_off[49] * 1e3:.3f} ms p99 {p_off[98] * 1e3:.3f} ms")
         print(f"ORDER_PAIRS={pairs:>3} journal on/off: p50 x{p_on[49] / p_off[49]:.3f} "
               f"({(p_on[49] / p_off[49] - 1) * 100:+.1f} %), p99 x{p_on[98] / p_off[98]:.3f}")
+        l_on, l_off = q(on.last, n=100), q(off.last, n=100)
+        print(f"ORDER_PAIRS={pairs:>3} to the last request (the events of the earlier ones told): p50 on "
+              f"{l_on[49] * 1e3:.3f} ms off {l_off[49] * 1e3:.3f} ms (x{l_on[49] / l_off[49]:.3f}), p99 on "
+              f"{l_on[98] * 1e3:.3f} ms off {l_off[98] * 1e3:.3f} ms")
 
 
 def calls_per_move(label: str, shift_ticks) -> None:

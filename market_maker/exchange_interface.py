@@ -315,8 +315,9 @@ class ExchangeInterface:
         latency = None if sent is None else (self.clock.monotonic() - sent) * 1000
         placed = placed if placed is not None else order if isinstance(order, Order) else None
         events.emit("order", action=action, client_oid=placed.client_oid if placed else client_oid,
-                    order_id=(placed.order_id or None) if placed else None, side=order.side,  # type: ignore[attr-defined]
-                    price=order.price, qty=order.qty, close_flag=order.close_flag,  # type: ignore[attr-defined]
+                    order_id=(placed.order_id or None) if placed else None,
+                    side=order.side, price=order.price, qty=order.qty,  # type: ignore[attr-defined]
+                    close_flag=order.close_flag,  # type: ignore[attr-defined]
                     outcome=outcome, status=placed.status if placed and action == "create" else None,
                     error_code=getattr(error, "code", None), latency_ms=latency,
                     request_id=request_id if request_id is not None else next(self._request_ids))

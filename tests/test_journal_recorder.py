@@ -11,7 +11,7 @@ from market_maker.journal.reconcile import apply as reconcile_apply
 from market_maker.journal.reconcile import difference, start_after
 from market_maker.journal.recorder import OrderFills, harmonic_avg, open_journal
 from market_maker.journal.schema import VERSION
-from market_maker.models import Margin, Order, Position
+from market_maker.models import Order, Position
 from market_maker.settings import load_settings
 from market_maker.settings_file import SettingsError
 

@@ -438,8 +438,8 @@ class LiveTables:
         elif table == "margin":
             m = self.margin()
             if m is not None:
-                record("margin", total=m.total, available=m.available, order_margin=m.order_margin,  # type: ignore[misc]
-                       pos_margin=m.pos_margin, ts_ex_ms=None)
+                record("margin", total=m.total, available=m.available,  # type: ignore[misc]
+                       order_margin=m.order_margin, pos_margin=m.pos_margin, ts_ex_ms=None)
         elif table == "order":
             orders = self.orders
             for row in rows:
@@ -519,6 +519,12 @@ class LiveTables:
             if held is None or order.filled_qty >= held.filled_qty:
                 self.orders.insert([order_to_row(order, self.symbol)])
             added += self.fills.reconcile(order.order_id, order.filled_qty)
+        if self.recording():  # the exchange's word after a resync: fills missed meanwhile are rebuilt from it
+            for order in rest_orders:
+                self.record("order_state", order_id=order.order_id, client_oid=order.client_oid,  # type: ignore[misc]
+                            side=order.side, close_flag=order.close_flag, price=order.price, qty=order.qty,
+                            status=order.status, filled_qty=order.filled_qty, avg_price=order.avg_price,
+                            fee=order.fee, ctime=order.ctime, resync=True)
         return added
 
     # ------------------------------------------------------------------ views

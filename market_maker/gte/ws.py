@@ -68,6 +68,8 @@ PARTIAL_GRACE = 1.5  # seconds between a sub's ack and its partial before we cal
 # episode's partial_timeout forces a reconnect). A server that keeps sending updates without the partial
 # must not get a resubscription per message.
 RESUBSCRIBE_BACKOFF = (0.5, 4.0)
+RECONCILE_PAGES = 10  # pages of 100 final orders read back after a resync, at most
+RECONCILE_LOOKBACK_MS = 5000  # ... back to this long before the tables went out of sync
 MARKET_SAMPLE_S = 1.0  # a market sample is recorded at most this often (and before each of our fills)
 CROSSED_RESYNC = 3.0  # seconds a book may stay crossed (a sweep in flight) before it is resubscribed
 AUTH_EXPIRES_MS = 5000
@@ -427,8 +429,8 @@ class GteWebSocket:
             self._seq.pop(name, None)
             self._replay.discard(name)
             self._awaiting.add(name)
-        if "order" in tables and "order" in self._had_partial:
-            self._reconcile_pending = True
+        if ("order" in tables or "execution" in tables) and "order" in self._had_partial:
+            self._reconcile_pending = True  # an execution lost too: the order query says what filled
         self._set_synced(False)
 
     # ------------------------------------------------------------------ control
@@ -846,10 +848,18 @@ class GteWebSocket:
         if self._rest is not None:
             try:
                 orders = self._rest.open_orders()
-                # orders placed and finished while we were blind are in no partial: ask for recent final ones
+                # orders placed and finished while we were blind are in no partial: ask for recent final ones,
+                # page by page back to (a while before) the time we went blind
                 since = self._tables.started_ms
-                orders += [o for o in self._rest.query_orders(statuses=FINISHED_STATUSES, count=100)
-                           if o.ctime >= since]
+                blind_ms = int(self._unsynced_since * 1000) - RECONCILE_LOOKBACK_MS if self._unsynced_since else 0
+                lt = None
+                for _ in range(RECONCILE_PAGES):
+                    page = self._rest.query_orders(statuses=FINISHED_STATUSES, count=100, lt_order_id=lt)
+                    orders += [o for o in page if o.ctime >= since]
+                    ids = [int(o.order_id) for o in page if o.order_id.isdigit()]
+                    if len(page) < 100 or not ids or min(o.ctime for o in page) < max(since, blind_ms):
+                        break
+                    lt = str(min(ids))
             except Exception as exc:
                 log.warning("open-order reconciliation over REST failed: %s", exc)
         with self._lock:

@@ -25,6 +25,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 from .. import __version__
 from ..clock import SYSTEM_CLOCK, Clock, ms
 from ..events import Event
+from ..models import Order
 from ..settings_file import SECRET_NAMES, SettingsError
 from .schema import JournalVersionError, migrate
 from .writer import JournalWriter, connect
@@ -242,6 +243,30 @@ class JournalRecorder:
         if self.prefix and not str(f.get("client_oid") or "").startswith(self.prefix):
             return
         upsert_order(db, self.run_id, ts, f)
+        if f.get("resync"):
+            self._catch_up(db, ts, f)
+
+    def _catch_up(self, db: sqlite3.Connection, ts: int, f: Mapping[str, Any]) -> None:
+        """After a resync the exchange's word on an order: fills the socket lost are journaled as reconciled
+        (a live execution of them arriving later is skipped by its ``cum_qty``)."""
+        from .reconcile import difference  # reconcile builds on this module
+        order_id = str(f["order_id"])
+        state = self._fills.get(order_id)
+        if state is None:  # not seen in this run: what earlier runs journaled of it
+            state = self._fills[order_id] = fills_of(db, [order_id])[order_id]
+        order = Order(order_id, str(f.get("client_oid") or ""), str(f.get("side")), int(f.get("close_flag") or 0),
+                      Decimal(f.get("price") or 0), int(f.get("qty") or 0), int(f.get("filled_qty") or 0),
+                      int(f.get("status") or 0), Decimal(f.get("avg_price") or 0), Decimal(f.get("fee") or 0))
+        diff = difference(order, state)
+        if diff is None:
+            return
+        cur = db.execute("INSERT OR IGNORE INTO executions (exec_id, run_id, ts_ms, exchange_ms, order_id, client_oid, "
+                         "side, close_flag, price, qty, fee, maker, realised_pnl, source) "
+                         "VALUES (?,?,?,NULL,?,?,?,?,?,?,?,NULL,NULL,'reconciled')",
+                         (f"rec:{order_id}:{order.filled_qty}", self.run_id, ts, order_id, order.client_oid,
+                          order.side, order.close_flag, _text(diff.price), diff.qty, _text(diff.fee)))
+        if cur.rowcount:
+            state.add(diff.qty, diff.price, diff.fee)
 
     def _execution(self, db: sqlite3.Connection, ts: int, f: Mapping[str, Any]) -> None:
         order_id, qty = str(f["order_id"]), int(f["qty"])
@@ -293,7 +318,8 @@ class JournalRecorder:
         self._realised[side] = realised
         closes, self._closes[side] = self._closes.get(side, []), []
         if before is not None and len(closes) == 1 and realised != before:
-            db.execute("UPDATE executions SET realised_pnl = ? WHERE exec_id = ?", (_text(realised - before), closes[0]))
+            db.execute("UPDATE executions SET realised_pnl = ? WHERE exec_id = ?",
+                       (_text(realised - before), closes[0]))
 
     def _margin_row(self, db: sqlite3.Connection, ts: int, f: Mapping[str, Any]) -> None:
         row = tuple(_text(f.get(k) if f.get(k) is not None else Decimal(0))

@@ -291,9 +291,10 @@ class SimServer:
 
     def _step(self) -> None:
         now = now_ms()
+        # funding due is settled before this step's trades: it is for the positions held at its time
+        self.exchange.tick(now)
         for flow in self.flows:
             flow.step(now)
-        self.exchange.tick(now)
         self._flush_events()
 
     def _flush_events(self) -> None:
