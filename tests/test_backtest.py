@@ -191,3 +191,30 @@ def test_agreement_with_a_real_time_run_of_the_same_seed(tmp_path):
     simulated = backtest(settings, seed=11, seconds=15)
     assert live.fills > 0 and simulated.fills > 0
     assert abs(live.fills - simulated.fills) <= 3 * (live.fills + simulated.fills) ** 0.5 + 3
+
+
+def test_same_result_in_processes_with_different_string_hashing(tmp_path):
+    """Dask workers and local processes hash strings differently (PYTHONHASHSEED): a run must not depend on it."""
+    import os
+    import subprocess
+    import sys
+    script = (
+        "import hashlib, pathlib, tempfile\n"
+        "from market_maker.settings import load_settings\n"
+        "from market_maker.market_maker import OrderManager\n"
+        "from market_maker.backtest import synthetic\n"
+        "from market_maker.backtest.market import build\n"
+        "from market_maker.backtest.engine import run_backtest\n"
+        "s = load_settings(overrides={}, environ={}, cwd=pathlib.Path(tempfile.mkdtemp()))\n"
+        "r = run_backtest(s, OrderManager, build('synthetic', s), seed=9, hours=15 / 3600, latency='1:30')\n"
+        "d = r.as_dict(); d.pop('wall_seconds')\n"
+        "print(sorted(d.items()))\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    outputs = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": root}
+        done = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1] and "fills" in outputs[0]
