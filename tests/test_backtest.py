@@ -129,7 +129,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
              (["--latency-ms", "9:1"], "--latency-ms"),
              (["--hours", "0"], "--hours"),
              (["--seed", "-3"], "--seed"),
-             (["--strategy", "nowhere:Thing"], "no module named 'nowhere'")]
+             (["--strategy", "nowhere:Thing"], "no module named 'nowhere'"),
+             (["--hours", "0.001", "--journal", str(tmp_path / "no" / "j.sqlite")], "does not exist")]
     for argv, text in cases:
         with pytest.raises(SystemExit) as exit_info:
             code = command.main(argv)
