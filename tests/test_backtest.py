@@ -183,15 +183,20 @@ def test_journal_rows_are_the_same_run_after_run_and_report_reads_them(tmp_path,
 
 
 def test_agreement_with_a_real_time_run_of_the_same_seed(tmp_path):
-    """15 s of the bot in real time against the embedded simulator and 15 s of backtest, same settings and
-    seed: the fill counts agree within the spread of two Poisson counts (3 standard deviations of their
-    difference, sqrt(a + b), plus 3 for the timing of the first quotes), and both trade."""
+    """12 s of the bot in real time against the embedded simulator and 12 s of backtest, same settings (a tight
+    ladder: ~6 fills a second) and seed. Fill counts agree within 3 standard deviations of the difference of two
+    Poisson counts, 3 * sqrt(a + b), plus 3 for the real-time start (connecting, subscribing); volumes within the
+    same relative margin. Measured: 78 / 81 and 74 / 78 fills (seeds 11, 12)."""
     from market_maker.backtest.agreement import backtest, realtime
-    settings = settings_for(tmp_path)
-    live = realtime(settings, seed=11, seconds=15)
-    simulated = backtest(settings, seed=11, seconds=15)
-    assert live.fills > 0 and simulated.fills > 0
-    assert abs(live.fills - simulated.fills) <= 3 * (live.fills + simulated.fills) ** 0.5 + 3
+    settings = settings_for(tmp_path, ORDER_PAIRS=4, ORDER_START_SIZE=50, ORDER_STEP_SIZE=50, INTERVAL=Decimal("0.001"),
+                            MIN_SPREAD=Decimal("0.0005"), RELIST_INTERVAL=Decimal("0.001"))
+    live = realtime(settings, seed=11, seconds=12)
+    simulated = backtest(settings, seed=11, seconds=12)
+    assert live.fills >= 10 and simulated.fills >= 10
+    margin = 3 * (live.fills + simulated.fills) ** 0.5 + 3
+    assert abs(live.fills - simulated.fills) <= margin
+    mean_fills, mean_volume = (live.fills + simulated.fills) / 2, (live.volume + simulated.volume) / 2
+    assert abs(live.volume - simulated.volume) / mean_volume <= margin / mean_fills
 
 
 def test_same_result_in_processes_with_different_string_hashing(tmp_path):
