@@ -144,6 +144,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     assert "ORDER_PAIRS" in capsys.readouterr().err
     with pytest.raises(MarketError):
         build("nope", settings_for(tmp_path))
+    with pytest.raises(BacktestError, match="ETH_USD"):
+        run_backtest(settings_for(tmp_path, SYMBOL="ETH_USD"), OrderManager, build("synthetic", settings_for(tmp_path)),
+                     seed=1, hours=0.01)
     with pytest.raises(BacktestError):
         run_backtest(settings_for(tmp_path, ORDER_PAIRS=2, DRY_RUN=True), OrderManager,
                      build("synthetic", settings_for(tmp_path)), seed=1, hours=0.01)

@@ -80,7 +80,7 @@ def build_exchange(settings: Settings, seed: int) -> Exchange:
     exchange, _ = _build_exchange(dataclasses.replace(sim_config(settings, seed), flow=False))
     if settings.SYMBOL not in exchange.instruments:
         raise BacktestError(f"SYMBOL {settings.SYMBOL!r} is not one of the simulated instruments "
-                            f"({', '.join(exchange.instruments)})")
+                            f"({', '.join(exchange.instruments)}); list it in SIM_SYMBOLS")
     return exchange
 
 
