@@ -26,6 +26,8 @@ from .runner import EXIT_ERROR, EXIT_OK, EXIT_SETTINGS, Runner, load_strategy
 from .settings import Settings, SettingsError, defaults, load_settings, pop_env_secret
 
 log = logging.getLogger("market_maker.manager")
+# any of these set starts market_maker.ops (notifications, control API, metrics); none set: it is never imported
+OPS_SETTINGS = ("NOTIFY_URLS", "CONTROL_ADDRESS", "CONTROL_TELEGRAM_CHATS", "METRICS_ADDRESS")
 SUPERVISOR_SETS = ("SYMBOL", "SETTLECURRENCY", "ORDERID_PREFIX", "SYMBOLS", "BASE_URL", "WS_URL")  # its own
 
 def _duration(text: str) -> float:
@@ -90,6 +92,9 @@ def run(argv: Optional[Sequence[str]] = None) -> None:
         settings = load_settings(args.settings, overrides=overrides, environ={**os.environ, **env_secret})
         manager_cls = load_strategy(settings.STRATEGY, secrets=[settings.API_KEY, settings.API_SECRET,
                                                                 *env_secret.values()])
+        journal = journal_path(settings, args.settings)
+        if journal is not None:
+            check_path(journal)
     except SettingsError as exc:
         print(f"marketmaker: bad settings: {exc}", file=sys.stderr)
         sys.exit(EXIT_SETTINGS)
@@ -136,7 +141,7 @@ def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, 
     """Run until a signal, the duration or the kill switch; returns the exit status.
 
     ``env_secret``: GTE_API_SECRET as taken out of the environment, for the reloads."""
-    path = journal_path(settings)
+    path = journal_path(settings, settings_path)
     if path is not None:
         try:
             check_path(path)
@@ -157,11 +162,21 @@ def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, 
             base_url, ws_url, key, secret = settings.BASE_URL, settings.WS_URL, settings.API_KEY, settings.API_SECRET
         runner = build_runner(settings, base_url, ws_url, key, secret, manager_cls, duration, settings_path,
                               strategy_override, forced_sim, env_secret, set_overrides)
+        if any(settings[name] for name in OPS_SETTINGS):
+            from .ops.parts import start_ops
+            try:
+                stack.enter_context(start_ops(runner))
+            except SettingsError as exc:
+                runner.exchange.close()
+                print(f"marketmaker: bad settings: {exc}", file=sys.stderr)
+                log.error("Bad settings: %s", exc)
+                return EXIT_SETTINGS
         journal = None
         if path is not None:
             try:
                 journal = attach_journal(path, settings, runner, manager_cls)
             except SettingsError as exc:
+                runner.exit_code = EXIT_SETTINGS
                 log.error("Bad settings: %s", exc)
                 return EXIT_SETTINGS
         if install_signals and threading.current_thread() is threading.main_thread():
@@ -173,6 +188,7 @@ def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, 
             return code
         except errors.AuthenticationError as exc:
             log.error("Authentication failed: %s", exc)
+            runner.exit_code = EXIT_ERROR  # what the stop notification tells
             return EXIT_ERROR
         finally:
             if journal is not None:
@@ -183,12 +199,13 @@ def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, 
 # The journal (market_maker/journal): opened at start, fed by the event bus, closed with the exit status
 
 
-def journal_path(settings: Settings) -> Optional[str]:
+def journal_path(settings: Settings, settings_path: Optional[str] = None) -> Optional[str]:
     """JOURNAL_PATH made absolute (relative: beside the settings file, else the working directory); None: off."""
     if not settings.JOURNAL_PATH:
         return None
-    base = settings.source.parent if settings.source else Path.cwd()
-    return str(base / Path(settings.JOURNAL_PATH).expanduser())
+    source = settings.source or (Path(settings_path) if settings_path else None)
+    base = source.parent if source else Path.cwd()
+    return str((base / Path(settings.JOURNAL_PATH).expanduser()).absolute())
 
 
 def attach_journal(path: str, settings: Settings, runner: Runner, manager_cls: Type[OrderManager]) -> JournalRecorder:

@@ -29,7 +29,9 @@ log = logging.getLogger("market_maker.manager")
 EXIT_OK, EXIT_ERROR, EXIT_SETTINGS, EXIT_KILL_SWITCH = 0, 1, 2, 3
 # MARGIN_MODE: the exchange refuses a mode change while we hold a position or an order
 RESTART_REQUIRED = ("BASE_URL", "WS_URL", "API_KEY", "API_SECRET", "SYMBOL", "SETTLECURRENCY", "INSTRUMENTTYPE",
-                    "DRY_RUN", "ORDERID_PREFIX", "TIMEOUT", "WS_PING_INTERVAL", "WS_SILENCE_TIMEOUT", "MARGIN_MODE")
+                    "DRY_RUN", "ORDERID_PREFIX", "TIMEOUT", "WS_PING_INTERVAL", "WS_SILENCE_TIMEOUT", "MARGIN_MODE",
+                    # the operations parts are set up once, at start
+                    "NOTIFY_URLS", "TELEGRAM_API_URL", "CONTROL_ADDRESS", "CONTROL_TELEGRAM_CHATS", "METRICS_ADDRESS")
 # what a reloaded manager takes over from the running one: the run's start figures, the pause it is in
 # (its reason, a cancel-all still owed) and the pacing of its sends
 CARRIED_OVER = ("start_time", "start_equity", "start_realised", "start_traded", "start_fills", "start_fees",
@@ -134,6 +136,8 @@ class Runner:
         self.exit_code = EXIT_OK
         self.watcher = FileWatcher(self.watched_files(settings, manager_cls))
         self._starting = False
+        self.before_cycle: List[Callable[[], None]] = []  # run in this thread before each decision (ops commands)
+        self.held: Optional[str] = None  # an operator's pause (ops): no decision until resumed
         self.on_connected: Optional[Callable[[], None]] = None  # once connected, before the manager starts
 
     @staticmethod
@@ -186,6 +190,8 @@ class Runner:
                 if self.stop_event.is_set():
                     break
                 self.check_reload()
+                for hook in self.before_cycle:
+                    hook()
                 self.cycle()
                 if self.clock.monotonic() >= next_status:
                     self.manager.print_status()
@@ -229,6 +235,10 @@ class Runner:
                     if waiting_since is not None:
                         log.info("The exchange answered after %.0fs; starting", self.clock.monotonic() - waiting_since)
                     return True
+                except SettingsError as exc:  # found out only at start (e.g. a fair-value source that never answers)
+                    log.error("Bad settings: %s", exc)
+                    self.exit_code = EXIT_SETTINGS
+                    return False
                 except Exception as exc:
                     reason = startup.transient_reason(exc)
                     if reason is not None and self.stop_event.is_set():
@@ -260,6 +270,10 @@ class Runner:
 
     def cycle(self) -> None:
         try:
+            if self.held:  # paused by the operator: no quoting, but the drawdown is still watched
+                self.manager.snap = self.exchange.snapshot(self.manager.book_depth)
+                self.manager.check_drawdown()
+                return
             self.manager.step()
         except (KillSwitch, errors.AuthenticationError):
             raise

@@ -96,6 +96,7 @@ class SimFeed:
         self.latency = latency
         self.delayed = not latency.zero
         self._record: Optional[Callable[..., None]] = None  # set_recorder: what the live tables tell the bus
+        self._listening: Optional[Callable[[], bool]] = None
         self._sampled_at = -1.0
         self.kinds: Set[str] = set()
         self.woken = False
@@ -125,8 +126,9 @@ class SimFeed:
     # -- lifecycle (the WebSocket surface)
     def start(self) -> None:
         self.connected = True
-        if self._record is not None:
-            self._record("connection", up=True, reason="first connection")
+        record = self.recorder()
+        if record is not None:
+            record("connection", up=True, reason="first connection")
 
     def stop(self, timeout: float = 0.0) -> None:
         pass
@@ -227,7 +229,7 @@ class SimFeed:
             for oid in [k for k in models if k not in live]:
                 del models[oid]
         capture.orders = tuple(orders)
-        if self._record is not None:
+        if self.recorder() is not None:
             history = acct.orders
             for order_id in capture.known:
                 o = history.get(int(order_id))
@@ -294,7 +296,7 @@ class SimFeed:
             self._orders = capture.orders
         if capture.instrument is not None:
             self._instrument = capture.instrument
-        record = self._record
+        record = self.recorder()
         if capture.executions:
             if record is not None:
                 self._sample("fill", now_ms)  # the market just before our fills
@@ -329,11 +331,18 @@ class SimFeed:
                        filled_qty=order.filled_qty, avg_price=order.avg_price, fee=order.fee, ctime=order.ctime)
         self.kinds |= kinds
 
-    def set_recorder(self, record: Optional[Callable[..., None]]) -> None:
+    def set_recorder(self, record: Optional[Callable[..., None]], listening: Optional[Callable[[], bool]] = None) -> None:
         """``record(kind, **fields)`` is told what the live WebSocket tables tell: our executions,
-        positions, margin, orders' states, market samples (about once a second and just before
-        our fills), the connection."""
+        positions, margin, funding, orders' states, market samples (about once a second and just
+        before our fills), the connection. ``listening()`` False: nobody listens, nothing is told."""
         self._record = record
+        self._listening = listening
+
+    def recorder(self) -> Optional[Callable[..., None]]:
+        """``record`` when someone listens, else None."""
+        if self._record is None or (self._listening is not None and not self._listening()):
+            return None
+        return self._record
 
     def _sample(self, reason: str, now_ms: int) -> None:
         self._sampled_at = now_ms

@@ -175,6 +175,21 @@ class Child:
         return self.proc is not None and self.proc.poll() is None
 
 
+def child_ops_settings(settings: Settings, index: int) -> Dict[str, object]:
+    """The operations settings of the ``index``-th bot (docs/operations.md): its own control API and metrics
+    port, the configured one plus ``index`` (port 0 stays any free port); only the first bot reads Telegram
+    commands (a bot token has a single reader of its updates)."""
+    changed: Dict[str, object] = {}
+    for name in ("CONTROL_ADDRESS", "METRICS_ADDRESS"):
+        address = settings[name]
+        if address is not None and address[1] and index:
+            host = f"[{address[0]}]" if ":" in address[0] else address[0]
+            changed[name] = f"{host}:{address[1] + index}"
+    if index and settings.CONTROL_TELEGRAM_CHATS:
+        changed["CONTROL_TELEGRAM_CHATS"] = []
+    return changed
+
+
 class Supervisor:
     """Runs the bots of ``symbols`` (see the module doc). ``run()`` returns the exit status."""
 
@@ -209,7 +224,8 @@ class Supervisor:
 
     def _command(self, child: Child) -> List[str]:
         overrides = {"SYMBOL": child.symbol, "SETTLECURRENCY": child.asset, "ORDERID_PREFIX": child.prefix,
-                     "SYMBOLS": None, "BASE_URL": self.base_url, "WS_URL": self.ws_url}
+                     "SYMBOLS": None, "BASE_URL": self.base_url, "WS_URL": self.ws_url,
+                     **child_ops_settings(self.settings, self.children.index(child))}
         cmd = [self.python, "-m", "market_maker.cli"]
         if self.settings_path:
             cmd += ["--settings", self.settings_path]
