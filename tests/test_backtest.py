@@ -227,3 +227,15 @@ def test_same_result_in_processes_with_different_string_hashing(tmp_path):
         assert done.returncode == 0, done.stderr
         outputs.append(done.stdout)
     assert outputs[0] == outputs[1] and "fills" in outputs[0]
+
+
+def test_funding_payments_are_told_as_the_exchange_books_them(tmp_path):
+    events = []
+    run(settings_for(tmp_path, SIM_FUNDING_INTERVAL=10), events=events, seed=3, hours=MINUTE * 2 / 3)
+    paid = [f for kind, _, f in events if kind == "funding"]
+    assert len(paid) >= 2 and all(f["ts_ex_ms"] % 10_000 == 0 for f in paid)
+    markets = [f for kind, _, f in events if kind == "market" and f["mark"] is not None]
+    mark = markets[-1]["mark"]
+    for f in paid:  # longs pay, shorts receive qty * face / mark * rate (face 1 USD), booked to 1e-12
+        assert (f["amount"] > 0) == (f["side"] == "short") and f["rate"] == Decimal("0.0001")
+        assert abs(abs(f["amount"]) - f["qty"] / mark * f["rate"]) < abs(f["amount"]) * Decimal("0.05")

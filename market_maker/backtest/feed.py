@@ -21,6 +21,7 @@ from typing import Any, Callable, Deque, Dict, FrozenSet, Iterable, List, Option
 
 from ..models import BUY, LONG, SELL, SHORT, Book, Fill, Instrument, Margin, MarketSnapshot, Order, Position, \
     Positions, Trade
+from ..sim import accounts as ac
 from ..sim.exchange import Exchange
 from ..sim.rows import ustr
 from .clock import SimClock, to_us
@@ -66,7 +67,8 @@ def instrument_of_row(row: Dict[str, Any]) -> Instrument:
 
 class Capture:
     """What changed in one operation, as it was then."""
-    __slots__ = ("book", "trades", "orders", "known", "executions", "positions", "margin", "instrument", "states")
+    __slots__ = ("book", "trades", "orders", "known", "executions", "positions", "margin", "instrument", "states",
+                 "funding")
 
     def __init__(self) -> None:
         self.book: Optional[Tuple[tuple, tuple]] = None  # delayed book levels (None: read the live book)
@@ -75,6 +77,7 @@ class Capture:
         self.known: List[str] = []
         self.executions: List[Tuple[Fill, int]] = []  # (fill, its order's cumulative filled quantity)
         self.states: List[Order] = []  # our orders this operation changed, as they are after it
+        self.funding: List[Dict[str, Any]] = []  # our funding payments (the ``funding`` event's fields)
         self.positions: Optional[Positions] = None
         self.margin: Optional[Margin] = None
         self.instrument: Optional[Instrument] = None
@@ -259,6 +262,27 @@ class SimFeed:
         self._capture_account(capture)
         self._deliver(capture, {"position", "margin"})
 
+    def funding_due(self, now_ms: int) -> None:
+        """Called just before the exchange's housekeeping at ``now_ms``: if a funding falls due, tell what
+        each of our legs pays (long) or receives (short), as the exchange books it (to 1e-12)."""
+        m = self.market
+        due = m.next_funding
+        if due is None or now_ms < due:
+            return
+        acct = self.ex.account(self.account_id)
+        rate = m.funding_rate
+        rate_n, rate_d = rate.as_integer_ratio()
+        capture = Capture()
+        for side, name in ((ac.LONG, LONG), (ac.SHORT, SHORT)):
+            pos = acct.positions.get((self.symbol, side))
+            if pos is None or not pos.qty:
+                continue
+            pay = ac.to_decimal(ac.rdiv(pos.qty * m.im * rate_n, ac.FINE * rate_d))
+            capture.funding.append(dict(amount=-pay if name == LONG else pay, rate=rate, ts_ex_ms=due, side=name,
+                                        qty=pos.qty))
+        if capture.funding:
+            self._deliver(capture, {"instrument"})
+
     def push_instrument(self) -> None:
         capture = Capture()
         capture.instrument = instrument_of_row(self.ex.instrument_row(self.symbol, self.clock.now_ms()))
@@ -325,6 +349,8 @@ class SimFeed:
                 record("margin", total=m.total, available=m.available, order_margin=m.order_margin,
                        pos_margin=m.pos_margin, ts_ex_ms=None)
         if record is not None:
+            for paid in capture.funding:
+                record("funding", **paid)
             for order in capture.states:
                 record("order_state", order_id=order.order_id, client_oid=order.client_oid, side=order.side,
                        close_flag=order.close_flag, price=order.price, qty=order.qty, status=order.status,
