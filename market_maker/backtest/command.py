@@ -147,6 +147,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                               journal_path=args.journal, progress=sys.stderr.isatty())
     except (BacktestError, MarketError) as exc:
         return fail(str(exc))
+    except SettingsError as exc:  # the journal's path or file
+        return fail(f"--journal {args.journal}: {exc}" if args.journal else str(exc))
     except KeyboardInterrupt:
         return fail("interrupted", 130)
     print(summary(result, settings.SETTLECURRENCY), flush=True)

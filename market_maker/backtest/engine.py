@@ -80,7 +80,7 @@ def build_exchange(settings: Settings, seed: int) -> Exchange:
     exchange, _ = _build_exchange(dataclasses.replace(sim_config(settings, seed), flow=False))
     if settings.SYMBOL not in exchange.instruments:
         raise BacktestError(f"SYMBOL {settings.SYMBOL!r} is not one of the simulated instruments "
-                            f"({', '.join(exchange.instruments)})")
+                            f"({', '.join(exchange.instruments)}); list it in SIM_SYMBOLS")
     return exchange
 
 
@@ -155,6 +155,7 @@ def run_backtest(settings: Settings, manager_cls: Type[OrderManager], market: Ma
     def market_step() -> None:
         now_ms = clock.now_ms()
         market.step(now_ms)
+        feed.funding_due(now_ms)  # what the housekeeping is about to book to us, for the journal
         exchange.tick(now_ms)
         feed.absorb(exchange.drain_events(), market=True)
         steps[0] += 1

@@ -21,6 +21,7 @@ from typing import Any, Callable, Deque, Dict, FrozenSet, Iterable, List, Option
 
 from ..models import BUY, LONG, SELL, SHORT, Book, Fill, Instrument, Margin, MarketSnapshot, Order, Position, \
     Positions, Trade
+from ..sim import accounts as ac
 from ..sim.exchange import Exchange
 from ..sim.rows import ustr
 from .clock import SimClock, to_us
@@ -66,7 +67,8 @@ def instrument_of_row(row: Dict[str, Any]) -> Instrument:
 
 class Capture:
     """What changed in one operation, as it was then."""
-    __slots__ = ("book", "trades", "orders", "known", "executions", "positions", "margin", "instrument", "states")
+    __slots__ = ("book", "trades", "orders", "known", "executions", "positions", "margin", "instrument", "states",
+                 "funding")
 
     def __init__(self) -> None:
         self.book: Optional[Tuple[tuple, tuple]] = None  # delayed book levels (None: read the live book)
@@ -75,6 +77,7 @@ class Capture:
         self.known: List[str] = []
         self.executions: List[Tuple[Fill, int]] = []  # (fill, its order's cumulative filled quantity)
         self.states: List[Order] = []  # our orders this operation changed, as they are after it
+        self.funding: List[Dict[str, Any]] = []  # our funding payments (the ``funding`` event's fields)
         self.positions: Optional[Positions] = None
         self.margin: Optional[Margin] = None
         self.instrument: Optional[Instrument] = None
@@ -96,6 +99,7 @@ class SimFeed:
         self.latency = latency
         self.delayed = not latency.zero
         self._record: Optional[Callable[..., None]] = None  # set_recorder: what the live tables tell the bus
+        self._listening: Optional[Callable[[], bool]] = None
         self._sampled_at = -1.0
         self.kinds: Set[str] = set()
         self.woken = False
@@ -125,8 +129,9 @@ class SimFeed:
     # -- lifecycle (the WebSocket surface)
     def start(self) -> None:
         self.connected = True
-        if self._record is not None:
-            self._record("connection", up=True, reason="first connection")
+        record = self.recorder()
+        if record is not None:
+            record("connection", up=True, reason="first connection")
 
     def stop(self, timeout: float = 0.0) -> None:
         pass
@@ -227,7 +232,7 @@ class SimFeed:
             for oid in [k for k in models if k not in live]:
                 del models[oid]
         capture.orders = tuple(orders)
-        if self._record is not None:
+        if self.recorder() is not None:
             history = acct.orders
             for order_id in capture.known:
                 o = history.get(int(order_id))
@@ -256,6 +261,27 @@ class SimFeed:
         capture = Capture()
         self._capture_account(capture)
         self._deliver(capture, {"position", "margin"})
+
+    def funding_due(self, now_ms: int) -> None:
+        """Called just before the exchange's housekeeping at ``now_ms``: if a funding falls due, tell what
+        each of our legs pays (long) or receives (short), as the exchange books it (to 1e-12)."""
+        m = self.market
+        due = m.next_funding
+        if due is None or now_ms < due:
+            return
+        acct = self.ex.account(self.account_id)
+        rate = m.funding_rate
+        rate_n, rate_d = rate.as_integer_ratio()
+        capture = Capture()
+        for side, name in ((ac.LONG, LONG), (ac.SHORT, SHORT)):
+            pos = acct.positions.get((self.symbol, side))
+            if pos is None or not pos.qty:
+                continue
+            pay = ac.to_decimal(ac.rdiv(pos.qty * m.im * rate_n, ac.FINE * rate_d))
+            capture.funding.append(dict(amount=-pay if name == LONG else pay, rate=rate, ts_ex_ms=due, side=name,
+                                        qty=pos.qty))
+        if capture.funding:
+            self._deliver(capture, {"instrument"})
 
     def push_instrument(self) -> None:
         capture = Capture()
@@ -294,7 +320,7 @@ class SimFeed:
             self._orders = capture.orders
         if capture.instrument is not None:
             self._instrument = capture.instrument
-        record = self._record
+        record = self.recorder()
         if capture.executions:
             if record is not None:
                 self._sample("fill", now_ms)  # the market just before our fills
@@ -323,17 +349,26 @@ class SimFeed:
                 record("margin", total=m.total, available=m.available, order_margin=m.order_margin,
                        pos_margin=m.pos_margin, ts_ex_ms=None)
         if record is not None:
+            for paid in capture.funding:
+                record("funding", **paid)
             for order in capture.states:
                 record("order_state", order_id=order.order_id, client_oid=order.client_oid, side=order.side,
                        close_flag=order.close_flag, price=order.price, qty=order.qty, status=order.status,
                        filled_qty=order.filled_qty, avg_price=order.avg_price, fee=order.fee, ctime=order.ctime)
         self.kinds |= kinds
 
-    def set_recorder(self, record: Optional[Callable[..., None]]) -> None:
+    def set_recorder(self, record: Optional[Callable[..., None]], listening: Optional[Callable[[], bool]] = None) -> None:
         """``record(kind, **fields)`` is told what the live WebSocket tables tell: our executions,
-        positions, margin, orders' states, market samples (about once a second and just before
-        our fills), the connection."""
+        positions, margin, funding, orders' states, market samples (about once a second and just
+        before our fills), the connection. ``listening()`` False: nobody listens, nothing is told."""
         self._record = record
+        self._listening = listening
+
+    def recorder(self) -> Optional[Callable[..., None]]:
+        """``record`` when someone listens, else None."""
+        if self._record is None or (self._listening is not None and not self._listening()):
+            return None
+        return self._record
 
     def _sample(self, reason: str, now_ms: int) -> None:
         self._sampled_at = now_ms

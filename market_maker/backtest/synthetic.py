@@ -21,9 +21,9 @@ from .market import MarketError, register
 
 
 def sim_config(settings: Settings, seed: Optional[int] = None) -> SimConfig:
-    """The embedded simulator's configuration for these settings (as ``cli.run_bot`` builds it)."""
-    overrides = dict(symbol=settings.SYMBOL, asset=settings.SETTLECURRENCY,
-                     funding_interval_s=int(settings.SIM_FUNDING_INTERVAL))
+    """The embedded simulator's configuration for these settings (as ``cli.run_bot`` builds it: it serves
+    its ``SIM_`` instruments; a ``SYMBOL`` they do not list is an error)."""
+    overrides: dict = dict(funding_interval_s=int(settings.SIM_FUNDING_INTERVAL))
     if seed is not None:
         overrides["seed"] = seed
     return SimConfig.from_settings(settings, **overrides)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import random
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Set
+from typing import Any, Callable, Iterable, List, Optional, Set
 
 from ..clock import ms
 from ..exchange_interface import ExchangeInterface
