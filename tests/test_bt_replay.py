@@ -196,3 +196,22 @@ def test_a_tick_the_simulator_cannot_show_is_refused(tmp_path):
     market = BookReplay(path, tick=D("0.1"))
     with pytest.raises(MarketError, match="not a multiple of the simulated instrument's tick size 0.5"):
         market.attach(Exchange(ExchangeConfig()), SYM, 0)
+
+
+def test_compact_and_spaced_lines_read_the_same_and_are_checked_the_same(tmp_path):
+    from market_maker.backtest.eventfile import EventReader
+    rows = [book(0, "bid", 9999.5, 3), book(0, "ask", "10000.5", 4), trade(1, "buy", 10000.5, 2),
+            book(1, "ask", 10000.5, 2), book(2, "bid", 9999, 0), book(2, "bid", 9999.5, 7)]
+    compact = tmp_path / "c.jsonl"
+    compact.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows))
+    spaced = write_events(tmp_path / "s.jsonl", rows)
+    read = [tuple(e[:5]) for e in EventReader(str(compact), tick=D("0.5"))]
+    assert read == [tuple(e[:5]) for e in EventReader(spaced, tick=D("0.5"))]
+    assert read[2] == (T0 + 1_000_000, "trade", "buy", 20001, 2)
+    for bad, message in [(trade(3, "buy", 10000.5, 0), "qty of a trade must be > 0"),
+                         (book(0, "bid", 9999.5, 1), "not in time order"),
+                         (book(3, "buy", 9999.5, 1), "side of a book"),
+                         (book(3, "bid", 9999.25, 1), "price 9999.25 is not a multiple of the tick size")]:
+        compact.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows + [bad]))
+        with pytest.raises(MarketError, match=f"c.jsonl, line 7: {message}"):
+            list(EventReader(str(compact), tick=D("0.5")))
