@@ -148,3 +148,29 @@ def test_a_new_snapshot_keeps_our_queue_place_and_drops_what_it_does_not_repeat(
     market.step(60)
     fills = [e.row for e in ex.drain_events() if e.kind == "execution" and e.account_id == bot]
     assert [(f["last_price"], f["last_qty"]) for f in fills] == [("99.5", "1")]
+
+
+def test_a_recording_replays_through_the_backtest_engine(tmp_path):
+    from market_maker.backtest.engine import run_backtest
+    from market_maker.market_maker import OrderManager
+    from market_maker.settings import load_settings
+    rec = tmp_path / "rec.gz"
+    # a recording of a lively market, made here by hand in the recorder's layout
+    lines = [{"ts_ns": 0, "kind": "reset"}]
+    for i in range(200):
+        ms = i * 100
+        mid = 20000 + (i // 20) % 3
+        for k in range(1, 6):
+            lines.append({"ts_ns": ms * 10**6, "kind": "book", "side": "bid", "price": str((mid - k) / 2), "qty": 30})
+            lines.append({"ts_ns": ms * 10**6, "kind": "book", "side": "ask", "price": str((mid + k) / 2), "qty": 30})
+        for far in (mid - 6, mid + 6):   # the ladder's outer level after a move
+            lines.append({"ts_ns": ms * 10**6, "kind": "book", "side": "bid" if far < mid else "ask",
+                          "price": str(far / 2), "qty": 0})
+        lines.append({"ts_ns": ms * 10**6, "kind": "trade", "side": "sell" if i % 2 else "buy",
+                      "price": str((mid - 1 if i % 2 else mid + 1) / 2), "qty": 40})
+    _recording(rec, lines)
+    settings = load_settings(overrides={"ORDER_PAIRS": 2, "ORDER_START_SIZE": 10, "ORDER_STEP_SIZE": 10,
+                                        "INTERVAL": D("0.0001"), "MIN_SPREAD": D("0.0001")}, environ={}, cwd=tmp_path)
+    result = run_backtest(settings, OrderManager, replay_market(settings, str(rec)), seed=1, hours=1)
+    assert 19 <= result.sim_seconds <= 21
+    assert result.fills > 0
