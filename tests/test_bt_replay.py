@@ -69,6 +69,8 @@ def test_the_public_book_is_the_recording_merged_with_the_bot(tmp_path):
     assert ex.order_book(SYM, 5) == {"bids": [["9999.5", "35"], ["9999.0", "50"]],
                                      "asks": [["10001.0", "40"], ["10002.0", "7"]]}
     assert ex.mark_price(SYM) == D("10000.25")                  # the recorded mid
+    lp = ex.account(market.lp)                                   # resized orders keep the margin ledger exact
+    assert lp.wallet("BTC").order_margin == sum(o.margin for o in lp.open_orders.values()) > 0
     assert market.next_ms() is None
 
 

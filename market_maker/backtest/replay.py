@@ -74,6 +74,8 @@ class BookReplay:
         self.taker = exchange.open_account("replay-taker", LP_BALANCE, spec.asset)
         self._mine = {self.lp, self.taker}
         self._lp_acct = exchange.account(self.lp)
+        self._market = exchange.market(symbol)
+        self._lp_wallet = self._lp_acct.wallet(spec.asset)
         self.start_ms = start_ms
         self._events: Iterator[Event] = iter(EventReader(self.path, *self._args))
         self._next = self._pull()
@@ -195,6 +197,7 @@ class BookReplay:
         if not dirty:
             return
         shown, recorded, lp_open, ex = self.shown, self.recorded, self._lp_acct.open_orders, self.ex
+        market, wallet = self._market, self._lp_wallet
         new = []
         for key in sorted(dirty):
             target = recorded.get(key, 0)
@@ -209,7 +212,7 @@ class BookReplay:
                 ex.cancel_order(self.lp, self.symbol, oid, now_ms)
                 del shown[key]
             elif target != order.qty - order.filled:
-                resize(ex, order, target, now_ms)
+                resize(ex, order, target, now_ms, market, wallet)
         dirty.clear()
         for key, target in new:
             if self._crosses_lp(key):
