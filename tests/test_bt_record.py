@@ -174,3 +174,30 @@ def test_a_recording_replays_through_the_backtest_engine(tmp_path):
     result = run_backtest(settings, OrderManager, replay_market(settings, str(rec)), seed=1, hours=1)
     assert 19 <= result.sim_seconds <= 21
     assert result.fills > 0
+
+
+def test_stop_ends_a_recording_cleanly_and_a_dead_endpoint_writes_nothing(tmp_path, capsys):
+    import threading
+    from market_maker.backtest.record import Recorder
+    from market_maker.sim import SimConfig, run_simulator
+    from tests.waiting import wait_until
+    out = tmp_path / "r.gz"
+    with run_simulator(SimConfig(port=0, seed=2)) as sim:
+        recorder = Recorder(sim.ws_url, "BTC_USD", "BTC", str(out))
+        done = {}
+        thread = threading.Thread(target=lambda: done.setdefault("n", recorder.run(None)))
+        thread.start()
+        assert wait_until(lambda: Path(str(out) + ".part").exists() and recorder.events > 0, timeout=30)
+        assert not out.exists()                       # nothing presented before it is complete
+        recorder.stop()                               # what Ctrl-C and SIGTERM call
+        thread.join(30)
+    assert not thread.is_alive() and done["n"] > 0
+    lines = [json.loads(x) for x in gzip.open(out, "rt")]
+    assert lines[-1]["end"] is True and lines[-1]["events"] == done["n"] == len(lines) - 2
+    assert not Path(str(out) + ".part").exists()
+    settings = tmp_path / "s.py"
+    settings.write_text('BASE_URL = "http://127.0.0.1:9"\nWS_URL = "ws://127.0.0.1:9/ws"\n')
+    dead = tmp_path / "dead.gz"
+    assert main(["--out", str(dead), "--duration", "1", "--settings", str(settings)]) == 1
+    assert "recording failed" in capsys.readouterr().err
+    assert not dead.exists() and not Path(str(dead) + ".part").exists()
