@@ -134,7 +134,7 @@ def test_a_new_snapshot_keeps_our_queue_place_and_drops_what_it_does_not_repeat(
         return {"ts_ns": ms * 1_000_000, "kind": "book", "side": side, "price": price, "qty": qty}
     lines = [{"ts_ns": 0, "kind": "reset"}, lv(0, "bid", "99.5", 30), lv(0, "bid", "99", 5), lv(0, "ask", "100", 9),
              {"ts_ns": 50_000_000, "kind": "reset"}, lv(50, "bid", "99.5", 40), lv(50, "ask", "100", 9),
-             {"ts_ns": 60_000_000, "kind": "trade", "side": "sell", "price": "99.5", "qty": 31}]
+             {"ts_ns": 100_000_000, "kind": "trade", "side": "sell", "price": "99.5", "qty": 31}]
     market = replay_market(None, _recording(tmp_path / "r.gz", lines))  # type: ignore[arg-type]
     ex = Exchange(ExchangeConfig())
     bot = ex.open_account("bot", D(10))
@@ -145,7 +145,7 @@ def test_a_new_snapshot_keeps_our_queue_place_and_drops_what_it_does_not_repeat(
     assert ex.order_book("BTC_USD", 5)["bids"] == [["99.5", "44"]]      # 99 was not repeated: gone
     assert market.queue.orders[int(row["order_id"])].ahead == 30         # the 10 new ones are behind us
     ex.drain_events()
-    market.step(60)
+    market.step(100)
     fills = [e.row for e in ex.drain_events() if e.kind == "execution" and e.account_id == bot]
     assert [(f["last_price"], f["last_qty"]) for f in fills] == [("99.5", "1")]
 
