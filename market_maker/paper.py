@@ -8,7 +8,7 @@ left as they were. It books each fill as a maker fill at the order's price with 
 (``maker_fee``, default the simulator's), in exact integer units of 1e-12 of the settle
 currency, inverse-contract style (a fill's cost is qty * face / price; a close realises the
 difference with its pro-rata share of the leg's cost), and emits an ``execution`` event with
-source "paper". ``view`` lays the paper position, fills and fees over the snapshot, so the
+source "paper" per fill and a ``position`` event after the fills of a snapshot. ``view`` lays the paper position, fills and fees over the snapshot, so the
 strategy skews and the logs report as if the fills had happened.
 
 What it cannot know: its own market impact (a paper order takes no liquidity from anyone),
@@ -114,6 +114,14 @@ class PaperLedger:
                 if known.get(price) != size:
                     self.queue.set_level(side, price, size)
         self._started = True
+        if fills and self.events:
+            bid, ask = book.best_bid, book.best_ask
+            pos = self.positions((bid + ask) / 2 if bid and ask else None)
+            long, short = pos.long, pos.short
+            self.events.emit("position", long_qty=long.qty, long_entry=long.entry_price, short_qty=short.qty,
+                             short_entry=short.entry_price, realised_pnl=long.realised_pnl + short.realised_pnl,
+                             unrealised_pnl=long.unrealised_pnl + short.unrealised_pnl, ts_ex_ms=now_ms,
+                             long=long, short=short)
         return fills
 
     # ------------------------------------------------------------------ the ledger
@@ -161,9 +169,9 @@ class PaperLedger:
         if self.events:
             self._exec_ids += 1
             self.events.emit("execution", exec_id=f"paper-{self._exec_ids}", order_id=order_id,
-                             client_oid=order.client_oid, side=order.side, price=price, qty=qty,
-                             fee=fee * UNIT, maker=True, realised_pnl=realised * UNIT, ts_ex_ms=now_ms,
-                             source="paper")
+                             client_oid=order.client_oid, side=order.side, close_flag=order.close_flag, price=price,
+                             qty=qty, fee=fee * UNIT, maker=True, realised_pnl=realised * UNIT, ts_ex_ms=now_ms,
+                             source="paper", cum_qty=filled)
 
     def positions(self, mark: Optional[Decimal]) -> Positions:
         out = {}

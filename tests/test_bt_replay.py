@@ -69,13 +69,15 @@ def test_the_public_book_is_the_recording_merged_with_the_bot(tmp_path):
     assert ex.order_book(SYM, 5) == {"bids": [["9999.5", "35"], ["9999.0", "50"]],
                                      "asks": [["10001.0", "40"], ["10002.0", "7"]]}
     assert ex.mark_price(SYM) == D("10000.25")                  # the recorded mid
+    lp = ex.account(market.lp)                                   # resized orders keep the margin ledger exact
+    assert lp.wallet("BTC").order_margin == sum(o.margin for o in lp.open_orders.values()) > 0
     assert market.next_ms() is None
 
 
 def test_trades_fill_the_bot_after_the_queue_ahead_and_book_it(tmp_path):
     rows = BASE + [trade(50, "sell", 9999.5, 20), book(50, "bid", 9999.5, 10),
-                   trade(60, "sell", 9999.5, 12), book(60, "bid", 9999.5, 0),
-                   trade(70, "sell", 9999, 1)]
+                   trade(100, "sell", 9999.5, 12), book(100, "bid", 9999.5, 0),
+                   trade(150, "sell", 9999, 1)]
     path = write_events(tmp_path / "e.jsonl", rows)
     ex, market, bot = setup(path)
     total = ex.total_equity()
@@ -84,9 +86,9 @@ def test_trades_fill_the_bot_after_the_queue_ahead_and_book_it(tmp_path):
     ex.drain_events()
     events = run_until(ex, market, 50)
     assert executions(events, bot) == []                    # 30 ahead, 20 traded
-    events = run_until(ex, market, 60)
+    events = run_until(ex, market, 100)
     assert executions(events, bot) == [("9999.5", 2)]       # 10 ahead left, 12 traded
-    events = run_until(ex, market, 70)
+    events = run_until(ex, market, 150)
     assert executions(events, bot) == [("9999.5", 1)]       # through: 1 at our price
     assert ex.position_qty(bot, SYM, 1) == (3, 3)
     trades = [e.row for e in events if e.kind == "trade"]
@@ -196,3 +198,55 @@ def test_a_tick_the_simulator_cannot_show_is_refused(tmp_path):
     market = BookReplay(path, tick=D("0.1"))
     with pytest.raises(MarketError, match="not a multiple of the simulated instrument's tick size 0.5"):
         market.attach(Exchange(ExchangeConfig()), SYM, 0)
+
+
+def test_compact_and_spaced_lines_read_the_same_and_are_checked_the_same(tmp_path):
+    from market_maker.backtest.eventfile import EventReader
+    rows = [book(0, "bid", 9999.5, 3), book(0, "ask", "10000.5", 4), trade(1, "buy", 10000.5, 2),
+            book(1, "ask", 10000.5, 2), book(2, "bid", 9999, 0), book(2, "bid", 9999.5, 7)]
+    compact = tmp_path / "c.jsonl"
+    compact.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows))
+    spaced = write_events(tmp_path / "s.jsonl", rows)
+    read = [tuple(e[:5]) for e in EventReader(str(compact), tick=D("0.5"))]
+    assert read == [tuple(e[:5]) for e in EventReader(spaced, tick=D("0.5"))]
+    assert read[2] == (T0 + 1_000_000, "trade", "buy", 20001, 2)
+    for bad, message in [(trade(3, "buy", 10000.5, 0), "qty of a trade must be > 0"),
+                         (book(0, "bid", 9999.5, 1), "not in time order"),
+                         (book(3, "buy", 9999.5, 1), "side of a book"),
+                         (book(3, "bid", 9999.25, 1), "price 9999.25 is not a multiple of the tick size")]:
+        compact.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows + [bad]))
+        with pytest.raises(MarketError, match=f"c.jsonl, line 7: {message}"):
+            list(EventReader(str(compact), tick=D("0.5")))
+
+
+def test_a_trade_goes_before_the_update_of_its_level_that_came_just_before_it():
+    from market_maker.backtest.eventfile import Event, trades_first
+    ev = [Event(0, "book", "bid", 10, 5, 1), Event(1_000_000, "book", "ask", 11, 5, 2),
+          Event(2_000_000, "book", "bid", 10, 2, 3), Event(4_000_000, "trade", "sell", 10, 3, 4),
+          Event(30_000_000, "book", "ask", 11, 1, 5), Event(45_000_000, "trade", "buy", 11, 4, 6)]
+    out = list(trades_first(iter(ev)))
+    assert [e.line for e in out] == [1, 2, 4, 3, 5, 6]          # 2 ms before: moved; 15 ms before: kept
+    assert out[2].ts_ns == 2_000_000                             # before the latest update only and [e.ts_ns for e in out] == sorted(e.ts_ns for e in out)
+
+
+def test_the_tape_prints_recorded_trades_and_book_first_feeds_fill_as_trade_first(tmp_path):
+    def run(rows):
+        path = write_events(tmp_path / "t.jsonl", rows)
+        ex, market, bot = setup(path)
+        run_until(ex, market, 0)
+        ex.place_order(bot, SYM, 1, 0, D("9999.5"), 5, None, 10)
+        ex.drain_events()
+        events = run_until(ex, market, 1000)
+        return ex, executions(events, bot), [(e.row["price"], e.row["qty"], e.row["side"])
+                                            for e in events if e.kind == "trade"]
+    trade_first = BASE + [trade(100, "sell", 9999.5, 20), book(100, "bid", 9999.5, 10),
+                          trade(200, "sell", 9999.5, 12), book(200, "bid", 9999.5, 0)]
+    book_first = BASE + [book(100, "bid", 9999.5, 10), trade(102, "sell", 9999.5, 20),
+                         book(200, "bid", 9999.5, 0), trade(203, "sell", 9999.5, 12)]
+    ex, fills, tape = run(trade_first)
+    assert fills == [("9999.5", 2)]
+    assert tape == [("9999.5", "20", "sell"), ("9999.5", "2", "sell"), ("9999.5", "10", "sell")]
+    assert ex.order_book(SYM, 1)["bids"] == [["9999.5", "3"]]
+    ex2, fills2, tape2 = run(book_first)
+    assert (fills2, tape2) == (fills, tape)
+    assert ex2.order_book(SYM, 2) == ex.order_book(SYM, 2)

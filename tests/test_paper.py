@@ -2,11 +2,13 @@
 and trades, an exact inverse-contract ledger, and a dry run beside a real run on the simulator."""
 from __future__ import annotations
 
+import sqlite3
 import threading
 from decimal import Decimal as D
 
 from market_maker.cli import build_runner
 from market_maker.events import CallbackSink, EventBus
+from market_maker.journal.recorder import open_journal
 from market_maker.models import BUY, SELL, Book, Order, Trade
 from market_maker.paper import UNIT, PaperLedger, new_trades
 from market_maker.runner import EXIT_OK
@@ -53,7 +55,10 @@ def test_paper_orders_fill_through_the_queue_and_book_exact_pnl():
     assert "1" not in ledger.orders
     assert ledger.fill_count == 2 and ledger.contracts == 10
     assert [e.fields["qty"] for e in seen if e.kind == "execution"] == [5, 5]
-    assert {e.fields["source"] for e in seen} == {"paper"}
+    assert {e.fields["source"] for e in seen if e.kind == "execution"} == {"paper"}
+    assert [e.fields["cum_qty"] for e in seen if e.kind == "execution"] == [5, 10]
+    positions = [e.fields for e in seen if e.kind == "position"]
+    assert [p["long_qty"] for p in positions] == [5, 10] and positions[-1]["long"].qty == 10
     # close the long at 100.5: realised = 10/99.5 - 10/100.5 BTC, less fees (maker rebates)
     ledger.add(order("2", SELL, "100.5", 10, close=1))
     assert ledger.positions(None).long.avail_qty == 0
@@ -108,6 +113,8 @@ def test_a_dry_run_beside_a_real_run_sees_comparable_fills(tmp_path):
         dry = build_runner(dry_settings, sim.base_url, sim.ws_url, sim.api_key, None, duration=120)
         paper_events = []
         dry.exchange.events.subscribe(CallbackSink(paper_events.append))
+        journal = open_journal(str(tmp_path / "dry.sqlite"), dry_settings, mode="dry_run", strategy="default")
+        dry.exchange.events.subscribe(journal)
         results = {}
         threads = [threading.Thread(target=lambda r=r, n=n: results.setdefault(n, r.run()))
                    for r, n in ((real, "real"), (dry, "dry"))]
@@ -120,6 +127,8 @@ def test_a_dry_run_beside_a_real_run_sees_comparable_fills(tmp_path):
             dry.stop()
             for th in threads:
                 th.join(60)
+    dry.exchange.events.unsubscribe(journal)
+    journal.close(0)
     assert results == {"real": EXIT_OK, "dry": EXIT_OK}
     real_qty = real.exchange.ws.snapshot(1).contracts_traded
     paper = dry.exchange.paper
@@ -128,6 +137,10 @@ def test_a_dry_run_beside_a_real_run_sees_comparable_fills(tmp_path):
     executions = [e for e in paper_events if e.kind == "execution"]
     assert len(executions) == paper.fill_count and {e.fields["source"] for e in executions} == {"paper"}
     assert sum(e.fields["qty"] for e in executions) == paper.contracts
+    db = sqlite3.connect(str(tmp_path / "dry.sqlite"))
+    rows = db.execute("SELECT source, COUNT(*), SUM(qty) FROM executions GROUP BY source").fetchall()
+    assert rows == [("paper", paper.fill_count, paper.contracts)]          # journaled as paper
+    db.close()
     # the ledger balances: its position is what its fills opened less what they closed
     long, short = paper.legs["long"], paper.legs["short"]
     bought = sum(e.fields["qty"] for e in executions if e.fields["side"] == BUY)

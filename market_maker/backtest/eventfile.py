@@ -25,7 +25,8 @@ import zlib
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, ROUND_HALF_UP
 from pathlib import Path
-from typing import IO, Iterator, NamedTuple, Optional
+from collections import deque
+from typing import IO, Iterable, Iterator, NamedTuple, Optional
 
 from .market import MarketError
 
@@ -272,6 +273,42 @@ class EventReader:
         self.count += 1
 
 
+TRADE_FIRST_NS = 10_000_000   # 10 ms
+
+
+def trades_first(events: Iterable[Event], window_ns: int = TRADE_FIRST_NS) -> Iterator[Event]:
+    """The events with each trade moved before the latest book change of its own price level if that
+    came at most ``window_ns`` earlier (it takes its time stamp; the order is otherwise kept).
+
+    Feeds publish a trade and the level update it causes as separate messages, often the update
+    first (the simulator's does, by up to a few ms). The queue model must see the trade first: the
+    update then reports what the trade took; seen first, the update would count as a cancel and the
+    trade would consume the queue ahead of us a second time."""
+    buf: deque = deque()
+    for ev in events:
+        if ev.kind == "reset":
+            while buf:
+                yield buf.popleft()
+            yield ev
+            continue
+        horizon = ev.ts_ns - window_ns
+        while buf and buf[0].ts_ns < horizon:
+            yield buf.popleft()
+        if ev.kind == "trade" and buf:
+            level_side = "ask" if ev.side == "buy" else "bid"
+            for i in range(len(buf) - 1, -1, -1):          # before the latest update of its level
+                b = buf[i]
+                if b.kind == "book" and b.ticks == ev.ticks and b.side == level_side:
+                    buf.insert(i, ev._replace(ts_ns=b.ts_ns))
+                    break
+            else:
+                buf.append(ev)
+        else:
+            buf.append(ev)
+    while buf:
+        yield buf.popleft()
+
+
 def scan(path: str | Path, tick: Optional[Decimal] = None, recording: bool = False,
          qty_scale: Decimal = Decimal(1)) -> EventReader:
     """Read the whole file once (streaming, constant memory) so a bad one fails before a run starts."""
@@ -281,4 +318,5 @@ def scan(path: str | Path, tick: Optional[Decimal] = None, recording: bool = Fal
     return reader
 
 
-__all__ = ["Event", "EventReader", "Header", "RECORDING_FORMAT", "RECORDING_VERSION", "open_text", "scan"]
+__all__ = ["Event", "EventReader", "Header", "RECORDING_FORMAT", "RECORDING_VERSION", "TRADE_FIRST_NS", "open_text",
+           "scan", "trades_first"]

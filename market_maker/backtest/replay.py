@@ -7,6 +7,10 @@ How a recorded book meets the bot on the simulated exchange (docs/backtesting-ma
   orders. A level change resizes that order in place (``hit.resize``: one book message, as
   on the venue); removals go before new levels, and a new level that would cross the LP's
   own other side waits until the recording uncrosses.
+* **The tape.** Every recorded trade prints: the part that fills the bot as below, the rest as a
+  trade between a taker account and the LP's order at the trade's price (when that level is
+  shown), so the bot's public trade feed is the recording's. The LP's level stays as the trade
+  left it until the recording's next update of it.
 * **When the bot fills.** The bot's resting orders are queued in ``queue.QueueModel``
   (joined when first seen, at the level's recorded size). A recorded trade asks the queue
   model which of them it fills; each fill is booked by ``hit.hit``: a taker account's order
@@ -16,6 +20,9 @@ How a recorded book meets the bot on the simulated exchange (docs/backtesting-ma
   simulator's own matching. A recorded level that comes to cross a resting bot order
   (the recording's sellers reaching our bid) fills it the same way. The taken liquidity stays
   taken until the recording next changes that level (no other market impact).
+* **Order of events.** A trade is applied before the changes of its own price level that came at
+  most 10 ms before it (``eventfile.trades_first``): feeds often publish the level update a trade
+  caused before the trade itself, and the queue model must see the trade first.
 * The mark (= index) price follows the recorded mid (the last trade when a side is empty).
 
 Files are read lazily (a dense hour is ~600,000 events); the factory first reads the file
@@ -28,10 +35,11 @@ from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Set, Tuple
 
 from ..sim.engine import BUY, SELL
 from ..sim.exchange import SimError
-from .eventfile import Event, EventReader, scan
+from .eventfile import Event, EventReader, scan, trades_first
 from .hit import hit, resize
 from .market import MarketError, register
 from .queue import ASK, BID, QueueModel
+from .queue import BUY as BUY_TAKER
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -74,8 +82,10 @@ class BookReplay:
         self.taker = exchange.open_account("replay-taker", LP_BALANCE, spec.asset)
         self._mine = {self.lp, self.taker}
         self._lp_acct = exchange.account(self.lp)
+        self._market = exchange.market(symbol)
+        self._lp_wallet = self._lp_acct.wallet(spec.asset)
         self.start_ms = start_ms
-        self._events: Iterator[Event] = iter(EventReader(self.path, *self._args))
+        self._events: Iterator[Event] = trades_first(EventReader(self.path, *self._args))
         self._next = self._pull()
         self._base_ns = self.first_ns if self.first_ns is not None else (self._next.ts_ns if self._next else 0)
         self.shown: Dict[Tuple[int, int], int] = {}            # (sim side, ticks) -> the LP's order id
@@ -165,11 +175,20 @@ class BookReplay:
     def _trade(self, ev: Event, now_ms: int) -> None:
         ticks = ev.ticks * self._scale
         self._last_trade = ticks
+        left = ev.qty
         for oid, qty, _ in self.queue.trade(ev.side, ticks, ev.qty):
             order = self._ours.get(oid)
             if order is not None and order.is_open:
-                self.filled_qty += hit(self.ex, self.taker, order, qty, now_ms)
+                done = hit(self.ex, self.taker, order, qty, now_ms)
+                self.filled_qty += done
                 self.fills += 1
+                left -= done
+        # the rest of the trade took recorded liquidity: print it on the tape, against the LP's level
+        if left > 0:
+            oid = self.shown.get((SELL if ev.side == BUY_TAKER else BUY, ticks))
+            lp_order = self._lp_acct.open_orders.get(oid) if oid is not None else None
+            if lp_order is not None:
+                hit(self.ex, self.taker, lp_order, left, now_ms)
 
     def _reset(self) -> None:
         """A new snapshot follows (same receive time): the levels it does not repeat are removed at the
@@ -195,6 +214,7 @@ class BookReplay:
         if not dirty:
             return
         shown, recorded, lp_open, ex = self.shown, self.recorded, self._lp_acct.open_orders, self.ex
+        market, wallet = self._market, self._lp_wallet
         new = []
         for key in sorted(dirty):
             target = recorded.get(key, 0)
@@ -209,7 +229,7 @@ class BookReplay:
                 ex.cancel_order(self.lp, self.symbol, oid, now_ms)
                 del shown[key]
             elif target != order.qty - order.filled:
-                resize(ex, order, target, now_ms)
+                resize(ex, order, target, now_ms, market, wallet)
         dirty.clear()
         for key, target in new:
             if self._crosses_lp(key):
