@@ -228,7 +228,6 @@ def test_heatmap_cells_are_means_over_seeds_and_other_parameters(tmp_path):
 
 def test_real_engine_sweep_is_the_same_in_this_process_and_on_dask(tmp_path, cluster):
     """End to end on the backtest engine: 2 combinations x 2 seeds x 36 simulated seconds."""
-    pytest.importorskip("market_maker.backtest.engine")
     args = ["--grid", "INTERVAL=0.002,0.005", "--seeds", "1-2", "--hours", "0.01"]
     assert sweep.main([*args, "--workers", "1", "--out", str(tmp_path / "local")]) == 0
     assert sweep.main([*args, "--dask", cluster.scheduler_address, "--out", str(tmp_path / "dask")]) == 0
