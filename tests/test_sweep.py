@@ -235,6 +235,6 @@ def test_real_engine_sweep_is_the_same_in_this_process_and_on_dask(tmp_path, clu
     rows = read_rows(tmp_path / "local")
     assert [(r["INTERVAL"], r["seed"]) for r in rows] == [("0.002", "1"), ("0.002", "2"), ("0.005", "1"),
                                                           ("0.005", "2")]
-    assert all(r["sim_seconds"] == "36.0" for r in rows)
+    assert all(float(r["sim_seconds"]) == pytest.approx(36.0, abs=0.01) for r in rows)  # up to the last event
     assert sum(int(r["fills"]) for r in rows) > 0  # the default ladder trades on the synthetic market
     assert len({r["net_pnl"] for r in rows}) == 4  # each seed and setting is its own run
