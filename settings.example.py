@@ -34,3 +34,8 @@ DRY_RUN = False            # True: log the orders, send nothing
 LOOP_INTERVAL = 5
 LOG_LEVEL = "INFO"
 # STRATEGY = "market_maker.custom_strategy:CustomOrderManager"
+
+# --- Operating it (docs/operations.md; each part off until set) ----------------------
+# NOTIFY_URLS = ["discord://", "telegram://123456789"]   # secrets: MM_DISCORD_WEBHOOK, MM_TELEGRAM_TOKEN
+# CONTROL_ADDRESS = "8765"                                # token: MM_CONTROL_TOKEN (16+ characters)
+# METRICS_ADDRESS = "9108"                                # pip install -e '.[ops]'

@@ -73,6 +73,9 @@ POST_ONLY = True
 # Risk
 ########################################################################################################################
 
+# Account level, with SYMBOLS: stop every bot (cancel all, exit 3) when the margin in use -- order margin plus
+# position margin -- passes this fraction of the equity of a settle currency (0 to 1). 0 = off.
+MAX_MARGIN_USAGE = Decimal("0")
 # Stop quoting a side when the net position (long - short, contracts) reaches MIN_POSITION or MAX_POSITION.
 CHECK_POSITION_LIMITS = False
 # Lowest net position allowed (contracts, -1 000 000 000 at the lowest).
@@ -80,7 +83,7 @@ MIN_POSITION = -10000
 # Highest net position allowed (contracts, 1 000 000 000 at most).
 MAX_POSITION = 10000
 # Stop (cancel all, exit 3) when equity falls this much (settle currency, at most 1 000 000) below its value at
-# start. 0 = off.
+# start. 0 = off. With SYMBOLS the supervisor also applies it to the account's equity in each settle currency.
 MAX_DRAWDOWN = Decimal("0")
 # Cancel all and pause when no order-book or trade update arrived for this many seconds (at most 86400).
 STALE_DATA_SECONDS = 30
@@ -111,6 +114,23 @@ WATCHED_FILES = None
 STRATEGY = ""
 # Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.
 LOG_LEVEL = "INFO"
+# SQLite journal of every run (orders, fills, positions, decisions; see docs/journal.md). A relative path is
+# beside the settings file (the working directory without one). "" = no journal.
+JOURNAL_PATH = "journal.sqlite"
+
+########################################################################################################################
+# Many symbols (docs/operations-multi.md)
+########################################################################################################################
+
+# Contracts to quote at once, e.g. ["BTC_USD", "ETH_USD"] or "BTC_USD,ETH_USD": a supervisor runs one bot process
+# per symbol (each with SYMBOL set, ORDERID_PREFIX plus a suffix of the symbol, its own log file) and enforces
+# MAX_DRAWDOWN and MAX_MARGIN_USAGE on the whole account. None = one bot for SYMBOL. The --symbols flag sets it.
+SYMBOLS = None
+# Directory of the supervised bots' log files (one SYMBOL.log each), created if missing.
+SUPERVISOR_LOG_DIR = "logs"
+# A crashed bot is restarted after 1 s, then 2, 4... up to this many seconds (at most 3600); the wait starts again
+# at 1 s once a bot has run for 60 s.
+SUPERVISOR_MAX_BACKOFF = 60
 
 ########################################################################################################################
 # Inventory-aware strategies (market_maker.strategies: AvellanedaStoikov, GLFT; see docs/strategies.md)
@@ -160,6 +180,47 @@ FAIR_VALUE_MAX_DEVIATION = Decimal("0.01")
 FAIR_VALUE_CONNECT_TIMEOUT_S = 10
 
 ########################################################################################################################
+# Operations: notifications, control API, metrics (market_maker/ops; each is off until set; docs/operations.md)
+########################################################################################################################
+
+# Where to send notifications, a list of: "discord://" (webhook URL from env MM_DISCORD_WEBHOOK; "discord://NAME"
+# reads MM_DISCORD_WEBHOOK_NAME), "slack://" (env MM_SLACK_WEBHOOK, same NAME rule), "telegram://CHAT_ID" (bot
+# token from env MM_TELEGRAM_TOKEN), or an "https://..." URL (generic JSON webhook). Empty = no notifications.
+NOTIFY_URLS = []
+# Seconds the WebSocket may stay down before a notification says so (1 to 3600).
+NOTIFY_WS_DOWN_SECONDS = 30
+# Seconds between two posts to one channel (0 to 3600); what comes meanwhile is sent together in one post.
+NOTIFY_MIN_INTERVAL = 2
+# Notify when this many orders are refused within a minute (1 to 10000).
+NOTIFY_REJECT_BURST = 5
+# Notify when the WebSocket tables resync this many times within a minute (1 to 10000).
+NOTIFY_RESYNC_STORM = 5
+# Notify when the drawdown from the run's start equity crosses these fractions of MAX_DRAWDOWN (each above 0, at
+# most 1, ascending).
+NOTIFY_DRAWDOWN_FRACTIONS = (Decimal("0.5"), Decimal("0.8"))
+# UTC hour (0 to 23) of the daily PnL summary notification.
+NOTIFY_DAILY_UTC_HOUR = 0
+# Base URL of the Telegram bot API (notifications and commands); a local fake stands in for it in tests.
+TELEGRAM_API_URL = "https://api.telegram.org"
+# Control API address "host:port" (a bare "port" binds 127.0.0.1; port 0 = any free port). None = off. Needs
+# env MM_CONTROL_TOKEN, at least 16 characters.
+CONTROL_ADDRESS = None
+# Telegram chat ids (whole numbers) whose messages /status /pause /resume /cancel_all /flatten /reload command
+# the bot (token from env MM_TELEGRAM_TOKEN). Empty = no Telegram commands.
+CONTROL_TELEGRAM_CHATS = []
+# Flatten: never sell below / buy above the mid at the command by this fraction (0.0001 to 0.1).
+FLATTEN_SLIPPAGE = Decimal("0.005")
+# Flatten: seconds between two price steps toward the touch (0.05 to 60).
+FLATTEN_STEP_SECONDS = 2
+# Flatten: ticks each step moves the closing order's price (1 to 10000).
+FLATTEN_STEP_TICKS = 1
+# Flatten: seconds before giving up (the bot stays paused; 1 to 3600).
+FLATTEN_TIMEOUT = 120
+# Prometheus metrics address "host:port" (path /metrics; a bare "port" binds 127.0.0.1; port 0 = any free
+# port). None = off. Needs the "ops" extra (prometheus_client).
+METRICS_ADDRESS = None
+
+########################################################################################################################
 # Embedded simulator (used when BASE_URL is None, or with --sim)
 ########################################################################################################################
 
@@ -186,6 +247,12 @@ SIM_TAKER_MEAN_QTY = Decimal("150")
 SIM_DEPTH_LEVELS = 40
 # Ticks between two levels of the simulated liquidity providers (1 to 10000).
 SIM_LEVEL_STEP_TICKS = 4
+# Several simulated contracts: {"SYMBOL": {KEY: value}}, KEY one of asset, symbol_id, tick_size, start_price or a
+# flow knob (volatility, taker_rate, taker_mean_qty, depth_levels, level_step_ticks, half_spread_ticks, lp_mean_qty,
+# speed...); unset ones take the SIM_ settings above, the asset the symbol's base currency ("ETH_USD" -> "ETH").
+# E.g. {"BTC_USD": {}, "ETH_USD": {"tick_size": "0.05", "start_price": "300"}}. None = one contract, BTC_USD, with
+# the SIM_ settings; with SYMBOLS, each of its symbols with the SIM_ settings.
+SIM_SYMBOLS = None
 # Seconds between funding payments in the simulator (1 to 604800, a week).
 SIM_FUNDING_INTERVAL = 28800
 # Fault injection: disconnect every WebSocket every this many seconds (0 = off; at most 86400).

@@ -18,12 +18,17 @@ times ``ts_ex_ms`` in integer milliseconds where the exchange states one):
   journal's ``order_requests.outcome``), status (the order's status in the answer, or None), error_code,
   latency_ms (None when nothing was sent), request_id (groups the orders of one cancel_batch)
 * ``execution``: exec_id, order_id, client_oid, side, price, qty, fee, maker, realised_pnl, ts_ex_ms,
-  source ("live" | "reconciled" | "paper")
-* ``position``: long_qty, long_entry, short_qty, short_entry, realised_pnl, unrealised_pnl, ts_ex_ms
-* ``margin``: total, available, ts_ex_ms
-* ``funding``: amount, rate, ts_ex_ms
-* ``market``: best_bid, best_ask, mid
-* ``decision``: kept, cancelled, created, best_bid, best_ask, latency_s
+  source ("live" | "reconciled" | "paper"), cum_qty (the order's filled quantity with this fill, or None:
+  the journal skips a fill its reconciliation already counted)
+* ``order_state``: the exchange's latest view of one of our orders: order_id, client_oid, side, close_flag,
+  price, qty, status, filled_qty, avg_price, fee, ctime
+* ``position``: long_qty, long_entry, short_qty, short_entry, realised_pnl, unrealised_pnl, ts_ex_ms,
+  long and short (the legs as ``models.Position``)
+* ``margin``: total, available, order_margin, pos_margin, ts_ex_ms
+* ``funding``: amount, rate, ts_ex_ms (the funding time), side (the leg), qty (its contracts then)
+* ``market``: best_bid, best_ask, mid, mark, reason ("sample": about once a second | "fill": just before ours)
+* ``decision``: kept, cancelled, created, best_bid, best_ask (our best quotes after it), net_position,
+  latency_s (optional)
 * ``connection``: up (bool), reason
 * ``resync``: table, reason
 * ``error``: where, text

@@ -23,6 +23,7 @@ from .gte.rest import MAX_BATCH_CANCEL, MAX_CLIENT_OID, ORDER_CANCEL, SETTLE_GRA
 from .gte.signing import DEFAULT_EXPIRES_IN_MS, Credentials
 from .gte.ws import GteWebSocket
 from .models import OPEN_STATUSES, Book, DesiredOrder, MarketSnapshot, Order
+from .paper import PAPER_DEPTH, PaperLedger
 from .settings import Settings
 from .tracker import OrderTracker
 
@@ -51,7 +52,8 @@ class ExchangeInterface:
     """Everything the manager does to the exchange, and the one view it reads.
 
     In DRY_RUN no secret is held, the REST transport refuses order requests, and
-    orders live only in a local paper book so the converge logs read the same.
+    orders live only in a local paper book so the converge logs read the same; the
+    queue model fills them against the public book and trades (paper.py).
     """
 
     def __init__(self, settings: Settings, base_url: str, ws_url: str, api_key: Optional[str],
@@ -81,7 +83,8 @@ class ExchangeInterface:
                                      on_event=self._on_event)
         self.tracker = OrderTracker()
         self.counters: Counter = Counter()
-        self._paper: Dict[str, Order] = {}
+        self.paper = PaperLedger(self.events)  # DRY_RUN: paper orders filled by the queue model (paper.py)
+        self._paper: Dict[str, Order] = self.paper.orders
         self._paper_ids = itertools.count(1)
         self._wake = threading.Event()
         self._kinds: Set[str] = set()
@@ -89,6 +92,10 @@ class ExchangeInterface:
         self._cancel_retry_at: Optional[float] = None  # monotonic time a deferred cancel can go
         self._audit_at = clock.monotonic() + ORDER_AUDIT_S  # when to compare our order table with REST
         self._suspects: Set[str] = set()  # order ids the last audit found out of line
+        self._request_ids = itertools.count(1)  # groups the per-order ``order`` events of one request
+        set_recorder = getattr(self.ws, "set_recorder", None)
+        if set_recorder is not None:  # executions, positions, margin, market samples from the socket's tables
+            set_recorder(self.events.emit, self.events.__bool__)
 
     # -- events (called in the WebSocket thread: record and wake, nothing else)
     def _on_event(self, kind: str) -> None:
@@ -150,7 +157,10 @@ class ExchangeInterface:
     # -- the view
     def snapshot(self, depth: int = 50) -> MarketSnapshot:
         """One consistent view: tables, book, and which of our unechoed creates the order table knew."""
-        return self.ws.snapshot(depth, watch=self.tracker.awaiting_echo())
+        snap = self.ws.snapshot(depth, watch=self.tracker.awaiting_echo())
+        if self.dry_run:
+            snap = self.paper.update(snap, self.ws.top_of_book(PAPER_DEPTH), ms(self.clock))
+        return snap
 
     def top_of_book(self) -> Book:
         """The best bid and ask now (fresher than the cycle's snapshot)."""
@@ -261,19 +271,24 @@ class ExchangeInterface:
         if self.dry_run:
             order = Order(order_id=f"dry-{next(self._paper_ids)}", client_oid=self.new_client_oid(), side=desired.side,
                           close_flag=desired.close_flag, price=desired.price, qty=desired.qty, filled_qty=0, status=2)
-            self._paper[order.order_id] = order
+            self.paper.add(order)
             log.info("Would create %s order (%s): %d @ %s (dry run)", desired.side, kind, desired.qty, fmt(desired.price))
+            self._order_event("create", desired, "paper", None, order)
             return order
         log.info("Creating %s order (%s): %d @ %s", desired.side, kind, desired.qty, fmt(desired.price))
         self.counters["orders_sent"] += 1
+        client_oid = self.new_client_oid()
+        sent = self.clock.monotonic()
         try:
             order = self.rest.create_order(desired.side, desired.price, desired.qty, close_flag=desired.close_flag,
-                                           client_oid=self.new_client_oid())
+                                           client_oid=client_oid)
         except (errors.InsufficientMargin, errors.PositionExceeded, errors.BadParameter) as exc:
+            self._order_event("create", desired, "refused", sent, client_oid=client_oid, error=exc)
             self.counters["orders_rejected"] += 1
             log.warning("Order %s %d @ %s refused: %s", desired.side, desired.qty, fmt(desired.price), exc)
             return None
         except errors.OrderInDoubt as exc:
+            self._order_event("create", desired, "in_doubt", sent, client_oid=client_oid, error=exc)
             self.counters["orders_in_doubt"] += 1
             placeholder = Order(order_id="", client_oid=exc.client_oid, side=desired.side,
                                 close_flag=desired.close_flag, price=desired.price, qty=desired.qty, filled_qty=0,
@@ -283,8 +298,28 @@ class ExchangeInterface:
                         "looked up again in %.1fs", desired.side, desired.qty, fmt(desired.price),
                         max(0, exc.settles_at_ms - ms(self.clock)) / 1000)
             return None
+        except errors.GteError as exc:
+            self._order_event("create", desired, "error", sent, client_oid=client_oid, error=exc)
+            raise
+        self._order_event("create", desired, "ok", sent, order)
         self.tracker.created(order, ms(self.clock))
         return order
+
+    def _order_event(self, action: str, order: object, outcome: str, sent: Optional[float],
+                     placed: Optional[Order] = None, client_oid: Optional[str] = None,
+                     error: Optional[BaseException] = None, request_id: Optional[int] = None) -> None:
+        """Tell the event bus about one order of a request (nothing when no sink listens)."""
+        events = self.events
+        if not events:
+            return
+        latency = None if sent is None else (self.clock.monotonic() - sent) * 1000
+        placed = placed if placed is not None else order if isinstance(order, Order) else None
+        events.emit("order", action=action, client_oid=placed.client_oid if placed else client_oid,
+                    order_id=(placed.order_id or None) if placed else None, side=order.side,  # type: ignore[attr-defined]
+                    price=order.price, qty=order.qty, close_flag=order.close_flag,  # type: ignore[attr-defined]
+                    outcome=outcome, status=placed.status if placed and action == "create" else None,
+                    error_code=getattr(error, "code", None), latency_ms=latency,
+                    request_id=request_id if request_id is not None else next(self._request_ids))
 
     def cancel_batch_ready(self) -> bool:
         return self.rest.rate_limiter.time_until_available("cancel_batch") <= 0
@@ -307,20 +342,28 @@ class ExchangeInterface:
                          "close" if order.close_flag else "open", order.remaining, fmt(order.price))
         if self.dry_run:
             for order in orders:
-                self._paper.pop(order.order_id, None)
+                self.paper.remove(order.order_id)
+                self._order_event("cancel", order, "paper", None)
             return 0
         doubtful = [o.client_oid for o in orders if not o.order_id]
         if doubtful:
             self.tracker.abandon(doubtful)
         ids = [o.order_id for o in orders if o.order_id]
         singles = ids
+        by_id = {o.order_id: o for o in orders} if self.events else {}
         if allow_batch and len(ids) >= 2 and self.cancel_batch_ready():
+            sent_at, request_id = self.clock.monotonic(), next(self._request_ids)
             try:
                 self.rest.cancel_batch(ids[:MAX_BATCH_CANCEL])
                 self.counters["cancel_batches"] += 1
                 singles = ids[MAX_BATCH_CANCEL:]
+                outcome, failure = "ok", None
             except (errors.RateLimited, errors.ServerError, errors.TransportError) as exc:
                 log.warning("cancel_batch failed (%s); cancelling one by one", exc)
+                outcome, failure = "error", exc
+            for order_id in ids[:MAX_BATCH_CANCEL] if by_id else ():
+                self._order_event("cancel_batch", by_id[order_id], outcome, sent_at, error=failure,
+                                  request_id=request_id)
         deferred = []
         limiter = self.rest.rate_limiter
         for i, order_id in enumerate(singles):
@@ -330,11 +373,20 @@ class ExchangeInterface:
                     deferred = singles[i:]
                     self._cancel_retry_at = self.clock.monotonic() + wait
                     log.info("Cancel rate limit reached: %d cancels deferred by %.2fs", len(deferred), wait)
+                    for later in deferred if by_id else ():
+                        self._order_event("cancel", by_id[later], "deferred", None)
                     break
+            sent_at, outcome, failure = self.clock.monotonic(), "ok", None
             try:
                 self.rest.cancel_order(order_id)
-            except errors.OrderNotFound:
-                pass  # already filled or cancelled: gone either way
+            except errors.OrderNotFound as exc:
+                outcome, failure = "not_found", exc  # already filled or cancelled: gone either way
+            except errors.GteError as exc:
+                if by_id:
+                    self._order_event("cancel", by_id[order_id], "error", sent_at, error=exc)
+                raise
+            if by_id:
+                self._order_event("cancel", by_id[order_id], outcome, sent_at, error=failure)
         sent = ids[:len(ids) - len(deferred)]
         self.counters["orders_cancelled"] += len(sent)
         self.tracker.cancelled(sent, ms(self.clock))

@@ -69,6 +69,7 @@ class OrderManager:
         self._cancel_owed = False
         self._last_send = 0.0
         self._params: Optional[quoting.QuoteParams] = None
+        self._quotes_told = False  # the journal knows our current quotes (told again after a pause)
 
     # -- lifecycle
     def start(self, fresh: bool = True) -> None:
@@ -178,6 +179,8 @@ class OrderManager:
         if plan.reason:
             log.warning("Rebuilding all orders: %s", plan.reason)
         if not plan.to_cancel and not plan.to_create:
+            if not self._quotes_told:
+                self._tell_decision(plan.keep, 0, ())
             return
         since = self.clock.monotonic() - self._last_send  # pace rounds that send, not rounds that decide nothing
         if since < self.settings.API_REST_INTERVAL:
@@ -191,9 +194,12 @@ class OrderManager:
         blocked = self.exchange.blocked_levels() | {(o.side, o.price, o.close_flag) for o in plan.to_cancel
                                                     if not o.order_id}  # in doubt, given up by this plan
         allow_batch = True
+        cancelled, created = 0, []
         for action, payload in steps:
             if action == "cancel":
-                if self.exchange.cancel_orders(payload, allow_batch):
+                deferred = self.exchange.cancel_orders(payload, allow_batch)
+                cancelled += len(payload) - deferred
+                if deferred:
                     break  # the creates after the cancels may depend on the deferred ones: next cycle
                 allow_batch = False  # one batch per round: the endpoint allows one per 10 s
             elif blocked and (payload.side, payload.price, payload.close_flag) in blocked:
@@ -201,7 +207,22 @@ class OrderManager:
                          payload.side, payload.qty, fmt(payload.price))
             elif room > 0 and self.post_only_holds(payload):  # innermost first: the outermost wait for slots
                 room -= 1
-                self.exchange.create_order(payload)
+                if self.exchange.create_order(payload) is not None:
+                    created.append(payload)
+        self._tell_decision(plan.keep, cancelled, created)
+
+    def _tell_decision(self, kept: Sequence[Order], cancelled: int, created: Sequence[DesiredOrder]) -> None:
+        """The decision in brief, for the journal: counts and our best quotes after it."""
+        events = self.exchange.events
+        if not events:
+            return
+        resting = [*kept, *created]
+        bids = [o.price for o in resting if o.side == "buy"]
+        asks = [o.price for o in resting if o.side == "sell"]
+        events.emit("decision", kept=len(kept), cancelled=cancelled, created=len(created),
+                    best_bid=max(bids) if bids else None, best_ask=min(asks) if asks else None,
+                    net_position=self.snap.positions.net if self.snap else 0)
+        self._quotes_told = True
 
     def post_only_holds(self, order: DesiredOrder) -> bool:
         """POST_ONLY checked again against the freshest book just before ``order`` is sent.
@@ -248,6 +269,7 @@ class OrderManager:
         self.check_drawdown()
         if self.paused:
             log.info("Resuming: %s is over", self.paused)
+            self.exchange.events.emit("pause", reason=None, cancel=False)
             self.paused = None
             self._cancel_owed = False
         return True
@@ -257,6 +279,8 @@ class OrderManager:
         if self.paused != reason:
             log.warning("Pausing: %s%s", reason, f" ({detail})" if detail else "")
             self.paused = reason
+            self._quotes_told = False
+            self.exchange.events.emit("pause", reason=reason, cancel=cancel)
             self._cancel_owed = self._cancel_owed or cancel
         if self._cancel_owed:  # retried every cycle until it goes through (a rate-limit burst lasts seconds)
             try:
@@ -276,6 +300,7 @@ class OrderManager:
         if equity is None:
             return
         if self.start_equity - equity >= limit:
+            self.exchange.events.emit("kill_switch", equity=equity, start_equity=self.start_equity, limit=limit)
             raise KillSwitch(f"equity {fmt(equity)} fell {fmt(self.start_equity - equity)} "
                              f"{self.settings.SETTLECURRENCY} from {fmt(self.start_equity)} (MAX_DRAWDOWN {fmt(limit)})")
 
@@ -312,6 +337,9 @@ class OrderManager:
         log.info("Contracts traded this run: %d; realised PnL %s %s; unrealised PnL %s %s",
                  snap.contracts_traded - self.start_traded, fmt(self.realised_pnl() - (self.start_realised or 0)),
                  currency, fmt(pos.long.unrealised_pnl + pos.short.unrealised_pnl), currency)
+        equity = self.equity()
+        net = equity - self.start_equity if equity is not None and self.start_equity is not None else None
+        log.info("Net PnL since start: %s %s; inventory %+d contracts", fmt(net), currency, pos.net)
 
     def print_summary(self) -> None:
         snap = self.exchange.snapshot(self.book_depth)

@@ -8,26 +8,30 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import random
 import sys
 import threading
-import time
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type
 
 from . import quoting, startup
+from .clock import SYSTEM_CLOCK, Clock, SystemClock
 from .gte import errors
 from .heap import freeze_startup_heap
 from .market_maker import AnotherInstance, ExchangeInterface, KillSwitch, OrderManager
 from .settings import Settings, SettingsError, load_settings, redact
+from .settings_file import SECRET_NAMES
 
 log = logging.getLogger("market_maker.manager")
 
 EXIT_OK, EXIT_ERROR, EXIT_SETTINGS, EXIT_KILL_SWITCH = 0, 1, 2, 3
 # MARGIN_MODE: the exchange refuses a mode change while we hold a position or an order
 RESTART_REQUIRED = ("BASE_URL", "WS_URL", "API_KEY", "API_SECRET", "SYMBOL", "SETTLECURRENCY", "INSTRUMENTTYPE",
-                    "DRY_RUN", "ORDERID_PREFIX", "TIMEOUT", "WS_PING_INTERVAL", "WS_SILENCE_TIMEOUT", "MARGIN_MODE")
+                    "DRY_RUN", "ORDERID_PREFIX", "TIMEOUT", "WS_PING_INTERVAL", "WS_SILENCE_TIMEOUT", "MARGIN_MODE",
+                    # the operations parts are set up once, at start
+                    "NOTIFY_URLS", "TELEGRAM_API_URL", "CONTROL_ADDRESS", "CONTROL_TELEGRAM_CHATS", "METRICS_ADDRESS")
 # what a reloaded manager takes over from the running one: the run's start figures, the pause it is in
 # (its reason, a cancel-all still owed) and the pacing of its sends
 CARRIED_OVER = ("start_time", "start_equity", "start_realised", "start_traded", "start_fills", "start_fees",
@@ -114,12 +118,17 @@ class Runner:
     def __init__(self, settings: Settings, exchange: ExchangeInterface, manager_cls: Type[OrderManager],
                  duration: Optional[float] = None, settings_path: Optional[str] = None,
                  strategy_override: Optional[str] = None, forced_sim: bool = False,
-                 env_secret: Optional[Mapping[str, str]] = None):
+                 env_secret: Optional[Mapping[str, str]] = None, set_overrides: Optional[Mapping[str, Any]] = None,
+                 rng: Optional[random.Random] = None):
+        """``rng``: the manager's random source (a backtest passes a seeded one)."""
         self.settings = settings
+        self.set_overrides = dict(set_overrides or {})  # --set NAME=VALUE: reloads keep them
         self._env_secret = dict(env_secret or {})  # GTE_API_SECRET, out of os.environ: reloads need it
         self.forced_sim = forced_sim  # --sim: reloads keep trading on the embedded simulator
         self.exchange = exchange
-        self.manager = manager_cls(settings, exchange)
+        # one clock for the loop and the manager: the wall clock live, the simulated one in a backtest
+        self.clock: Clock = getattr(exchange, "clock", SYSTEM_CLOCK)
+        self.manager = manager_cls(settings, exchange, rng=rng) if rng is not None else manager_cls(settings, exchange)
         self.duration = duration
         self.settings_path = settings_path
         self.strategy_override = strategy_override
@@ -127,6 +136,9 @@ class Runner:
         self.exit_code = EXIT_OK
         self.watcher = FileWatcher(self.watched_files(settings, manager_cls))
         self._starting = False
+        self.before_cycle: List[Callable[[], None]] = []  # run in this thread before each decision (ops commands)
+        self.held: Optional[str] = None  # an operator's pause (ops): no decision until resumed
+        self.on_connected: Optional[Callable[[], None]] = None  # once connected, before the manager starts
 
     @staticmethod
     def watched_files(settings: Settings, manager_cls: Type[OrderManager]) -> List[str]:
@@ -138,6 +150,14 @@ class Runner:
             files.append(module_file)
         return files
 
+    def _wait(self, seconds: float) -> None:
+        """Let ``seconds`` pass on the loop's clock: live, a wait that ``stop`` cuts short; simulated,
+        the clock's sleep (simulated time passes, the market moves, nothing waits)."""
+        if isinstance(self.clock, SystemClock):
+            self.stop_event.wait(seconds)
+        else:
+            self.clock.sleep(seconds)
+
     def stop(self, *_: object) -> None:
         self.stop_event.set()
         self.exchange.wake()
@@ -145,7 +165,7 @@ class Runner:
             self.exchange.close()
 
     def run(self) -> int:
-        started = time.monotonic()
+        started = self.clock.monotonic()
         try:
             ready = self.start(started)
         except BaseException:
@@ -155,25 +175,27 @@ class Runner:
             self.exchange.close()
             return self.exit_code
         freeze_startup_heap()
-        next_status = time.monotonic() + self.settings.LOOP_INTERVAL
+        next_status = self.clock.monotonic() + self.settings.LOOP_INTERVAL
         try:
             while not self.stop_event.is_set():
-                if self.duration is not None and time.monotonic() - started >= self.duration:
+                if self.duration is not None and self.clock.monotonic() - started >= self.duration:
                     log.info("Duration of %.0fs elapsed", self.duration)
                     break
-                timeout = max(0.0, next_status - time.monotonic())
+                timeout = max(0.0, next_status - self.clock.monotonic())
                 if self.duration is not None:
-                    timeout = min(timeout, max(0.0, self.duration - (time.monotonic() - started)))
+                    timeout = min(timeout, max(0.0, self.duration - (self.clock.monotonic() - started)))
                 kinds = self.exchange.wait_for_events(timeout)
                 if kinds and self.settings.REQUOTE_DEBOUNCE_MS:
-                    self.stop_event.wait(self.settings.REQUOTE_DEBOUNCE_MS / 1000)
+                    self._wait(self.settings.REQUOTE_DEBOUNCE_MS / 1000)
                 if self.stop_event.is_set():
                     break
                 self.check_reload()
+                for hook in self.before_cycle:
+                    hook()
                 self.cycle()
-                if time.monotonic() >= next_status:
+                if self.clock.monotonic() >= next_status:
                     self.manager.print_status()
-                    next_status = time.monotonic() + self.settings.LOOP_INTERVAL
+                    next_status = self.clock.monotonic() + self.settings.LOOP_INTERVAL
         except KillSwitch as exc:
             log.error("Kill switch: %s. Cancelling all orders and exiting.", exc)
             self.exit_code = EXIT_KILL_SWITCH
@@ -206,9 +228,12 @@ class Runner:
                         self.exchange.connect()
                         connected = True
                     url = getattr(self.exchange.rest, "base_url", "the exchange")
+                    if self.on_connected is not None:  # e.g. the journal's reconciliation (retried like the start)
+                        self.on_connected()
+                        self.on_connected = None
                     self.manager.start(fresh=True)
                     if waiting_since is not None:
-                        log.info("The exchange answered after %.0fs; starting", time.monotonic() - waiting_since)
+                        log.info("The exchange answered after %.0fs; starting", self.clock.monotonic() - waiting_since)
                     return True
                 except SettingsError as exc:  # found out only at start (e.g. a fair-value source that never answers)
                     log.error("Bad settings: %s", exc)
@@ -225,19 +250,19 @@ class Runner:
                         self.exit_code = EXIT_ERROR
                         return False
                     if waiting_since is None:
-                        waiting_since = time.monotonic()
+                        waiting_since = self.clock.monotonic()
                         log.warning("Waiting for the exchange at %s: %s; retrying", url, reason)
                     else:
                         log.debug("The exchange at %s is still not usable: %s", url, reason)
                 delay = startup.backoff_delay(attempt, backoff)
                 attempt += 1
                 if self.duration is not None:
-                    left = self.duration - (time.monotonic() - started)
+                    left = self.duration - (self.clock.monotonic() - started)
                     if left <= delay:
-                        self.stop_event.wait(max(0.0, left))
+                        self._wait(max(0.0, left))
                         log.info("Duration of %.0fs elapsed before the exchange could be used", self.duration)
                         return False
-                self.stop_event.wait(delay)
+                self._wait(delay)
             log.info("Stopped before the start completed; no order was sent")
             return False
         finally:
@@ -245,12 +270,17 @@ class Runner:
 
     def cycle(self) -> None:
         try:
+            if self.held:  # paused by the operator: no quoting, but the drawdown is still watched
+                self.manager.snap = self.exchange.snapshot(self.manager.book_depth)
+                self.manager.check_drawdown()
+                return
             self.manager.step()
         except (KillSwitch, errors.AuthenticationError):
             raise
         except errors.GteError as exc:
             log.warning("Exchange error, retrying in %ss: %s", self.settings.API_ERROR_INTERVAL, exc)
-            self.stop_event.wait(self.settings.API_ERROR_INTERVAL)
+            self.exchange.events.emit("error", where="cycle", text=str(exc))
+            self._wait(self.settings.API_ERROR_INTERVAL)
         except quoting.NoMarket as exc:
             log.warning("Not quoting: %s", exc)
 
@@ -280,12 +310,19 @@ class Runner:
             log.error("Reload rejected, keeping the running settings: %s", why)
             return False
         old = self.manager
+        self._tell_reload(settings)
         for name in CARRIED_OVER:
             setattr(manager, name, getattr(old, name))
         self.settings, self.manager = settings, manager
         self.watcher = FileWatcher(self.watched_files(settings, manager_cls))
         log.info("Reloaded: %s with the new settings", manager_cls.__name__)
         return True
+
+    def _tell_reload(self, settings: Settings) -> None:
+        """The settings a reload changed (secrets left out), for the journal."""
+        changed = {name: [str(self.settings[name]), str(settings[name])] for name in settings
+                   if name not in SECRET_NAMES and settings[name] != self.settings.get(name)}
+        self.exchange.events.emit("reload", changed=changed)
 
     def _apply_leverage(self, leverage: Decimal) -> None:
         """Set the new leverage at the exchange; if refused (e.g. not enough margin) the old one is kept there."""
@@ -303,7 +340,7 @@ class Runner:
                  "dry run: not sent" if self.settings.DRY_RUN else "applied")
 
     def _overrides(self) -> Dict[str, object]:
-        keep = {"DRY_RUN": self.settings.DRY_RUN}
+        keep: Dict[str, object] = {**self.set_overrides, "DRY_RUN": self.settings.DRY_RUN}
         if self.strategy_override:
             keep["STRATEGY"] = self.strategy_override
         if self.forced_sim:

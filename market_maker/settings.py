@@ -30,6 +30,7 @@ MAX_ORDER_QTY = 10_000_000
 MAX_POSITION_QTY = 1_000_000_000  # contracts, for MIN_POSITION / MAX_POSITION
 MAX_AMOUNT = Decimal(1_000_000)  # settle currency, for balances and MAX_DRAWDOWN
 MINUTE, HOUR, DAY = 60, 3600, 86400
+MAX_SYMBOLS = 50  # bot processes one supervisor runs
 SIM_MAX_START_TICKS = 10_000_000  # the simulator's prices are below 100 000 000 ticks: room for the market to move
 
 
@@ -214,6 +215,28 @@ def _files(name: str, value: Any) -> Optional[Tuple[str, ...]]:
     raise TypeError
 
 
+def _symbols(name: str, value: Any) -> Tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise TypeError
+    symbols = tuple(v.strip() for v in value)
+    if len(set(symbols)) != len(symbols) or not all(_SYMBOL.fullmatch(v) for v in symbols):
+        raise ValueError
+    return symbols
+
+
+def _sim_symbols(name: str, value: Any) -> Any:
+    if value is None or value == ():
+        return ()
+    if not isinstance(value, (dict, tuple)):  # a tuple: the validated form, validated again by replace()
+        raise TypeError
+    from .sim.config import SimConfig  # only when set: the bot does not import the simulator otherwise
+    return SimConfig(symbols=value).symbols  # ValueError when a key or value is wrong
+
+
 def _ms_range(name: str, value: Any) -> Tuple[int, int]:
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError
@@ -244,6 +267,56 @@ def _url(schemes: Tuple[str, ...]) -> Callable[[Optional[str]], bool]:
             return False
         return parts.scheme in schemes and bool(parts.hostname)
     return check
+
+
+
+# ops settings (market_maker/ops reads them; the syntax is checked here so a bad one stops the bot at start)
+_NOTIFY_URL = re.compile(r"(discord|slack)://([A-Za-z0-9_]{0,32})|telegram://(-?[0-9]{1,20})")
+_ADDRESS = re.compile(r"(?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):)?([0-9]{1,5})")
+
+
+def _address(name: str, value: Any) -> Optional[Tuple[str, int]]:
+    """ "host:port" or "port" -> (host, port); a bare port binds the loopback interface."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise TypeError
+    match = _ADDRESS.fullmatch(value)
+    if not match:
+        raise ValueError
+    host = (match.group(1) or "127.0.0.1").strip("[]")
+    port = int(match.group(2))
+    if port > 65535:
+        raise ValueError
+    return host, port
+
+
+def is_notify_url(value: str) -> bool:
+    if _NOTIFY_URL.fullmatch(value):
+        return True
+    return _url(("http", "https"))(value) and "@" not in urlsplit(value).netloc
+
+
+def _notify_urls(name: str, value: Any) -> Tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise TypeError
+    return tuple(value)
+
+
+def _chat_ids(name: str, value: Any) -> Tuple[int, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, (list, tuple)):
+        raise TypeError
+    return tuple(_int(name, v) for v in value)
+
+
+def _fractions(name: str, value: Any) -> Tuple[Decimal, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise TypeError
+    return tuple(_number(name, v) for v in value)
 
 
 def _seconds_rule(most: int, shown: str, zero: bool = False) -> Rule:
@@ -323,6 +396,7 @@ RULES: Dict[str, Rule] = {
     "MIN_POSITION": _POSITION,
     "MAX_POSITION": _POSITION,
     "MAX_DRAWDOWN": _amount_rule(zero=True),
+    "MAX_MARGIN_USAGE": _FRACTION,
     "STALE_DATA_SECONDS": _seconds_rule(DAY, "a day"),
     "DRY_RUN": Rule(_bool, "True or False"),
     "DRY_BTC": _amount_rule(zero=False),
@@ -334,6 +408,34 @@ RULES: Dict[str, Rule] = {
     "WATCHED_FILES": Rule(_files, "None, a path, or a list of paths"),
     "STRATEGY": Rule(_optional_str, '"" or "module:Class"', lambda v: v is None or bool(_STRATEGY.fullmatch(v))),
     "LOG_LEVEL": Rule(_str, " ".join(LOG_LEVELS), lambda v: v in LOG_LEVELS),
+    "NOTIFY_URLS": Rule(_notify_urls, 'a list of "discord://", "discord://NAME", "slack://", "slack://NAME", '
+                        '"telegram://CHAT_ID" (a whole number) or "https://..." URLs (no user:password@ in them: '
+                        'secrets come from environment variables)', lambda v: all(is_notify_url(u) for u in v)),
+    "NOTIFY_WS_DOWN_SECONDS": Rule(_seconds, "a number of seconds from 1 to 3600",
+                                   _between(Decimal(1), Decimal(HOUR))),
+    "NOTIFY_MIN_INTERVAL": _seconds_rule(HOUR, "an hour", zero=True),
+    "NOTIFY_REJECT_BURST": _whole_rule(1, 10_000, "orders"),
+    "NOTIFY_RESYNC_STORM": _whole_rule(1, 10_000, "resyncs"),
+    "NOTIFY_DRAWDOWN_FRACTIONS": Rule(_fractions, "a list of ascending numbers, each above 0 and at most 1",
+                                      lambda v: all(0 < f <= 1 for f in v) and list(v) == sorted(set(v))),
+    "NOTIFY_DAILY_UTC_HOUR": _whole_rule(0, 23, "hours"),
+    "TELEGRAM_API_URL": Rule(_str, 'a URL starting with "http://" or "https://" and naming a host',
+                             _url(("http", "https"))),
+    "CONTROL_ADDRESS": Rule(_address, 'None, "host:port" or "port" (port 0 to 65535)'),
+    "CONTROL_TELEGRAM_CHATS": Rule(_chat_ids, "a list of Telegram chat ids (whole numbers)"),
+    "FLATTEN_SLIPPAGE": Rule(_number, "a number from 0.0001 to 0.1", _between(Decimal("0.0001"), Decimal("0.1"))),
+    "FLATTEN_STEP_SECONDS": Rule(_seconds, "a number of seconds from 0.05 to 60",
+                                 _between(Decimal("0.05"), Decimal(MINUTE))),
+    "FLATTEN_STEP_TICKS": _whole_rule(1, 10_000, "ticks"),
+    "FLATTEN_TIMEOUT": Rule(_seconds, "a number of seconds from 1 to 3600", _between(Decimal(1), Decimal(HOUR))),
+    "METRICS_ADDRESS": Rule(_address, 'None, "host:port" or "port" (port 0 to 65535)'),
+    "JOURNAL_PATH": Rule(_str, '"" (no journal) or the path of an SQLite file', lambda v: "\0" not in v),
+    "SYMBOLS": Rule(_symbols, f'None, or up to {MAX_SYMBOLS} different symbols such as ["BTC_USD", "ETH_USD"] '
+                    'or "BTC_USD,ETH_USD"', lambda v: len(v) <= MAX_SYMBOLS),
+    "SUPERVISOR_LOG_DIR": Rule(_str, "a directory path", lambda v: bool(v.strip())),
+    "SUPERVISOR_MAX_BACKOFF": _seconds_rule(HOUR, "an hour"),
+    "SIM_SYMBOLS": Rule(_sim_symbols, 'None or {"SYMBOL": {KEY: value}}, KEY one of asset, symbol_id, tick_size, '
+                        'start_price or a flow knob (volatility, taker_rate, depth_levels...), values > 0'),
     "AS_GAMMA": _positive_rule(Decimal(1000), "per price unit"),
     "AS_HORIZON_S": _seconds_rule(DAY, "a day"),
     "GLFT_GAMMA": _positive_rule(Decimal(1000), "per price unit"),

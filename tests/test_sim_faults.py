@@ -150,14 +150,26 @@ def test_lost_response_but_order_exists(sim):
 
 def test_forced_rate_limit_bursts(sim):
     acct = new_account(sim)
-    sim.set_faults(rate_limit_every_s="0.6", rate_limit_duration_s="0.4")
+    sim.set_faults(rate_limit_every_s="0.2", rate_limit_duration_s="1000")  # on from 0.2 s, for good
     assert acct.get("/v1/api/account/pc/query")["code"] == 0
-    time.sleep(0.7)
+    time.sleep(0.3)
     assert acct.get("/v1/api/account/pc/query")["code"] == -10053
     assert Rest(sim.base_url).get("/v1/api/pc/asset/query", signed=False)["code"] == 0  # public: unaffected
-    time.sleep(0.45)
+    sim.set_faults(rate_limit_every_s=0)
     assert acct.get("/v1/api/account/pc/query")["code"] == 0
     assert sim.fault_counters()["rate_limit_burst"] == 1
+
+
+def test_rate_limit_burst_windows_start_every_n_seconds_and_last_d_seconds():
+    now = [100.0]
+    faults = FaultInjector(FaultConfig(rate_limit_every_s=Decimal("0.6"), rate_limit_duration_s=Decimal("0.4")),
+                           clock=lambda: now[0])
+    seen = []
+    for t in ("0.1", "0.59", "0.61", "0.98", "1.02", "1.19", "1.21", "1.58", "1.62"):
+        now[0] = 100.0 + float(t)
+        seen.append(faults.rate_limit_burst())
+    assert seen == [False, False, True, True, False, False, True, True, False]
+    assert faults.counters["rate_limit_burst"] == 4
 
 
 def test_ws_disconnect_every_n_seconds(sim):

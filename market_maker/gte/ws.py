@@ -68,6 +68,7 @@ PARTIAL_GRACE = 1.5  # seconds between a sub's ack and its partial before we cal
 # episode's partial_timeout forces a reconnect). A server that keeps sending updates without the partial
 # must not get a resubscription per message.
 RESUBSCRIBE_BACKOFF = (0.5, 4.0)
+MARKET_SAMPLE_S = 1.0  # a market sample is recorded at most this often (and before each of our fills)
 CROSSED_RESYNC = 3.0  # seconds a book may stay crossed (a sweep in flight) before it is resubscribed
 AUTH_EXPIRES_MS = 5000
 
@@ -151,6 +152,8 @@ class GteWebSocket:
         self.last_message_time = 0.0  # clock() when the I/O thread last received a message (any: silence check)
         self.last_market_data_time = 0.0  # clock() when an order_book or trade message was last applied
         self._crossed_since: float | None = None  # clock() when the book became crossed
+        self._record: Callable[..., None] | None = None  # set_recorder: facts for the journal and other sinks
+        self._sampled_at = 0.0  # clock() of the last market sample recorded
 
         # table -> handler(rows, action) -> event kind; the book's is its own ``apply``
         self._handlers: dict[str, Callable[[Any, Any], str | None]] = {
@@ -291,8 +294,34 @@ class GteWebSocket:
         now = self._clock()
         self.last_market_data_time = now
         if table == "order_book":
+            if now - self._sampled_at >= MARKET_SAMPLE_S and self._tables.recording():
+                self._sample("sample", now)
             return self._watch_crossing(now) or kind
         return kind
+
+    # ------------------------------------------------------------- recording
+    def set_recorder(self, record: Callable[..., None] | None, listening: Callable[[], bool] | None = None) -> None:
+        """``record(kind, **fields)`` is told our executions, positions, margin, funding, orders' states,
+        market samples (about once a second, and just before our fills), resyncs and
+        connections (``events.py`` documents the kinds). It must return at once. ``listening()``
+        False: nobody listens now, nothing is told (and nothing is spent on telling)."""
+        self._record = record
+        self._tables.record = record
+        self._tables.listening = listening
+
+    def _sample(self, reason: str, now: float) -> None:
+        """Lock held: the top of the book (and the mark) as a market sample."""
+        self._sampled_at = now
+        book = self._book
+        bid = ask = None
+        if book is not None:
+            tick = book.tick_size
+            bid = None if book.best_bid_ticks is None else book.best_bid_ticks * tick
+            ask = None if book.best_ask_ticks is None else book.best_ask_ticks * tick
+        inst = self._tables.instrument()
+        self._record("market", best_bid=bid, best_ask=ask,  # type: ignore[misc]
+                     mid=(bid + ask) / 2 if bid is not None and ask is not None else None,
+                     mark=inst.mark_price if inst is not None else None, reason=reason)
 
     def _watch_crossing(self, now: float) -> str | None:
         """Lock held: log when the book crosses or uncrosses (once each); resubscribe it when it stays crossed.
@@ -340,6 +369,8 @@ class GteWebSocket:
         if not isinstance(rows, list):
             raise MalformedMessage("data is not a list")
         resync = action == "partial" and table in self._had_partial
+        if table == "execution" and (action != "partial" or resync) and self._tables.recording():
+            self._sample("fill", self._clock())  # the market just before our fills
         return self._tables.apply(table, action, rows, resync=resync)
 
     def _on_instrument(self, rows: Any, action: Any) -> str | None:
@@ -373,6 +404,8 @@ class GteWebSocket:
         """Lock held: count, log (no payloads) and mark ``table`` stale."""
         self._stats[kind] += 1
         log.warning("GTE WebSocket %s on %s: %s; resyncing", kind, table, text)
+        if self._tables.recording():
+            self._record("resync", table=table, reason=f"{kind}: {text}")
         self._mark_stale(table)
         return "resync"
 
@@ -619,6 +652,8 @@ class GteWebSocket:
             self._wait(ws, deadline, lambda: not self._awaiting)
             if self._reconcile_due:
                 self._reconcile()
+            if self._tables.recording():
+                self._record("connection", up=True, reason="first connection" if first else "reconnected")
             return ws
         except BaseException:
             with self._lock:
@@ -834,6 +869,8 @@ class GteWebSocket:
             self._stats["disconnects"] += 1
             for table in self._expected:
                 self._seq.pop(table, None)
+        if self._tables.recording():
+            self._record("connection", up=False, reason="connection lost")
         self._close(ws)
         self._emit("disconnected")
 

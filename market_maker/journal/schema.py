@@ -181,16 +181,37 @@ class JournalVersionError(Exception):
 
 
 def migrate(db: sqlite3.Connection) -> int:
-    """Bring ``db`` to ``VERSION``; returns the version it had. Each step is one transaction, so a
-    crash in the middle of a step leaves the journal at the version before it."""
+    """Bring ``db`` (a connection in autocommit mode) to ``VERSION``; returns the version it had.
+
+    Each step is one ``BEGIN IMMEDIATE`` transaction that reads the version again under the write
+    lock, so a crash in the middle of a step leaves the journal at the version before it, and two
+    bots opening one new journal at once (the multi-symbol supervisor's) migrate it once."""
     found = db.execute("PRAGMA user_version").fetchone()[0]
     if found > VERSION:
         raise JournalVersionError(f"the journal has schema version {found}; this bot knows up to {VERSION}")
     for version in range(found + 1, VERSION + 1):
+        db.execute("BEGIN IMMEDIATE")
         try:
-            db.executescript(f"BEGIN;\n{MIGRATIONS[version]}\nPRAGMA user_version = {version};\nCOMMIT;")
+            if db.execute("PRAGMA user_version").fetchone()[0] < version:
+                for statement in _statements(MIGRATIONS[version]):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {version}")
+            db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
     return found
+
+
+def _statements(script: str) -> list:
+    """``script`` cut into complete SQL statements (``executescript`` would commit on its own)."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip() and not pending.strip().startswith("--"):
+        statements.append(pending.strip())
+    return [s for s in statements if s]

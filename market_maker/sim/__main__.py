@@ -81,6 +81,19 @@ def _account(text: str) -> tuple[str, str, Decimal]:
     return parts[0], parts[1], _decimal(parts[2])
 
 
+def _instrument(text: str) -> tuple[str, dict[str, str]]:
+    symbol, _, rest = text.partition(":")
+    knobs = {}
+    for part in filter(None, rest.split(",")):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise argparse.ArgumentTypeError(f"expected SYMBOL[:KEY=VALUE,...], got {text!r}")
+        knobs[key.strip()] = value.strip()
+    if not symbol.strip():
+        raise argparse.ArgumentTypeError(f"expected SYMBOL[:KEY=VALUE,...], got {text!r}")
+    return symbol.strip(), knobs
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (every ``SimConfig`` knob)."""
     d = _DEFAULTS
@@ -98,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     mkt.add_argument("--symbol-id", type=int, default=d.symbol_id, help="symbol id of order-book ids")
     mkt.add_argument("--tick-size", type=_decimal, default=d.tick_size, help="price tick (default %(default)s)")
     mkt.add_argument("--start-price", type=_decimal, default=d.start_price, help="initial price")
+    mkt.add_argument("--instrument", type=_instrument, action="append", default=[],
+                     metavar="SYMBOL[:KEY=VALUE,...]",
+                     help="serve this instrument (repeatable; replaces --symbol). KEY: asset, symbol_id, "
+                          "tick_size, start_price or a flow knob (volatility, taker_rate...); unset ones take "
+                          "the values of the other options, the asset the symbol's base currency. "
+                          "E.g. ETH_USD:tick_size=0.05,start_price=300")
     mkt.add_argument("--funding-interval-s", type=int, default=d.funding_interval_s,
                      help="funding interval in seconds (default %(default)s)")
     acc = p.add_argument_group("accounts")
@@ -156,8 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> SimConfig:
     """``SimConfig`` from parsed arguments."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(SimConfig) if hasattr(args, f.name)}
+    symbols = dict(args.instrument)
+    if len(symbols) != len(args.instrument):
+        raise ValueError("--instrument: a symbol is given twice")
     values.update(flow=not args.no_flow, rate_limits=not args.no_rate_limits,
-                  extra_accounts=tuple(args.account))
+                  extra_accounts=tuple(args.account), symbols=symbols)
     return SimConfig(**values)
 
 
@@ -167,7 +189,8 @@ def _banner(server: SimServer, generated: bool) -> str:
              f"  REST      {server.base_url}/v1/api",
              f"  WebSocket {server.ws_url}",
              f"  stats     {server.base_url}/sim/stats",
-             f"  account   {server.account_id} ({cfg.balance} {cfg.asset})",
+             f"  symbols   {', '.join(f'{s} ({i.asset})' for s, i in server.exchange.instruments.items())}",
+             f"  account   {server.account_id} ({cfg.balance} in {', '.join(server.assets)})",
              f"  api key   {server.api_key}"]
     if generated:
         lines.append(f"  api secret {server.api_secret}   (generated; shown once)")

@@ -5,6 +5,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from collections.abc import Mapping
 
 from .faults import FaultConfig
 from .flow import FlowConfig, load_price_csv
@@ -18,8 +19,50 @@ FLOW_FIELDS = {name: name for name in (
 FLOW_FIELDS["flow_balance"] = "balance"
 LIMIT_FIELDS = ("ws_max_connections", "ws_max_per_address", "ws_max_subs_per_s", "ws_max_msg_bytes",
                 "ws_send_buffer_bytes", "max_body_bytes", "history_limit", "trade_history")
+# what one entry of ``SimConfig.symbols`` may set (the rest comes from the SimConfig's own fields)
+SYMBOL_FIELDS = ("asset", "symbol_id", "tick_size", "start_price", *FLOW_FIELDS)
 FAULT_PREFIX = "fault_"
 _FAULT_RENAMES = {"fault_5xx_rate": "http_5xx_rate"}
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """One instrument the simulator serves, every value resolved (see ``SimConfig.instruments``)."""
+    symbol: str
+    asset: str
+    symbol_id: int
+    tick_size: Decimal
+    start_price: Decimal
+    flow: FlowConfig
+
+    @property
+    def price_precision(self) -> int:
+        """Decimals allowed in a price (from ``tick_size``)."""
+        return max(0, -self.tick_size.normalize().as_tuple().exponent)
+
+
+def _symbol_table(value: Any) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+    """``{"ETH_USD": {"tick_size": "0.05", ...}, ...}`` (or its frozen form) as sorted, frozen pairs."""
+    if value is None:
+        return ()
+    items = value.items() if isinstance(value, Mapping) else value
+    out = []
+    try:
+        pairs = [(symbol, dict(knobs.items() if isinstance(knobs, Mapping) else knobs or ()))
+                 for symbol, knobs in items]
+    except (TypeError, ValueError, AttributeError):
+        raise ValueError('symbols must map each symbol to its settings, e.g. {"ETH_USD": {"tick_size": '
+                         '"0.05", "start_price": "300"}}') from None
+    for symbol, knobs in pairs:
+        if not isinstance(symbol, str) or "_" not in symbol.strip("_"):
+            raise ValueError(f"symbols: {symbol!r} is not a symbol such as \"ETH_USD\"")
+        for key in knobs:
+            if key not in SYMBOL_FIELDS:
+                raise ValueError(f"symbols[{symbol!r}]: unknown key {key!r}; allowed: {', '.join(SYMBOL_FIELDS)}")
+        out.append((symbol, tuple(knobs.items())))
+    if len({s for s, _ in out}) != len(out):
+        raise ValueError("symbols: a symbol is listed twice")
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -84,6 +127,8 @@ class SimConfig:
     fault_late_create_rate: Decimal = Decimal(0)
     fault_late_create_ms: tuple[int, int] = (1000, 4000)
     extra_accounts: tuple[tuple[str, str, Decimal], ...] = field(default=(), repr=False)
+    # several instruments: {symbol: {key of SYMBOL_FIELDS: value}}; empty = ``symbol`` alone
+    symbols: Any = ()
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -107,6 +152,8 @@ class SimConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
         self.fault_config()  # validates the fault values
+        object.__setattr__(self, "symbols", _symbol_table(self.symbols))
+        self._instruments(())  # validates the per-symbol values (without reading a price file)
 
     @property
     def price_precision(self) -> int:
@@ -118,6 +165,57 @@ class SimConfig:
         values = {dst: getattr(self, src) for src, dst in FLOW_FIELDS.items()}
         rows = tuple(load_price_csv(self.flow_price_csv)) if self.flow_price_csv else ()
         return FlowConfig(symbol=self.symbol, price_rows=rows, **values)
+
+    def instruments(self) -> tuple[Instrument, ...]:
+        """The instruments served: ``symbols`` (unset values from this config; the asset defaults
+        to the symbol's base currency, the symbol id to its position), or ``symbol`` alone.
+        ``flow_price_csv`` replays the first instrument's price; the others walk."""
+        if not self.symbols:
+            return (Instrument(self.symbol, self.asset, self.symbol_id, self.tick_size, self.start_price,
+                               self.flow_config()),)
+        return self._instruments(self._price_rows())
+
+    def _instruments(self, first_rows: tuple[tuple[int, Decimal], ...]) -> tuple[Instrument, ...]:
+        out = []
+        for i, (symbol, knobs) in enumerate(self.symbols):
+            values = dict(knobs)
+            try:
+                tick = Decimal(str(values.pop("tick_size", self.tick_size)))
+                start = Decimal(str(values.pop("start_price", self.start_price)))
+            except InvalidOperation:
+                raise ValueError(f"symbols[{symbol!r}]: tick_size and start_price must be decimal numbers") from None
+            if not (tick.is_finite() and start.is_finite() and tick > 0 and start > 0):
+                raise ValueError(f"symbols[{symbol!r}]: tick_size and start_price must be > 0")
+            asset = str(values.pop("asset", symbol.split("_", 1)[0]))
+            symbol_id = values.pop("symbol_id", i + 1)
+            if isinstance(symbol_id, bool) or not isinstance(symbol_id, int) or symbol_id < 1:
+                raise ValueError(f"symbols[{symbol!r}]: symbol_id must be a whole number >= 1, not {symbol_id!r}")
+            flow = {dst: getattr(self, src) for src, dst in FLOW_FIELDS.items()}
+            for key, value in values.items():
+                flow[FLOW_FIELDS[key]] = self._flow_value(symbol, key, value)
+            out.append(Instrument(symbol, asset, symbol_id, tick, start,
+                                  FlowConfig(symbol=symbol, price_rows=first_rows if i == 0 else (), **flow)))
+        if len({i.symbol_id for i in out}) != len(out):
+            raise ValueError("symbols: two symbols share a symbol_id")
+        return tuple(out)
+
+    def _flow_value(self, symbol: str, key: str, value: Any) -> Any:
+        default = getattr(self, key)
+        try:
+            if isinstance(default, int):
+                if isinstance(value, bool) or int(value) != value or int(value) < 0:
+                    raise ValueError
+                return int(value)
+            number = Decimal(str(value))
+            if not number.is_finite() or number < 0:
+                raise ValueError
+            return number
+        except (TypeError, ValueError, InvalidOperation):
+            kind = "a whole number >= 0" if isinstance(default, int) else "a decimal number >= 0"
+            raise ValueError(f"symbols[{symbol!r}][{key!r}] must be {kind}, not {value!r}") from None
+
+    def _price_rows(self) -> tuple[tuple[int, Decimal], ...]:
+        return tuple(load_price_csv(self.flow_price_csv)) if self.flow_price_csv else ()
 
     def fault_config(self) -> FaultConfig:
         """The ``fault_*`` fields as a ``FaultConfig``."""

@@ -92,6 +92,7 @@ class InstrumentSpec:
     face_value: Decimal = Decimal("1")
     quote_currency: str = "USD"
     max_leverage: Decimal = Decimal("100")
+    start_price: Decimal | None = None  # None: the exchange's ``start_price``
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,7 @@ class Core:
             self._insurance.wallet(asset).balance = to_units(config.insurance_balance)
 
     def _new_market(self, spec: InstrumentSpec) -> Market:
-        return Market(spec, self.config.start_price)
+        return Market(spec, spec.start_price or self.config.start_price)
 
     # ------------------------------------------------------------------ accounts
     def _new_account(self, account_id: int, name: str, internal: bool) -> Account:
@@ -204,8 +205,9 @@ class Core:
         self._accounts[account_id] = acct
         return acct
 
-    def open_account(self, name: str, balance: Decimal, asset: str = "BTC") -> int:
-        """Create an account with ``balance`` in its contract account; returns its id."""
+    def open_account(self, name: str, balance: Decimal, asset: str = "BTC", every_asset: bool = False) -> int:
+        """Create an account with ``balance`` in its contract account (of ``asset``, or of every
+        settle asset with ``every_asset``); returns its id."""
         if asset not in self._assets:
             raise err(BAD_VALUE, "asset")
         if not isinstance(balance, Decimal) or not balance.is_finite() or balance < 0:
@@ -214,6 +216,8 @@ class Core:
         self._next_account += 1
         for a in self._assets:
             acct.wallet(a)
+            if every_asset:
+                acct.wallet(a).balance = to_units(balance)
         acct.wallet(asset).balance = to_units(balance)
         return acct.id
 

@@ -226,7 +226,7 @@ class Exchange(Core):
 
     def _new_market(self, spec: InstrumentSpec) -> _Market:
         c = self.config
-        return _Market(spec, c.start_price, c.funding_rate, c.trade_history)
+        return _Market(spec, spec.start_price or c.start_price, c.funding_rate, c.trade_history)
 
     def _asset(self, asset: str) -> str:
         if asset not in self._assets:

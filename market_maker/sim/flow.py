@@ -31,8 +31,9 @@ Flow accounts close opposite positions when they can, which keeps them flat-ish.
 from __future__ import annotations
 
 import csv
+import math
 import random
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -40,6 +41,8 @@ from pathlib import Path
 from .exchange import Exchange, SimError
 
 MAX_TAKERS_PER_STEP = 500
+_EXP_FLOAT_MAX = Decimal(30)  # exp(30) ~ 1e13: a float's error there is still far below _TIE_MARGIN
+_TIE_MARGIN = 1e-6
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,19 @@ def _dec(x: object) -> Decimal:
     return Decimal(x)   # type: ignore[arg-type]
 
 
+def float_below(p: Decimal) -> float:
+    """The least float ``f`` with ``Decimal(f) >= p``: for every float ``r``, ``r < f`` exactly when
+    ``Decimal(r) < p`` (the comparison of a sample with a Decimal probability, without the Decimal)."""
+    f = float(p)
+    if not math.isfinite(f):
+        return f
+    if Decimal(f) < p:
+        f = math.nextafter(f, math.inf)
+    while Decimal(math.nextafter(f, -math.inf)) >= p:
+        f = math.nextafter(f, -math.inf)
+    return f
+
+
 class MarketFlow:
     """Reference price, background liquidity and random takers for one symbol."""
 
@@ -108,6 +124,10 @@ class MarketFlow:
         self.burst_until = Decimal(-1)
         self.last_move = 0
         self._replay_t = [t - cfg.price_rows[0][0] for t, _ in cfg.price_rows]
+        # the per-sample probabilities as exact float thresholds (see ``float_below``)
+        self._requote_below = float_below(cfg.requote_prob)
+        walk_dt = Decimal(cfg.walk_step_ms) / 1000
+        self._burst_below = float_below(1 - (-cfg.burst_rate * walk_dt).exp())
         self._mu = self._lognormal_mu(cfg.taker_mean_qty, cfg.taker_qty_sigma)
         self._lp_mu = self._lognormal_mu(cfg.lp_mean_qty, Decimal("0.8"))
 
@@ -163,7 +183,7 @@ class MarketFlow:
 
     def _walk(self, dt: Decimal) -> None:
         cfg, rng = self.cfg, self.price_rng
-        if self.walk_s > self.burst_until and _dec(rng.random()) < 1 - (-cfg.burst_rate * dt).exp():
+        if self.walk_s > self.burst_until and rng.random() < self._burst_below:
             self.burst_until = self.walk_s + _dec(rng.expovariate(1)) * cfg.burst_mean_s
         vol = cfg.volatility * (cfg.burst_mult if self.walk_s <= self.burst_until else 1)
         sigma_ticks = vol * dt.sqrt() * self.ref_ticks
@@ -231,8 +251,11 @@ class MarketFlow:
     def _refresh(self, acct: int, quotes: dict[tuple[int, int], str], now_ms: int) -> None:
         """Re-size each level with probability ``requote_prob``: the new order goes in before the
         old one leaves, so the level never disappears."""
-        for key in sorted(quotes, key=_inside_out):
-            if _dec(self.rng.random()) < self.cfg.requote_prob:
+        below, draw = self._requote_below, self.rng.random
+        keys = sorted(quotes)  # asks (side 0) by price up, then bids (side 1) by price up
+        split = bisect_left(keys, (1, -1))
+        for key in keys[:split] + keys[:split - 1:-1] if split else keys[::-1]:  # = sorted(key=_inside_out)
+            if draw() < below:
                 old = quotes.pop(key)
                 self._quote(acct, quotes, key[0], key[1], now_ms)
                 self._cancel(acct, old, now_ms)
@@ -251,7 +274,14 @@ class MarketFlow:
 
     def _size(self, mu: Decimal, sigma: Decimal, rng: random.Random | None = None) -> int:
         z = _dec((rng or self.rng).gauss(0, 1))
-        return max(1, int((mu + sigma * z).exp().to_integral_value()))
+        x = mu + sigma * z
+        # exp(x) rounded to the nearest integer (ties to even): the float exp is within ~1e-15 of the
+        # Decimal one, so away from a tie it rounds the same; near one, the Decimal exp decides
+        if x < _EXP_FLOAT_MAX:
+            f = math.exp(float(x))
+            if abs(f - math.floor(f) - 0.5) > _TIE_MARGIN:
+                return max(1, math.floor(f + 0.5))
+        return max(1, int(x.exp().to_integral_value()))
 
     def _send(self, acct: int, side: int, ticks: int, qty: int, now_ms: int) -> str | None:
         """Place an order, closing the opposite position when possible; None if refused."""

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 ORDER_CREATE = "/v1/api/pc/order/create"
 LOOPBACK = ("127.", "::1", "::ffff:127.")
+FLOW_SEED_STEP = 7919  # seed of the n-th instrument's flow: seed + n * FLOW_SEED_STEP
 RATE_LIMIT_BUCKETS = 10_000  # (key or address, endpoint) windows kept; stale ones are pruned beyond it
 
 
@@ -56,19 +57,22 @@ class Admitted:
     expires_ms: int | None  # api-expires of a signed call; it is never executed after it
 
 
-def _build_exchange(config: SimConfig) -> tuple[Exchange, MarketFlow | None]:
-    """The core ``Exchange`` and (when enabled) its ``MarketFlow``."""
-    quote = config.symbol.split("_", 1)[1] if "_" in config.symbol else "USD"
-    spec = InstrumentSpec(symbol=config.symbol, asset=config.asset, symbol_id=config.symbol_id,
-                          tick_size=config.tick_size, price_precision=config.price_precision,
-                          quote_currency=quote)
-    exchange = Exchange(ExchangeConfig(instruments=(spec,), start_price=config.start_price,
+def _build_exchange(config: SimConfig) -> tuple[Exchange, list[MarketFlow]]:
+    """The core ``Exchange`` with every instrument of ``config`` and (when enabled) one
+    ``MarketFlow`` per instrument, each seeded differently."""
+    instruments = config.instruments()
+    specs = tuple(InstrumentSpec(symbol=i.symbol, asset=i.asset, symbol_id=i.symbol_id, tick_size=i.tick_size,
+                                 price_precision=i.price_precision, start_price=i.start_price,
+                                 quote_currency=i.symbol.split("_", 1)[1] if "_" in i.symbol else "USD")
+                  for i in instruments)
+    exchange = Exchange(ExchangeConfig(instruments=specs, start_price=config.start_price,
                                        history_limit=config.history_limit,
                                        trade_history=config.trade_history),
                         funding_interval_ms=config.funding_interval_s * 1000)
     if not config.flow:
-        return exchange, None
-    return exchange, MarketFlow(exchange, config.flow_config(), config.seed)
+        return exchange, []
+    return exchange, [MarketFlow(exchange, i.flow, config.seed + n * FLOW_SEED_STEP)
+                      for n, i in enumerate(instruments)]
 
 
 class SimServer:
@@ -77,7 +81,9 @@ class SimServer:
 
     def __init__(self, config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
-        self.exchange, self.flow = _build_exchange(self.config)
+        self.exchange, self.flows = _build_exchange(self.config)
+        self.flow = self.flows[0] if self.flows else None  # the first instrument's
+        self.assets = list(dict.fromkeys(i.asset for i in self.exchange.instruments.values()))
         self.keys = KeyStore()
         self.faults = FaultInjector(self.config.fault_config(), seed=self.config.seed)
         self.limiter = RateLimiter(max_buckets=RATE_LIMIT_BUCKETS)
@@ -266,7 +272,7 @@ class SimServer:
     def _add_account(self, key: str, secret: str, balance: Decimal) -> int:
         if key in self.keys:
             raise ValueError(f"api key {key} already exists")
-        account_id = self.exchange.open_account(key, balance, self.config.asset)
+        account_id = self.exchange.open_account(key, balance, self.assets[0], every_asset=True)
         self.keys.add(key, secret, account_id)
         return account_id
 
@@ -274,7 +280,7 @@ class SimServer:
         accounts = []
         for account_id in self.exchange.account_ids():
             accounts.append({"account_id": account_id,
-                             "equity": str(self.exchange.equity(account_id, self.config.asset)),
+                             "equity": str(self.exchange.equity(account_id, self.assets[0])),
                              "open_orders": len(self.exchange.open_orders_of(account_id))})
         return {"faults": self.faults.snapshot(), "rate_limited": self.rate_limited,
                 "accounts": accounts, "open_orders": sum(a["open_orders"] for a in accounts),
@@ -285,8 +291,8 @@ class SimServer:
 
     def _step(self) -> None:
         now = now_ms()
-        if self.flow is not None:
-            self.flow.step(now)
+        for flow in self.flows:
+            flow.step(now)
         self.exchange.tick(now)
         self._flush_events()
 
@@ -359,6 +365,10 @@ class SimServer:
             return self._reply(error_envelope(err))
         except web.HTTPRequestEntityTooLarge:  # a chunked body that grew past the limit
             return self._too_large(request, None)
+        except ConnectionResetError:  # the client died mid-request (a bot killed, say): nothing to answer
+            log.info("REST %s from %s: the client went away before its request was read", endpoint.path,
+                     request.remote)
+            return web.Response(status=400)
         except Exception:
             log.exception("REST %s failed on arrival (key=%s)", endpoint.path, request.headers.get("api-key"))
             return self._reply(error_envelope(ApiError(INTERNAL, None, "internal error")))
