@@ -58,3 +58,24 @@ def test_registered_and_refuses_a_file(tmp_path):
     assert isinstance(markets.build("as-model", settings), ASMarket)
     with pytest.raises(markets.MarketError):
         markets.build("as-model", settings, "some.csv")
+
+
+def paper_settings(spec):
+    from market_maker.settings import load_settings
+    a, k = Decimal(140) / 60, Decimal("1.5")
+    return load_settings(None, environ={}, overrides=dict(
+        SIM_START_PRICE=Decimal(100), SIM_TICK_SIZE=TICK, ORDER_PAIRS=1, ORDER_START_SIZE=1, ORDER_STEP_SIZE=0,
+        INVENTORY_LIMIT=1000, RELIST_INTERVAL=Decimal(0), AS_GAMMA=Decimal("0.1"), AS_HORIZON_S=60,
+        INTENSITY_A=a, INTENSITY_K=k, INTENSITY_A_BOUNDS=(a, a), INTENSITY_K_BOUNDS=(k, k),
+        VOL_FALLBACK=Decimal("0.0026"), STRATEGY=spec))
+
+
+def test_avellaneda_stoikov_through_the_backtester_on_the_papers_market():
+    from market_maker.backtest.engine import run_backtest
+    from market_maker.strategies.avellaneda import AvellanedaStoikov
+    settings = paper_settings("market_maker.strategies.avellaneda:AvellanedaStoikov")
+    result = run_backtest(settings, AvellanedaStoikov, markets.build("as-model", settings), seed=2, hours=1 / 60)
+    # the paper's strategy fills about 90 times per T (one minute here), every fill as maker
+    assert 50 <= result.fills <= 130 and result.maker_fills == result.fills
+    # earning the spread: about 0.65 USD per T per contract of face value, ~0.0065 BTC at 100
+    assert result.net_pnl > 0

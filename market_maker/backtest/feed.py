@@ -329,10 +329,12 @@ class SimFeed:
                        filled_qty=order.filled_qty, avg_price=order.avg_price, fee=order.fee, ctime=order.ctime)
         self.kinds |= kinds
 
-    def set_recorder(self, record: Optional[Callable[..., None]]) -> None:
+    def set_recorder(self, record: Optional[Callable[..., None]],
+                     listening: Optional[Callable[[], bool]] = None) -> None:
         """``record(kind, **fields)`` is told what the live WebSocket tables tell: our executions,
         positions, margin, orders' states, market samples (about once a second and just before
-        our fills), the connection."""
+        our fills), the connection. ``listening`` is the live client's signature (whether anyone
+        subscribes); the backtest records regardless."""
         self._record = record
 
     def _sample(self, reason: str, now_ms: int) -> None:
