@@ -34,7 +34,7 @@ MARKETS: Dict[str, Dict[str, Any]] = {
 STRATEGIES: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "grid": ("", {}),
     "avellaneda": ("market_maker.strategies.avellaneda:AvellanedaStoikov", {
-        "ORDER_START_SIZE": 30, "ORDER_STEP_SIZE": 30, "INVENTORY_LIMIT": 600, "AS_GAMMA": Decimal("0.05"),
+        "ORDER_START_SIZE": 30, "ORDER_STEP_SIZE": 30, "INVENTORY_LIMIT": 600, "AS_GAMMA": Decimal("0.0005"),
         "AS_HORIZON_S": 60, "VOL_WINDOW_S": 60, "INTENSITY_WINDOW_S": 120}),
     "glft": ("market_maker.strategies.glft:GLFT", {
         "ORDER_START_SIZE": 30, "ORDER_STEP_SIZE": 30, "INVENTORY_LIMIT": 600, "GLFT_GAMMA": Decimal("0.05"),
