@@ -46,7 +46,15 @@ FIELDS = ("net_pnl", "sharpe", "max_drawdown", "inventory_std", "fills", "maker_
 
 def one_run(market: str, strategy: str, seed: int, hours: float) -> Dict[str, Any]:
     """One backtest; plain floats and ints so it crosses process boundaries."""
+    quiet = logging.root.manager.disable
     logging.disable(logging.WARNING)  # one line per decision is the live bot's; here only the figures
+    try:
+        return _run(market, strategy, seed, hours)
+    finally:
+        logging.disable(quiet)
+
+
+def _run(market: str, strategy: str, seed: int, hours: float) -> Dict[str, Any]:
     from market_maker.backtest import market as markets
     from market_maker.backtest import synthetic  # noqa: F401  (registers "synthetic")
     from market_maker.backtest.engine import run_backtest
