@@ -137,7 +137,7 @@ SUPERVISOR_MAX_BACKOFF = 60
 ########################################################################################################################
 
 # Avellaneda-Stoikov risk aversion gamma, per USD (per price unit) and per lot of ORDER_START_SIZE contracts; > 0.
-AS_GAMMA = Decimal("0.02")
+AS_GAMMA = Decimal("0.0005")
 # Avellaneda-Stoikov horizon T in seconds (> 0, at most a day); it restarts each time it ends.
 AS_HORIZON_S = 60
 # GLFT risk aversion gamma, per USD (per price unit) and per lot of ORDER_START_SIZE contracts; > 0.

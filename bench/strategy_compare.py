@@ -31,14 +31,18 @@ MARKETS: Dict[str, Dict[str, Any]] = {
     "volatile": {"SIM_VOLATILITY": Decimal("0.005")},  # twice the default's sigma
 }
 
+# The fitted k (~0.22 per USD on the default market) prices no adverse selection: the synthetic
+# takers lean with the last move. Capping k at 0.1 keeps the half spread near 1/k = 10 USD or more.
+WIDE = {"INTENSITY_K": Decimal("0.1"), "INTENSITY_K_BOUNDS": (Decimal("0.0001"), Decimal("0.1"))}
+
 STRATEGIES: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "grid": ("", {}),
     "avellaneda": ("market_maker.strategies.avellaneda:AvellanedaStoikov", {
-        "ORDER_START_SIZE": 30, "ORDER_STEP_SIZE": 30, "INVENTORY_LIMIT": 600, "AS_GAMMA": Decimal("0.05"),
-        "AS_HORIZON_S": 60, "VOL_WINDOW_S": 60, "INTENSITY_WINDOW_S": 120}),
+        "ORDER_START_SIZE": 30, "ORDER_STEP_SIZE": 30, "INVENTORY_LIMIT": 600, "AS_GAMMA": Decimal("0.0005"),
+        "AS_HORIZON_S": 60, "VOL_WINDOW_S": 60, "INTENSITY_WINDOW_S": 120, **WIDE}),
     "glft": ("market_maker.strategies.glft:GLFT", {
         "ORDER_START_SIZE": 30, "ORDER_STEP_SIZE": 30, "INVENTORY_LIMIT": 600, "GLFT_GAMMA": Decimal("0.05"),
-        "VOL_WINDOW_S": 60, "INTENSITY_WINDOW_S": 120}),
+        "VOL_WINDOW_S": 60, "INTENSITY_WINDOW_S": 120, **WIDE}),
 }
 
 FIELDS = ("net_pnl", "sharpe", "max_drawdown", "inventory_std", "fills", "maker_fills", "volume")
@@ -46,7 +50,15 @@ FIELDS = ("net_pnl", "sharpe", "max_drawdown", "inventory_std", "fills", "maker_
 
 def one_run(market: str, strategy: str, seed: int, hours: float) -> Dict[str, Any]:
     """One backtest; plain floats and ints so it crosses process boundaries."""
+    quiet = logging.root.manager.disable
     logging.disable(logging.WARNING)  # one line per decision is the live bot's; here only the figures
+    try:
+        return _run(market, strategy, seed, hours)
+    finally:
+        logging.disable(quiet)
+
+
+def _run(market: str, strategy: str, seed: int, hours: float) -> Dict[str, Any]:
     from market_maker.backtest import market as markets
     from market_maker.backtest import synthetic  # noqa: F401  (registers "synthetic")
     from market_maker.backtest.engine import run_backtest

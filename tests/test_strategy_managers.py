@@ -94,10 +94,10 @@ def test_as_uses_the_same_quote_function_and_the_horizon(tmp_path):
     ws.set_position("short", 100, "10000")
     clock.t += 30
     manager.step()
-    assert manager.quote == as_quote(10000.0, -1.0, 0.02, 25.0, 0.1, 70.0)
+    assert manager.quote == as_quote(10000.0, -1.0, float(settings.AS_GAMMA), 25.0, 0.1, 70.0)
     clock.t += 100  # a new horizon: 70 s left again
     manager.step()
-    assert manager.quote == as_quote(10000.0, -1.0, 0.02, 25.0, 0.1, 70.0)
+    assert manager.quote == as_quote(10000.0, -1.0, float(settings.AS_GAMMA), 25.0, 0.1, 70.0)
 
 
 def test_microprice_fair_value(tmp_path):

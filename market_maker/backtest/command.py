@@ -26,7 +26,7 @@ from .market import MARKETS, MarketError, build
 
 PROG = "marketmaker backtest"
 # market modules: each registers its markets (market.register) when imported
-MARKET_MODULES: List[str] = ["synthetic", "replay", "tradecsv"]
+MARKET_MODULES: List[str] = ["synthetic", "replay", "tradecsv", "as_market"]
 DEFAULT_HOURS = 1.0
 
 
