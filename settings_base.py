@@ -133,6 +133,53 @@ SUPERVISOR_LOG_DIR = "logs"
 SUPERVISOR_MAX_BACKOFF = 60
 
 ########################################################################################################################
+# Inventory-aware strategies (market_maker.strategies: AvellanedaStoikov, GLFT; see docs/strategies.md)
+########################################################################################################################
+
+# Avellaneda-Stoikov risk aversion gamma, per USD (per price unit) and per lot of ORDER_START_SIZE contracts; > 0.
+AS_GAMMA = Decimal("0.02")
+# Avellaneda-Stoikov horizon T in seconds (> 0, at most a day); it restarts each time it ends.
+AS_HORIZON_S = 60
+# GLFT risk aversion gamma, per USD (per price unit) and per lot of ORDER_START_SIZE contracts; > 0.
+GLFT_GAMMA = Decimal("0.02")
+# Inventory bound of the strategies in contracts (at least ORDER_START_SIZE): no order that could take the net
+# position (long - short) beyond +-INVENTORY_LIMIT is sent.
+INVENTORY_LIMIT = 2000
+# Ticks between two levels of a strategy's ladder (1 to 10000); sizes are ORDER_START_SIZE and ORDER_STEP_SIZE.
+QUOTE_SPACING_TICKS = 2
+# Time constant in seconds of the EWMA volatility of the mid (> 0, at most a day); also its warm-up.
+VOL_WINDOW_S = 120
+# Volatility used until the estimate is warm: relative move of the mid per sqrt(second), like SIM_VOLATILITY.
+VOL_FALLBACK = Decimal("0.0025")
+# Bounds (low, high) of the volatility estimate, relative per sqrt(second); 0 < low <= high <= 1.
+VOL_BOUNDS = (Decimal("0.000001"), Decimal("0.05"))
+# Seconds of public trades the fill intensity A, k is fitted over (> 0, at most a day); also its warm-up.
+INTENSITY_WINDOW_S = 300
+# Width in price units (USD) of the distance buckets of the intensity fit (> 0).
+INTENSITY_BUCKET = Decimal("2")
+# Number of distance buckets of the intensity fit (3 to 1000).
+INTENSITY_BUCKETS = 20
+# Fill intensity A (fills per second per side at the mid) used until the fit is warm; > 0.
+INTENSITY_A = Decimal("1")
+# Decay k of the fill intensity (per USD, per price unit) used until the fit is warm; > 0.
+INTENSITY_K = Decimal("0.1")
+# Bounds (low, high) of the fitted A, fills per second; 0 < low <= high.
+INTENSITY_A_BOUNDS = (Decimal("0.001"), Decimal("1000"))
+# Bounds (low, high) of the fitted k, per USD; 0 < low <= high.
+INTENSITY_K_BOUNDS = (Decimal("0.0001"), Decimal("1000"))
+# Price the strategies quote around: "mid" (GTE mid), "microprice" (size-weighted GTE touch), "binance:SYMBOL"
+# (Binance bookTicker, e.g. "binance:BTCUSDT") or "gateio:SYMBOL" (Gate.io spot.book_ticker, e.g. "gateio:BTC_USDT").
+FAIR_VALUE = "mid"
+# WebSocket URL of the external fair-value source; None = the venue's public endpoint.
+FAIR_VALUE_URL = None
+# Quotes are pulled when the external price is older than this many seconds (> 0, at most 3600).
+FAIR_VALUE_STALE_S = 5
+# Quotes are pulled when the external price is further than this fraction from the GTE mid (0.01 = 1 %; 0 to 1).
+FAIR_VALUE_MAX_DEVIATION = Decimal("0.01")
+# Seconds to wait at start for the first external price; none by then = exit 2 (> 0, at most 300).
+FAIR_VALUE_CONNECT_TIMEOUT_S = 10
+
+########################################################################################################################
 # Operations: notifications, control API, metrics (market_maker/ops; each is off until set; docs/operations.md)
 ########################################################################################################################
 

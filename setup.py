@@ -19,9 +19,10 @@ setup(
     ],
     extras_require={
         "report": ["matplotlib>=3.5"],  # the HTML report's figures (python marketmaker report)
+        "sweep": ["dask[distributed]>=2023.1", "matplotlib>=3.5"],  # python marketmaker sweep (--dask: a cluster)
         "ops": ["prometheus_client>=0.17"],  # METRICS_ADDRESS (docs/operations.md)
         "test": ["pytest>=7", "requests-mock>=1.11", "hypothesis>=6.80", "psutil>=5.9", "matplotlib>=3.5",
-                 "prometheus_client>=0.17"],
+                 "dask[distributed]>=2023.1", "prometheus_client>=0.17"],
     },
     entry_points={"console_scripts": ["marketmaker=market_maker.cli:run"]},
     classifiers=[

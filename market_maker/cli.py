@@ -92,6 +92,9 @@ def run(argv: Optional[Sequence[str]] = None) -> None:
         settings = load_settings(args.settings, overrides=overrides, environ={**os.environ, **env_secret})
         manager_cls = load_strategy(settings.STRATEGY, secrets=[settings.API_KEY, settings.API_SECRET,
                                                                 *env_secret.values()])
+        journal = journal_path(settings, args.settings)
+        if journal is not None:
+            check_path(journal)
     except SettingsError as exc:
         print(f"marketmaker: bad settings: {exc}", file=sys.stderr)
         sys.exit(EXIT_SETTINGS)
@@ -138,7 +141,7 @@ def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, 
     """Run until a signal, the duration or the kill switch; returns the exit status.
 
     ``env_secret``: GTE_API_SECRET as taken out of the environment, for the reloads."""
-    path = journal_path(settings)
+    path = journal_path(settings, settings_path)
     if path is not None:
         try:
             check_path(path)
@@ -196,12 +199,13 @@ def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, 
 # The journal (market_maker/journal): opened at start, fed by the event bus, closed with the exit status
 
 
-def journal_path(settings: Settings) -> Optional[str]:
+def journal_path(settings: Settings, settings_path: Optional[str] = None) -> Optional[str]:
     """JOURNAL_PATH made absolute (relative: beside the settings file, else the working directory); None: off."""
     if not settings.JOURNAL_PATH:
         return None
-    base = settings.source.parent if settings.source else Path.cwd()
-    return str(base / Path(settings.JOURNAL_PATH).expanduser())
+    source = settings.source or (Path(settings_path) if settings_path else None)
+    base = source.parent if source else Path.cwd()
+    return str((base / Path(settings.JOURNAL_PATH).expanduser()).absolute())
 
 
 def attach_journal(path: str, settings: Settings, runner: Runner, manager_cls: Type[OrderManager]) -> JournalRecorder:

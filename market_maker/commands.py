@@ -13,6 +13,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 COMMANDS: Dict[str, Tuple[str, str]] = {
     "report": ("market_maker.journal.report.command", "summary, PnL attribution and HTML report of a journal run"),
     "backtest": ("market_maker.backtest.command", "run the strategy against a market in simulated time"),
+    "record": ("market_maker.backtest.record", "record an endpoint's public book and trades for backtest replay"),
+    "sweep": ("market_maker.backtest.sweep", "backtest a grid of settings x seeds, locally or on a Dask cluster"),
 }
 
 

@@ -25,7 +25,7 @@ times ``ts_ex_ms`` in integer milliseconds where the exchange states one):
 * ``position``: long_qty, long_entry, short_qty, short_entry, realised_pnl, unrealised_pnl, ts_ex_ms,
   long and short (the legs as ``models.Position``)
 * ``margin``: total, available, order_margin, pos_margin, ts_ex_ms
-* ``funding``: amount, rate, ts_ex_ms, side (the leg), qty (its contracts)
+* ``funding``: amount, rate, ts_ex_ms (the funding time), side (the leg), qty (its contracts then)
 * ``market``: best_bid, best_ask, mid, mark, reason ("sample": about once a second | "fill": just before ours)
 * ``decision``: kept, cancelled, created, best_bid, best_ask (our best quotes after it), net_position,
   latency_s (optional)

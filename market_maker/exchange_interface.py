@@ -23,6 +23,7 @@ from .gte.rest import MAX_BATCH_CANCEL, MAX_CLIENT_OID, ORDER_CANCEL, SETTLE_GRA
 from .gte.signing import DEFAULT_EXPIRES_IN_MS, Credentials
 from .gte.ws import GteWebSocket
 from .models import OPEN_STATUSES, Book, DesiredOrder, MarketSnapshot, Order
+from .paper import PAPER_DEPTH, PaperLedger
 from .settings import Settings
 from .tracker import OrderTracker
 
@@ -51,7 +52,8 @@ class ExchangeInterface:
     """Everything the manager does to the exchange, and the one view it reads.
 
     In DRY_RUN no secret is held, the REST transport refuses order requests, and
-    orders live only in a local paper book so the converge logs read the same.
+    orders live only in a local paper book so the converge logs read the same; the
+    queue model fills them against the public book and trades (paper.py).
     """
 
     def __init__(self, settings: Settings, base_url: str, ws_url: str, api_key: Optional[str],
@@ -81,7 +83,8 @@ class ExchangeInterface:
                                      on_event=self._on_event)
         self.tracker = OrderTracker()
         self.counters: Counter = Counter()
-        self._paper: Dict[str, Order] = {}
+        self.paper = PaperLedger(self.events)  # DRY_RUN: paper orders filled by the queue model (paper.py)
+        self._paper: Dict[str, Order] = self.paper.orders
         self._paper_ids = itertools.count(1)
         self._wake = threading.Event()
         self._kinds: Set[str] = set()
@@ -92,7 +95,7 @@ class ExchangeInterface:
         self._request_ids = itertools.count(1)  # groups the per-order ``order`` events of one request
         set_recorder = getattr(self.ws, "set_recorder", None)
         if set_recorder is not None:  # executions, positions, margin, market samples from the socket's tables
-            set_recorder(self.events.emit)
+            set_recorder(self.events.emit, self.events.__bool__)
 
     # -- events (called in the WebSocket thread: record and wake, nothing else)
     def _on_event(self, kind: str) -> None:
@@ -154,7 +157,10 @@ class ExchangeInterface:
     # -- the view
     def snapshot(self, depth: int = 50) -> MarketSnapshot:
         """One consistent view: tables, book, and which of our unechoed creates the order table knew."""
-        return self.ws.snapshot(depth, watch=self.tracker.awaiting_echo())
+        snap = self.ws.snapshot(depth, watch=self.tracker.awaiting_echo())
+        if self.dry_run:
+            snap = self.paper.update(snap, self.ws.top_of_book(PAPER_DEPTH), ms(self.clock))
+        return snap
 
     def top_of_book(self) -> Book:
         """The best bid and ask now (fresher than the cycle's snapshot)."""
@@ -265,7 +271,7 @@ class ExchangeInterface:
         if self.dry_run:
             order = Order(order_id=f"dry-{next(self._paper_ids)}", client_oid=self.new_client_oid(), side=desired.side,
                           close_flag=desired.close_flag, price=desired.price, qty=desired.qty, filled_qty=0, status=2)
-            self._paper[order.order_id] = order
+            self.paper.add(order)
             log.info("Would create %s order (%s): %d @ %s (dry run)", desired.side, kind, desired.qty, fmt(desired.price))
             self._order_event("create", desired, "paper", None, order)
             return order
@@ -336,7 +342,7 @@ class ExchangeInterface:
                          "close" if order.close_flag else "open", order.remaining, fmt(order.price))
         if self.dry_run:
             for order in orders:
-                self._paper.pop(order.order_id, None)
+                self.paper.remove(order.order_id)
                 self._order_event("cancel", order, "paper", None)
             return 0
         doubtful = [o.client_oid for o in orders if not o.order_id]

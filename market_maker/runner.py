@@ -235,6 +235,10 @@ class Runner:
                     if waiting_since is not None:
                         log.info("The exchange answered after %.0fs; starting", self.clock.monotonic() - waiting_since)
                     return True
+                except SettingsError as exc:  # found out only at start (e.g. a fair-value source that never answers)
+                    log.error("Bad settings: %s", exc)
+                    self.exit_code = EXIT_SETTINGS
+                    return False
                 except Exception as exc:
                     reason = startup.transient_reason(exc)
                     if reason is not None and self.stop_event.is_set():

@@ -334,6 +334,32 @@ def _whole_rule(low: int, high: int, unit: str) -> Rule:
     return Rule(_int, f"a whole number of {unit} from {low} to {high}", lambda v: low <= v <= high)
 
 
+
+def _positive_pair(name: str, value: Any) -> Tuple[Decimal, Decimal]:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError
+    return _number(name, value[0]), _number(name, value[1])
+
+
+def _pair_rule(most: Decimal, unit: str) -> Rule:
+    return Rule(_positive_pair, f"(low, high): two numbers ({unit}) with 0 < low <= high <= {most}",
+                lambda v: 0 < v[0] <= v[1] <= most)
+
+
+def _positive_rule(most: Decimal, unit: str) -> Rule:
+    return Rule(_number, f"a number greater than 0 ({unit}), at most {most}",
+                _between(Decimal(0), most, low_open=True))
+
+
+def _fair_value(v: str) -> bool:
+    from .strategies.fairvalue import parse_spec
+    try:
+        parse_spec(v)
+    except ValueError:
+        return False
+    return True
+
+
 _FRACTION = Rule(_number, "a number from 0 to 1", _between(Decimal(0), Decimal(1)))
 _SIZE = _whole_rule(1, MAX_ORDER_QTY, "contracts")
 _POSITION = _whole_rule(-MAX_POSITION_QTY, MAX_POSITION_QTY, "contracts")
@@ -410,6 +436,28 @@ RULES: Dict[str, Rule] = {
     "SUPERVISOR_MAX_BACKOFF": _seconds_rule(HOUR, "an hour"),
     "SIM_SYMBOLS": Rule(_sim_symbols, 'None or {"SYMBOL": {KEY: value}}, KEY one of asset, symbol_id, tick_size, '
                         'start_price or a flow knob (volatility, taker_rate, depth_levels...), values > 0'),
+    "AS_GAMMA": _positive_rule(Decimal(1000), "per price unit"),
+    "AS_HORIZON_S": _seconds_rule(DAY, "a day"),
+    "GLFT_GAMMA": _positive_rule(Decimal(1000), "per price unit"),
+    "INVENTORY_LIMIT": _whole_rule(1, MAX_POSITION_QTY, "contracts"),
+    "QUOTE_SPACING_TICKS": _whole_rule(1, 10_000, "ticks"),
+    "VOL_WINDOW_S": _seconds_rule(DAY, "a day"),
+    "VOL_FALLBACK": _positive_rule(Decimal(1), "relative move per sqrt(second)"),
+    "VOL_BOUNDS": _pair_rule(Decimal(1), "relative move per sqrt(second)"),
+    "INTENSITY_WINDOW_S": _seconds_rule(DAY, "a day"),
+    "INTENSITY_BUCKET": _positive_rule(Decimal(10_000_000), "price units"),
+    "INTENSITY_BUCKETS": _whole_rule(3, 1000, "buckets"),
+    "INTENSITY_A": _positive_rule(Decimal(1_000_000), "fills per second"),
+    "INTENSITY_K": _positive_rule(Decimal(1_000_000), "per price unit"),
+    "INTENSITY_A_BOUNDS": _pair_rule(Decimal(1_000_000), "fills per second"),
+    "INTENSITY_K_BOUNDS": _pair_rule(Decimal(1_000_000), "per price unit"),
+    "FAIR_VALUE": Rule(_str, '"mid", "microprice", "binance:SYMBOL" or "gateio:SYMBOL"', _fair_value),
+    "FAIR_VALUE_URL": Rule(_optional_str, 'None or a URL starting with "ws://" or "wss://" and naming a host',
+                           _url(("ws", "wss"))),
+    "FAIR_VALUE_STALE_S": _seconds_rule(HOUR, "an hour"),
+    "FAIR_VALUE_MAX_DEVIATION": Rule(_number, "a number greater than 0, at most 1",
+                                     _between(Decimal(0), Decimal(1), low_open=True)),
+    "FAIR_VALUE_CONNECT_TIMEOUT_S": _seconds_rule(5 * MINUTE, "5 minutes"),
     "SIM_SEED": Rule(_int, "a whole number from 0 to 2**63 - 1", lambda v: 0 <= v < 2 ** 63),
     "SIM_START_PRICE": Rule(_number, "a price greater than 0, at most 10000000",
                             _between(Decimal(0), Decimal(10_000_000), low_open=True)),
@@ -466,6 +514,16 @@ def _check_together(v: Mapping[str, Any]) -> None:
     if not 10 <= ticks <= SIM_MAX_START_TICKS:
         raise SettingsError(f"SIM_START_PRICE ({v['SIM_START_PRICE']}) must be from 10 to {SIM_MAX_START_TICKS} "
                             f"ticks of SIM_TICK_SIZE ({v['SIM_TICK_SIZE']}); it is {ticks:f}")
+    if v["INVENTORY_LIMIT"] < v["ORDER_START_SIZE"]:
+        raise SettingsError(f"INVENTORY_LIMIT ({v['INVENTORY_LIMIT']}) must be at least one order, ORDER_START_SIZE "
+                            f"({v['ORDER_START_SIZE']} contracts)")
+    for name in ("INTENSITY_A", "INTENSITY_K"):
+        low, high = v[name + "_BOUNDS"]
+        if not low <= v[name] <= high:
+            raise SettingsError(f"{name} ({v[name]}) must lie within {name}_BOUNDS ({low}, {high})")
+    low, high = v["VOL_BOUNDS"]
+    if not low <= v["VOL_FALLBACK"] <= high:
+        raise SettingsError(f"VOL_FALLBACK ({v['VOL_FALLBACK']}) must lie within VOL_BOUNDS ({low}, {high})")
     if v["MIN_POSITION"] >= v["MAX_POSITION"]:
         raise SettingsError(f"MIN_POSITION ({v['MIN_POSITION']}) must be less than MAX_POSITION ({v['MAX_POSITION']})")
     if v["MIN_ORDER_SIZE"] > v["MAX_ORDER_SIZE"]:

@@ -1,10 +1,11 @@
-"""The journal of real runs of the bot on the simulator: equal to the exchange's books, the report on it,
-and the crash-resume (kill -9 with resting orders, fills while down, a create whose answer was lost)."""
+"""The journal of real runs of the bot on the simulator: equal to the exchange's books (fills, fees, funding),
+the report on it, and the crash-resume (kill -9 with resting orders, fills while down, a create whose answer was lost)."""
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from decimal import Decimal as D
 from fractions import Fraction
@@ -28,6 +29,16 @@ CALM = {**LIVELY, "volatility": D(0)}  # takers hit our quotes; the mark stays w
 def all_orders(sim, account):
     """Every order of ``account`` at the simulator, all statuses (its books, not the wire)."""
     return sim.call(lambda ex: ex.query_orders(account, "BTC_USD", None, None, "0", None, 100_000))
+
+
+def count(path, table):
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+    finally:
+        db.close()
 
 
 def journal_fills(path):
@@ -57,12 +68,23 @@ def assert_journal_equals_exchange(path, rows):
 
 def test_a_runs_journal_equals_the_simulators_books_and_its_report_the_equity_change(tmp_path, capsys):
     path = str(tmp_path / "journal.sqlite")
-    with run_simulator(SimConfig(port=0, seed=11, **CALM)) as sim:
+    with run_simulator(SimConfig(port=0, seed=11, funding_interval_s=2, **{**CALM, "taker_rate": D(10)})) as sim:
         start_equity = D(sim.call(lambda ex: ex.margin_rows(sim.account_id))[0]["total"])
         settings = settings_for(sim, tmp_path)
-        runner = build_runner(settings, sim.base_url, sim.ws_url, sim.api_key, sim.api_secret, duration=10)
+        runner = build_runner(settings, sim.base_url, sim.ws_url, sim.api_key, sim.api_secret)
         journal = attach_journal(path, settings, runner, OrderManager)
-        code = runner.run()
+        codes = []
+        bot = threading.Thread(target=lambda: codes.append(runner.run()))
+        bot.start()
+        try:
+            assert wait_until(lambda: count(path, "executions") >= 4 and count(path, "funding") >= 1, timeout=30)
+        finally:
+            # funding stops (rate 0) and the bot sees it, so no payment falls between its last view and its exit
+            sim.call(lambda ex: ex.set_funding_rate("BTC_USD", D(0)))
+            wait_until(lambda: runner.exchange.ws._tables.instrument().funding_rate == 0, timeout=10)
+            runner.stop()
+            bot.join(30)
+        code = codes[0]
         end_total = lambda: D(sim.call(lambda ex: ex.margin_rows(sim.account_id))[0]["total"])  # noqa: E731
 
         def journal_caught_up():
@@ -77,7 +99,7 @@ def test_a_runs_journal_equals_the_simulators_books_and_its_report_the_equity_ch
         end_equity = end_total()
     assert code == 0 and journal.lost == 0
     filled = assert_journal_equals_exchange(path, rows)
-    assert len(filled) >= 2, "the run had too few fills to mean anything"
+    assert len(filled) >= 2, f"the run had too few fills to mean anything: {len(filled)}"
     assert f"python3 marketmaker report {path} --run 1" in capsys.readouterr().err
 
     db = open_journal(path)
@@ -85,7 +107,8 @@ def test_a_runs_journal_equals_the_simulators_books_and_its_report_the_equity_ch
     db.close()
     a = report.attribution
     assert a.exchange_change == a.net and D(a.net) / 10 ** 20 == end_equity - start_equity
-    assert a.unexplained == 0  # every fill, fee and mark is in the journal
+    assert count(path, "funding") >= 1  # payments of the legs held (a hedged pair's may add up to 0)
+    assert a.unexplained == 0  # every fill, fee, funding payment and mark is in the journal
     assert report_main([path, "--no-html"]) == 0
     assert "net PnL" in capsys.readouterr().out
 

@@ -212,3 +212,120 @@ def test_a_full_disk_mid_run_is_logged_counted_and_never_raised(tmp_path, settin
     assert sum("disk is full" in r.getMessage() or "full" in r.getMessage() for r in caplog.records
                if r.levelname == "ERROR") == 1
     assert rows(path, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_a_close_fill_gets_the_realised_pnl_its_leg_booked(tmp_path, settings):
+    path = str(tmp_path / "j.sqlite")
+    rec = open_journal(path, settings, mode="live", strategy="m:C", threaded=False, clock=Clock())
+    fill = dict(client_oid="mm_c", maker=True, source="live", fee=D(0))
+    rec.handle(ev("position", long=Position("long", qty=100, realised_pnl=D("0.001")), short=Position("short")))
+    rec.handle(ev("execution", exec_id="c1", order_id="1", side="sell", close_flag=1, price=D("10100"), qty=40,
+                  **fill))
+    rec.handle(ev("position", long=Position("long", qty=60, realised_pnl=D("0.00103960396")), short=Position("short")))
+    rec.handle(ev("execution", exec_id="c2", order_id="2", side="sell", close_flag=1, price=D("10200"), qty=10,
+                  **fill))
+    rec.handle(ev("execution", exec_id="c3", order_id="3", side="sell", close_flag=1, price=D("10300"), qty=10,
+                  **fill))
+    rec.handle(ev("position", long=Position("long", qty=40, realised_pnl=D("0.0011")), short=Position("short")))
+    rec.close(0)
+    assert rows(path, "SELECT exec_id, realised_pnl FROM executions ORDER BY exec_id") == \
+        [("c1", "0.00003960396"), ("c2", None), ("c3", None)]  # two closes between two rows: not split
+
+
+def test_funding_is_told_when_the_instruments_funding_time_moves_on():
+    from market_maker.gte.tables import LiveTables, funding_amount
+    told = []
+    tables = LiveTables("BTC_USD", "BTC")
+    tables.record = lambda kind, **f: told.append((kind, f))
+    inst = {"symbol": "BTC_USD", "settle_currency": "BTC", "tick_size": "0.5", "symbol_id": "1", "face_value": "1",
+            "mark_price": "10001.37", "funding_rate": "0.0001", "funding_rate_time": "1003000"}
+    tables.apply("instrument", "partial", [inst])
+    legs = [{"symbol": "BTC_USD", "side": "1", "qty": "300", "avail_qty": "300", "entry_price": "10000"},
+            {"symbol": "BTC_USD", "side": "0", "qty": "120", "avail_qty": "120", "entry_price": "10003"}]
+    tables.apply("position", "partial", legs)
+    # a fill after the funding time (the instrument telling it comes later): the legs at the funding time count
+    tables.apply("execution", "insert", [{"exec_id": "x1", "order_id": "o1", "side": "1", "close_flag": "0",
+                                          "last_price": "10001", "last_qty": "200", "cum_qty": "200",
+                                          "maker_flag": "1", "fee": "0", "ctime": "1004000", "symbol": "BTC_USD"}])
+    tables.apply("position", "update", [{"symbol": "BTC_USD", "side": "1", "qty": "500"}])
+    tables.apply("instrument", "update", [{"symbol": "BTC_USD", "funding_rate_time": "1006000"}])
+    funding = [f for kind, f in told if kind == "funding"]
+    # 300 * 1 / 10001.37 * 0.0001 = 0.0000029995890...: the inverse mark to 1e-20, the amount to 1e-12
+    assert funding_amount(300, D(1), D("10001.37"), D("0.0001")) == D("0.000002999589")
+    assert [(f["side"], f["qty"], f["amount"], f["ts_ex_ms"]) for f in funding] == \
+        [("long", 300, D("-0.000002999589"), 1003000), ("short", 120, funding_amount(120, D(1), D("10001.37"),
+                                                                                    D("0.0001")), 1003000)]
+    told.clear()
+    tables.apply("instrument", "update", [{"symbol": "BTC_USD", "mark_price": "10002"}])  # no new funding time
+    assert not [kind for kind, _ in told if kind == "funding"]
+
+
+from hypothesis import given, settings as hsettings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FILLS = st.lists(st.tuples(st.integers(1, 500), st.integers(18_000, 22_000), st.integers(-20, 20)), min_size=1,
+                 max_size=12)
+
+
+@hsettings(max_examples=80, deadline=None)
+@given(FILLS, st.data())
+def test_reconciliation_leaves_qty_fee_and_average_exactly_the_exchanges(fills, data):
+    """Whatever part of an order's fills the journal saw, one reconciled fill makes its filled qty and fee the
+    exchange's exactly and its average price (rounded as the exchange rounds it) the exchange's; a second
+    reconciliation adds nothing."""
+    fills = [(q, D(t) / 2, D(f) / 10 ** 9) for q, t, f in fills]  # prices on a 0.5 tick, fees to 1e-9
+    seen = data.draw(st.lists(st.booleans(), min_size=len(fills), max_size=len(fills)))
+    exact = sum((Fraction(q) / Fraction(p) for q, p, _ in fills), Fraction(0))
+    filled = sum(q for q, _, _ in fills)
+    order = Order("9", "mm_p", "buy", 0, D(11000), filled + 5, filled, 16, harmonic_avg(filled, exact),
+                  sum((f for _, _, f in fills), D(0)))
+    held = OrderFills()
+    for (q, p, f), known in zip(fills, seen):
+        if known:
+            held.add(q, p, f)
+    diff = difference(order, held)
+    if all(seen):
+        assert diff is None
+        return
+    held.add(diff.qty, diff.price, diff.fee)
+    assert (held.filled, held.fee) == (order.filled_qty, order.fee)
+    assert harmonic_avg(held.filled, held.notional) == order.avg_price
+    assert difference(order, held) is None
+
+
+def test_the_bot_tells_its_requests_decisions_pauses_and_reloads(tmp_path):
+    """The emission points of the manager and the exchange interface (fakes of the exchange's REST and socket)."""
+    import time as _time
+    from market_maker.events import CallbackSink
+    from market_maker.market_maker import OrderManager
+    from market_maker.runner import Runner
+    from tests.test_hostile_exchange import make
+    settings, rest, ws, exchange = make(tmp_path, "ORDER_PAIRS = 2\nAPI_REST_INTERVAL = 0\n")
+    told = []
+    exchange.events.subscribe(CallbackSink(told.append))
+    runner = Runner(settings, exchange, OrderManager, settings_path=str(tmp_path / "settings.py"))
+    manager = runner.manager
+    manager.start()
+    manager.step()
+    creates = [e.fields for e in told if e.kind == "order" and e.fields["action"] == "create"]
+    assert len(creates) == 4 and {c["outcome"] for c in creates} == {"ok"}
+    assert all(c["order_id"] and c["client_oid"].startswith(exchange.own_prefix) and c["latency_ms"] >= 0
+               for c in creates)
+    decision = [e.fields for e in told if e.kind == "decision"][-1]
+    assert (decision["created"], decision["cancelled"]) == (4, 0)
+    assert decision["best_bid"] == max(c["price"] for c in creates if c["side"] == "buy")
+    ws.synced = False
+    ws.unsynced_since_ms = int(_time.time() * 1000) - 5000
+    manager.step()
+    pause = [e.fields for e in told if e.kind == "pause"]
+    assert pause and "out of sync" in pause[-1]["reason"] and pause[-1]["cancel"]
+    cancels = [e.fields for e in told if e.kind == "order" and e.fields["action"] != "create"]
+    assert {c["order_id"] for c in cancels} == {c["order_id"] for c in creates}
+    assert len({c["request_id"] for c in cancels if c["action"] == "cancel_batch"}) <= 1
+    ws.synced = True
+    manager.step()
+    assert [e.fields for e in told if e.kind == "pause"][-1]["reason"] is None
+    (tmp_path / "settings.py").write_text("ORDER_PAIRS = 3\nAPI_REST_INTERVAL = 0\n")
+    assert runner.reload()
+    reload = [e.fields for e in told if e.kind == "reload"]
+    assert reload == [{"changed": {"ORDER_PAIRS": ["2", "3"]}}]

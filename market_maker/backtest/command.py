@@ -14,6 +14,7 @@ import importlib
 import math
 import os
 import sys
+from decimal import Decimal
 from typing import List, Optional, Sequence
 
 from ..log import setup_logging
@@ -25,8 +26,18 @@ from .market import MARKETS, MarketError, build
 
 PROG = "marketmaker backtest"
 # market modules: each registers its markets (market.register) when imported
-MARKET_MODULES: List[str] = ["synthetic"]
+MARKET_MODULES: List[str] = ["synthetic", "replay", "tradecsv"]
 DEFAULT_HOURS = 1.0
+
+
+def _tick(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        value = Decimal(0)
+    if not value.is_finite() or value <= 0:
+        raise argparse.ArgumentTypeError(f"--tick {text!r}: a price step greater than 0, such as 0.5")
+    return value
 
 
 def _hours(text: str) -> float:
@@ -73,6 +84,7 @@ def parser() -> argparse.ArgumentParser:
                    help="the other traders: synthetic (default), or a market with its file")
     p.add_argument("--latency-ms", type=_latency, default=LatencySpec(), metavar="X|X:Y",
                    help="one-way latency of every message, constant X or uniform in [X, Y] ms (default 0)")
+    p.add_argument("--tick", type=_tick, metavar="SIZE", help="tick size of an `events` file that states none")
     p.add_argument("--journal", metavar="PATH", help="write the run to this journal (read it with `report`)")
     p.add_argument("--log-level", default="WARNING", choices=LOG_LEVELS,
                    help="the bot's log level during the run (default %(default)s)")
@@ -120,7 +132,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         settings = load_settings(args.settings, overrides=overrides, environ={**os.environ, **env_secret})
         manager_cls = load_strategy(settings.STRATEGY, secrets=[settings.API_KEY, settings.API_SECRET,
                                                                 *env_secret.values()])
-        market = build(name, settings, rest[0] if rest else None)
+        if args.tick is not None and name != "events":
+            return fail(f"--tick applies to the events market only, not to {name!r}")
+        options = {"tick": args.tick} if args.tick is not None else {}
+        market = build(name, settings, rest[0] if rest else None, **options)
     except SettingsError as exc:
         return fail(f"bad settings: {exc}")
     except MarketError as exc:

@@ -35,7 +35,7 @@ class MarketError(ValueError):
     """A market that cannot be built: an unknown name, a bad file (the message names the file and line)."""
 
 
-MarketFactory = Callable[["Settings", Optional[str]], MarketModel]
+MarketFactory = Callable[..., MarketModel]  # (settings, arg, **options) -> MarketModel
 MARKETS: Dict[str, MarketFactory] = {}
 
 
@@ -43,9 +43,10 @@ def register(name: str, factory: MarketFactory) -> None:
     MARKETS[name] = factory
 
 
-def build(name: str, settings: "Settings", arg: Optional[str] = None) -> MarketModel:
+def build(name: str, settings: "Settings", arg: Optional[str] = None, **options: object) -> MarketModel:
+    """A new model of market ``name``; ``options`` go to its factory (e.g. ``tick`` for ``events``)."""
     try:
         factory = MARKETS[name]
     except KeyError:
         raise MarketError(f"unknown market {name!r}: choose one of {', '.join(sorted(MARKETS))}") from None
-    return factory(settings, arg)
+    return factory(settings, arg, **options)

@@ -35,6 +35,7 @@ POSITION_FULL_ROW = ("qty", "avail_qty", "entry_price")
 MARGIN_FULL_ROW = ("total", "available", "order_margin", "pos_margin")
 
 
+_QUIET_STATUSES = frozenset((1, 2))  # created / resting unfilled: no ``order_state`` told for these
 _FLAT_LONG, _FLAT_SHORT = Position(LONG), Position(SHORT)  # frozen, so every flat view can share them
 
 
@@ -300,6 +301,26 @@ class FillCounter:
             credited.popitem(last=False)
 
 
+LEDGER = 10 ** 12  # funding is booked to 1e-12 of the settle currency
+MARK_UNITS = 10 ** 20  # an inverse mark (face / mark) is taken to 1e-20 first
+
+
+def _nearest(n: int, d: int) -> int:
+    """n / d to the nearest integer, ties upward (d > 0)."""
+    return (2 * n + d) // (2 * d)
+
+
+def funding_amount(qty: int, face: Decimal, mark: Decimal, rate: Decimal) -> Decimal:
+    """What ``qty`` contracts pay or receive at a funding: qty * face / mark * rate, its inverse mark taken
+    to 1e-20 and the amount to 1e-12 (nearest, ties up), as the exchange books it (positive)."""
+    fn, fd = face.as_integer_ratio()
+    mn, md = mark.as_integer_ratio()
+    rn, rd = rate.as_integer_ratio()
+    inverse = _nearest(fn * md * MARK_UNITS, fd * mn)
+    units = _nearest(qty * inverse * rn, (MARK_UNITS // LEDGER) * rd)
+    return Decimal(units).scaleb(-12)
+
+
 class LiveTables:
     """Every non-book table of one symbol/settle currency; ``apply`` returns the event kind.
 
@@ -330,6 +351,7 @@ class LiveTables:
         self._kinds = {"instrument": "instrument", "order": "order", "position": "position",
                        "margin": "margin"}
         self.record: Callable[..., None] | None = None  # record(kind, **fields): see GteWebSocket.set_recorder
+        self.listening: Callable[[], bool] | None = None  # False: nobody listens, nothing is told
 
     def apply(self, table: str, action: str, rows: list[Row], resync: bool = False) -> str | None:
         """Apply one message's rows; ``resync`` marks a partial that replaces a stale copy."""
@@ -338,6 +360,7 @@ class LiveTables:
         if table == "execution":
             return self._execution(action, rows, resync)
         keyed = self._keyed[table]
+        before = self._funding_state() if table == "instrument" and self.recording() else None
         if action == "update":
             keyed.update(rows)
         elif action == "insert":
@@ -350,9 +373,58 @@ class LiveTables:
                 self._orders_partial(resync)
         else:
             raise MalformedRow(f"unknown action {action!r}")
-        if self.record is not None and action != "delete":
+        if action != "delete" and self.recording():
             self._tell(table, rows)
+            if before is not None:
+                self._tell_funding(before)
         return self._kinds[table]
+
+    # funding: GTE pushes no funding row; a payment shows as the instrument's next funding time moving on
+    def _funding_state(self) -> tuple[int, Decimal, Decimal] | None:
+        """(funding_rate_time, funding_rate, mark) of our instrument now, or None when unknown."""
+        row = self.instruments.rows.get((self.symbol,))
+        inst = self.instrument()
+        if row is None or inst is None or inst.mark_price is None or inst.funding_rate is None:
+            return None
+        try:
+            return int(row.get("funding_rate_time")), inst.funding_rate, inst.mark_price
+        except (TypeError, ValueError):
+            return None
+
+    def _tell_funding(self, before: tuple[int, Decimal, Decimal]) -> None:
+        """The funding time moved on: each leg held then paid (long) or received (short) its funding,
+        ``qty * face / mark * rate`` at the rate and mark last seen before, to the ledger's 1e-12."""
+        after = self._funding_state()
+        at, rate, mark = before
+        if after is None or after[0] <= at or not rate or mark <= 0:
+            return
+        inst = self.instrument()
+        face = inst.face_value if inst is not None else Decimal(1)
+        legs = self._legs_at(at)
+        for side, qty in zip((LONG, SHORT), legs):
+            if qty:
+                amount = funding_amount(qty, face, mark, rate)
+                self.record("funding", amount=-amount if side == LONG else amount,  # type: ignore[misc]
+                            rate=rate, ts_ex_ms=at, side=side, qty=qty)
+
+    def _legs_at(self, ms: int) -> tuple[int, int]:
+        """(long, short) contracts held at exchange time ``ms``: the legs now, less our fills after it."""
+        pos = self.position_view()
+        long_qty, short_qty = pos.long.qty, pos.short.qty
+        for fill in reversed(self.executions):
+            if fill.time <= ms:
+                break
+            opens_long = (fill.side == BUY) != bool(fill.close_flag)  # a buy opens long, a sell closes it
+            sign = -1 if fill.close_flag else 1
+            if opens_long:
+                long_qty -= sign * fill.qty
+            else:
+                short_qty -= sign * fill.qty
+        return long_qty, short_qty
+
+    def recording(self) -> bool:
+        """Someone listens to ``record`` (when it is set)."""
+        return self.record is not None and (self.listening is None or self.listening())
 
     def _tell(self, table: str, rows: list[Row]) -> None:
         """The changed rows' new state, to the recorder (positions and margin whole, after the change)."""
@@ -376,7 +448,9 @@ class LiveTables:
                 if order is None:
                     held = orders.closed.get(key)
                     order = held[1] if held is not None else None
-                if order is not None and (orders.symbol_of(key) or row.get("symbol", self.symbol)) == self.symbol:
+                if order is None or (order.status in _QUIET_STATUSES and not order.filled_qty):
+                    continue  # a new resting order: its create told it already
+                if (orders.symbol_of(key) or row.get("symbol", self.symbol)) == self.symbol:
                     record("order_state", order_id=order.order_id, client_oid=order.client_oid,  # type: ignore[misc]
                            side=order.side, close_flag=order.close_flag, price=order.price, qty=order.qty,
                            status=order.status, filled_qty=order.filled_qty, avg_price=order.avg_price,
@@ -402,14 +476,14 @@ class LiveTables:
         mine = [r for r in rows if r.get("symbol", self.symbol) == self.symbol]
         if action == "insert":
             fills = [f for f in map(self.fills.on_execution, mine) if f is not None]
-            if self.record is not None and fills:
+            if fills and self.recording():
                 self._tell_fills(fills, mine)
         elif action == "partial":
             if not resync:
                 self.fills.mark_seen(mine)
                 return None
             fills = self.fills.absorb_partial(mine, self.started_ms)
-            if self.record is not None and fills:
+            if fills and self.recording():
                 self._tell_fills(fills, mine)
         else:
             raise MalformedRow(f"execution action {action!r} (insert only)")

@@ -294,18 +294,20 @@ class GteWebSocket:
         now = self._clock()
         self.last_market_data_time = now
         if table == "order_book":
-            if self._record is not None and now - self._sampled_at >= MARKET_SAMPLE_S:
+            if now - self._sampled_at >= MARKET_SAMPLE_S and self._tables.recording():
                 self._sample("sample", now)
             return self._watch_crossing(now) or kind
         return kind
 
     # ------------------------------------------------------------- recording
-    def set_recorder(self, record: Callable[..., None] | None) -> None:
-        """``record(kind, **fields)`` is told our executions, positions, margin, orders' states,
+    def set_recorder(self, record: Callable[..., None] | None, listening: Callable[[], bool] | None = None) -> None:
+        """``record(kind, **fields)`` is told our executions, positions, margin, funding, orders' states,
         market samples (about once a second, and just before our fills), resyncs and
-        connections (``events.py`` documents the kinds). It must return at once."""
+        connections (``events.py`` documents the kinds). It must return at once. ``listening()``
+        False: nobody listens now, nothing is told (and nothing is spent on telling)."""
         self._record = record
         self._tables.record = record
+        self._tables.listening = listening
 
     def _sample(self, reason: str, now: float) -> None:
         """Lock held: the top of the book (and the mark) as a market sample."""
@@ -367,7 +369,7 @@ class GteWebSocket:
         if not isinstance(rows, list):
             raise MalformedMessage("data is not a list")
         resync = action == "partial" and table in self._had_partial
-        if self._record is not None and table == "execution" and (action != "partial" or resync):
+        if table == "execution" and (action != "partial" or resync) and self._tables.recording():
             self._sample("fill", self._clock())  # the market just before our fills
         return self._tables.apply(table, action, rows, resync=resync)
 
@@ -402,7 +404,7 @@ class GteWebSocket:
         """Lock held: count, log (no payloads) and mark ``table`` stale."""
         self._stats[kind] += 1
         log.warning("GTE WebSocket %s on %s: %s; resyncing", kind, table, text)
-        if self._record is not None:
+        if self._tables.recording():
             self._record("resync", table=table, reason=f"{kind}: {text}")
         self._mark_stale(table)
         return "resync"
@@ -650,7 +652,7 @@ class GteWebSocket:
             self._wait(ws, deadline, lambda: not self._awaiting)
             if self._reconcile_due:
                 self._reconcile()
-            if self._record is not None:
+            if self._tables.recording():
                 self._record("connection", up=True, reason="first connection" if first else "reconnected")
             return ws
         except BaseException:
@@ -867,7 +869,7 @@ class GteWebSocket:
             self._stats["disconnects"] += 1
             for table in self._expected:
                 self._seq.pop(table, None)
-        if self._record is not None:
+        if self._tables.recording():
             self._record("connection", up=False, reason="connection lost")
         self._close(ws)
         self._emit("disconnected")

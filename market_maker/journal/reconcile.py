@@ -148,7 +148,10 @@ def reconcile(recorder: JournalRecorder, rest: Any, prefix: str, timeout: float 
     def job(db: sqlite3.Connection) -> None:
         try:
             after = start_after(db)
-            orders = [] if after is None else exchange_orders(rest, after, prefix)
+            if after is None:  # a new journal: nothing to rebuild
+                outcome["result"] = ReconcileResult()
+                return
+            orders = exchange_orders(rest, after, prefix)
             outcome["result"] = apply(db, recorder, orders, int(recorder.clock.time() * 1000))
         except BaseException as exc:  # handed to the caller
             outcome["error"] = exc

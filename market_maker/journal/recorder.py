@@ -143,6 +143,8 @@ class JournalRecorder:
         self._requests: Dict[Any, int] = {}
         self._next_request = (db.execute("SELECT MAX(request_id) FROM order_requests").fetchone()[0] or 0) + 1
         self._legs: Dict[str, tuple] = {}
+        self._realised: Dict[str, Decimal] = {}  # each leg's realised PnL at its last row
+        self._closes: Dict[str, list] = {"long": [], "short": []}  # close fills since the leg's last row
         self._margin: Optional[tuple] = None
         self._market: Tuple[Optional[str], Optional[str], Optional[str], Optional[str]] = (None, None, None, None)
         self.duplicates = 0  # live executions already counted (reconciled at start)
@@ -259,6 +261,8 @@ class JournalRecorder:
                           f.get("source", "live")))
         if not cur.rowcount:
             return
+        if f.get("close_flag") and f.get("realised_pnl") is None:  # a sell closes the long leg, a buy the short
+            self._closes["long" if f.get("side") == "sell" else "short"].append(str(f["exec_id"]))
         state.add(qty, price, fee)
         db.execute("UPDATE orders SET filled_qty = ?, avg_price = ?, fee = ?, updated_ms = ? WHERE order_id = ? "
                    "AND filled_qty < ?", (state.filled, _text(harmonic_avg(state.filled, state.notional)),
@@ -277,9 +281,19 @@ class JournalRecorder:
             if self._legs.get(leg.side) == row:
                 continue
             self._legs[leg.side] = row
+            self._realised_of_close(db, leg.side, leg.realised_pnl)
             db.execute("INSERT INTO positions (run_id, ts_ms, side, qty, avail_qty, entry_price, leverage, "
                        "liquidation_price, unrealised_pnl, realised_pnl, pos_margin) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                        (self.run_id, ts, leg.side, *row))
+
+    def _realised_of_close(self, db: sqlite3.Connection, side: str, realised: Decimal) -> None:
+        """The exchange states realised PnL per leg, not per fill: a change of it after exactly one close
+        fill of that leg is that fill's (after several, which fill made what is unknown: left NULL)."""
+        before = self._realised.get(side)
+        self._realised[side] = realised
+        closes, self._closes[side] = self._closes.get(side, []), []
+        if before is not None and len(closes) == 1 and realised != before:
+            db.execute("UPDATE executions SET realised_pnl = ? WHERE exec_id = ?", (_text(realised - before), closes[0]))
 
     def _margin_row(self, db: sqlite3.Connection, ts: int, f: Mapping[str, Any]) -> None:
         row = tuple(_text(f.get(k) if f.get(k) is not None else Decimal(0))

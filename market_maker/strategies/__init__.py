@@ -1,0 +1,1 @@
+"""Inventory-aware strategies (OrderManager subclasses) and their pure quoting math."""
