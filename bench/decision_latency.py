@@ -311,7 +311,7 @@ def ops_overhead(pairs: int, moves: int) -> None:
         extra = {} if mode == "off" else {"METRICS_ADDRESS": "127.0.0.1:0", "CONTROL_ADDRESS": "127.0.0.1:0",
                                           "NOTIFY_URLS": [f"http://127.0.0.1:{hook.server_address[1]}/hook"]}
         settings, echo, adapter, ws, manager = build(pairs, RELIST_INTERVAL=0, MIN_SPREAD=0, MAINTAIN_SPREADS=False,
-                                                     **extra)
+                                                     JOURNAL_PATH="", **extra)  # no journal: no event is built
         runner = Runner(settings, manager.exchange, OrderManager)
         runner.manager = manager
         ops = None

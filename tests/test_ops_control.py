@@ -158,7 +158,8 @@ def test_bad_requests_are_refused_logged_without_content_and_trading_goes_on(bot
     assert wait_until(lambda: bot.view.decisions.count > seen, timeout=20)  # the bot keeps deciding
 
 
-def test_telegram_commands_only_from_configured_chats(bot):
+def test_telegram_commands_only_from_configured_chats(bot, caplog):
+    caplog.set_level(logging.DEBUG)  # urllib3 logs each request's path, the token's place
     fake = bot.fake_telegram
     now = int(time.time())
     with fake.lock:
@@ -175,6 +176,7 @@ def test_telegram_commands_only_from_configured_chats(bot):
     assert "BTC_USD" in replies[0]["text"] and replies[1]["text"].startswith("/pause:")
     assert bot.view.runner.held == "paused by the operator"
     assert bot.telegram.ignored == 1
+    assert "getUpdates" in caplog.text and TG_TOKEN not in caplog.text
     assert wait_until(lambda: open_at_exchange(bot) == [], timeout=10)
     assert post(bot, "/resume").json()["ok"]
 

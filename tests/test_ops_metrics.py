@@ -78,22 +78,23 @@ def test_rate_limiter_waits_are_observed(tmp_path):
         settings = settings_for(sim, tmp_path, METRICS_ADDRESS="127.0.0.1:0")
         from market_maker.cli import build_runner
         runner = build_runner(settings, sim.base_url, sim.ws_url, sim.api_key, sim.api_secret)
-        ops = Ops(runner, environ={})
-        ops.start()
-        try:
-            limiter = runner.exchange.rest.rate_limiter
-            now = [0.0]  # cancel_batch: 1 call per 10 s -- a fake clock makes the wait instant
+        limiter = runner.exchange.rest.rate_limiter
+        now = [0.0]  # cancel_batch: 1 call per 10 s -- a fake clock makes the waits instant
 
-            def sleep(seconds):
-                now[0] += seconds
-            limiter._clock, limiter._sleep = (lambda: now[0]), sleep
+        def advance(seconds):
+            now[0] += seconds
+        limiter._clock, limiter._sleep = (lambda: now[0]), advance
+        ops = Ops(runner, environ={})
+        ops.start()  # the metrics wrap the limiter's sleep
+        try:
             for _ in range(3):
                 limiter.acquire("pc/order/cancel_batch")
             samples = scrape(ops.metrics.port)
         finally:
             ops.stop()
             runner.exchange.close()
-    assert value(samples, "gte_mm_rate_limit_wait_seconds_count", endpoint="pc/order/cancel_batch") >= 1
+    assert value(samples, "gte_mm_rate_limit_wait_seconds_count") == 2
+    assert value(samples, "gte_mm_rate_limit_wait_seconds_sum") >= 20 - 1  # two waits of about 10 s
 
 
 def test_metrics_address_in_use_names_the_setting(tmp_path):
@@ -118,3 +119,17 @@ def test_missing_extra_is_named(tmp_path, monkeypatch):
         runner = build_runner(settings, sim.base_url, sim.ws_url, sim.api_key, sim.api_secret)
         with pytest.raises(SettingsError, match=r"METRICS_ADDRESS.*\[ops\]"):
             Ops(runner, environ={}).start()
+
+
+def test_without_the_journal_nothing_listens_to_the_bus(tmp_path):
+    with run_simulator(SimConfig(port=0, seed=3, flow=False)) as sim:
+        settings = settings_for(sim, tmp_path, METRICS_ADDRESS="127.0.0.1:0", JOURNAL_PATH="")
+        from market_maker.cli import build_runner
+        runner = build_runner(settings, sim.base_url, sim.ws_url, sim.api_key, sim.api_secret)
+        ops = Ops(runner, environ={})
+        ops.start()
+        try:
+            assert not runner.exchange.events  # the bot builds no event for the metrics alone
+        finally:
+            ops.stop()
+            runner.exchange.close()

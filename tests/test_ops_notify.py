@@ -136,6 +136,7 @@ def test_kill_switch_event_and_stop_summary(tmp_path):
     with Recorder() as server:
         view = make_view(tmp_path, NOTIFY_URLS=["discord://"], NOTIFY_MIN_INTERVAL=0)
         notifier = Notifier(view, channels_from(["discord://"], env_for(server), server.url), FAST)
+        notifier.instrument(listen=True)
         notifier.start()
         view.exchange.events.emit("kill_switch", equity=Decimal("9.5"), start_equity=Decimal("10"),
                                   limit=Decimal("0.5"))
@@ -229,3 +230,16 @@ def test_websocket_outage_told_when_longer_than_the_setting_and_back_up(tmp_path
                 return any(what in e["text"] for p in server.ok_posts() for e in p["json"]["events"])
             assert wait_until(lambda: told("WebSocket down for"), timeout=20)
             assert wait_until(lambda: told("WebSocket back up after"), timeout=20)
+
+
+def test_kill_switch_told_at_the_stop_without_the_bus(tmp_path):
+    with Recorder() as server:
+        view = make_view(tmp_path, NOTIFY_URLS=["discord://"], NOTIFY_MIN_INTERVAL=0, JOURNAL_PATH="")
+        notifier = Notifier(view, channels_from(["discord://"], env_for(server), server.url), FAST)
+        notifier.instrument(listen=False)
+        notifier.start()
+        assert not view.exchange.events  # nothing listens: the bot builds no event
+        notifier.run_stopped(3)
+        notifier.stop()
+    texts = "\n".join(p["json"]["content"] for p in server.ok_posts())
+    assert texts.count("Kill switch: equity") == 1 and "Stopped (exit status 3)" in texts

@@ -10,7 +10,7 @@ import concurrent.futures
 import logging
 import queue
 import threading
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from ..gte import errors
 from .flatten import Flatten
@@ -33,6 +33,7 @@ class CommandQueue:
         self.queue: "queue.Queue[tuple]" = queue.Queue(MAX_QUEUED)
         self.flatten: Optional[Flatten] = None
         self._timer: Optional[threading.Timer] = None
+        self.tell: Callable[[str, str], None] = lambda text, kind: None  # the notifier's, when it is on
 
     def submit(self, name: str, source: str) -> "concurrent.futures.Future[Dict[str, Any]]":
         """Queue ``name`` (one of NAMES); the future holds its result once the manager ran it."""
@@ -59,6 +60,7 @@ class CommandQueue:
             if not future.set_running_or_notify_cancel():
                 continue
             log.info("Operator command from %s: %s", source, name)
+            self.tell(f"Operator command from {source}: {name}", "command")
             try:
                 result = self.run(name)
             except errors.AuthenticationError as exc:
@@ -110,6 +112,8 @@ class CommandQueue:
         if self.flatten.advance():
             state = self.flatten.state["state"]
             self.view.runner.held = f"flatten {state} (operator): resume to quote again"
+            self.tell(f"Flatten {state}: net position {self.flatten.state['net']:+d} (from "
+                      f"{self.flatten.state['start_net']:+d}); paused until resumed", "flatten")
             self.flatten = None
             return
         # the loop may sleep LOOP_INTERVAL between decisions on a quiet market: wake it for the next step

@@ -42,6 +42,7 @@ class BotCollector(Collector):
         self.view = view
         self.funding = 0.0  # summed from "funding" events (the only PnL part no snapshot carries)
         self.before_collect: Callable[[], None] = lambda: None
+        self.funding_known = False
 
     def handle(self, event: Event) -> None:  # an event sink: return at once
         if event.kind == "funding" and event.fields.get("amount") is not None:
@@ -110,7 +111,8 @@ class BotCollector(Collector):
                                   "are positive)", labels=["component", "currency"])
         for component in ("realised", "unrealised", "fees"):
             parts.add_metric([component, currency], _f(pnl[component]))
-        parts.add_metric(["funding", currency], self.funding)
+        if self.funding_known:
+            parts.add_metric(["funding", currency], self.funding)
         yield parts
         book = snap.book
         if book.best_bid is not None and book.best_ask is not None:
@@ -130,8 +132,7 @@ class Metrics:
         self.rest = Histogram(PREFIX + "rest_request_seconds", "REST request time by endpoint",
                               ["endpoint"], buckets=REST_BUCKETS, registry=self.registry)
         self.waits = Histogram(PREFIX + "rate_limit_wait_seconds", "Waits of the client-side rate limiter "
-                               "(only those that waited) by endpoint", ["endpoint"], buckets=REST_BUCKETS,
-                               registry=self.registry)
+                               "(only those that waited)", buckets=REST_BUCKETS, registry=self.registry)
         # (path, seconds) of REST requests and ("", seconds) of decisions, not yet in the histograms; bounded:
         # never scraped, the oldest are dropped
         self.pending: Deque[Tuple[str, float]] = deque(maxlen=PENDING_MAX)
@@ -140,14 +141,16 @@ class Metrics:
         self.server: Any = None
         self.port: Optional[int] = None
 
-    def instrument(self) -> None:
+    def instrument(self, listen: bool = False) -> None:
         """Observe decisions, REST requests and rate-limiter waits (installed only when metrics are on).
 
         The decision path only appends (a deque append, thread-safe); the histograms take the
         observations at scrape time, in the server's thread."""
         pending = self.pending
         self.view.observers.append(lambda seconds: pending.append(("", seconds)))
-        self.view.exchange.events.subscribe(self.collector)
+        if listen:  # funding: only from the bus's events
+            self.view.exchange.events.subscribe(self.collector)
+        self.collector.funding_known = listen
         rest = self.view.exchange.rest
         exchange_call = getattr(rest, "_exchange", None)
         if exchange_call is not None:
@@ -161,16 +164,14 @@ class Metrics:
                     pending.append((path, perf() - t0))
             rest._exchange = timed_exchange
         limiter = getattr(rest, "rate_limiter", None)
-        acquire = getattr(limiter, "acquire", None)
-        if acquire is not None:
+        sleep = getattr(limiter, "_sleep", None)
+        if sleep is not None:  # the limiter sleeps only when it must wait: nothing added to a call that does not
             waits = self.waits
 
-            def counted_acquire(endpoint: str) -> float:
-                waited = acquire(endpoint)
-                if waited > 0:
-                    waits.labels(limiter.key(endpoint)).observe(waited)
-                return waited
-            limiter.acquire = counted_acquire
+            def counted_sleep(seconds: float) -> None:
+                waits.observe(seconds)
+                sleep(seconds)
+            limiter._sleep = counted_sleep
         self.collector.before_collect = self.fold
 
     def fold(self) -> None:

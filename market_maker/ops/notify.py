@@ -171,6 +171,7 @@ class Notifier:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="notify-watch", daemon=True)
         self.told_kill_switch = False
+        self._kill_lock = threading.Lock()  # the watcher thread and the stop may both want to tell it
 
     @classmethod
     def from_settings(cls, view: BotView, settings: Any, environ: Mapping[str, str]) -> "Notifier":
@@ -194,13 +195,17 @@ class Notifier:
 
     def handle(self, event: Event) -> None:
         """Event sink (any thread): kept for the watcher thread; nothing else done here."""
-        if event.kind in ("kill_switch", "pause"):
+        if event.kind == "kill_switch":
             with self._events_lock:
                 self._events.append(event)
 
     # -- lifecycle
+    def instrument(self, listen: bool = False) -> None:
+        """``listen``: take the kill switch from the bus as it happens (else it is told at the stop)."""
+        if listen:
+            self.view.exchange.events.subscribe(self)
+
     def start(self) -> None:
-        self.view.exchange.events.subscribe(self)
         for worker in self.workers:
             worker.start()
         self._thread.start()
@@ -212,20 +217,27 @@ class Notifier:
     def run_stopped(self, exit_code: int, error: Optional[BaseException] = None) -> None:
         """The stop notification with the summary (and the kill switch or the fatal error, if that ended it)."""
         self._check_events()
-        if exit_code == 3 and not self.told_kill_switch:
-            self.notify("Kill switch: MAX_DRAWDOWN reached; orders cancelled, the bot stops", "kill_switch")
-            self.told_kill_switch = True
+        c = self.view.settings.SETTLECURRENCY
+        if exit_code == 3 and self._first_kill_switch():
+            pnl = self.view.pnl()
+            self.notify(f"Kill switch: equity {money(pnl['equity'])} {c} from {money(pnl['start_equity'])} {c} "
+                        f"(MAX_DRAWDOWN {money(self.view.settings.MAX_DRAWDOWN)}); orders cancelled, the bot stops",
+                        "kill_switch")
         if error is not None:
             self.notify(f"Fatal error: {type(error).__name__}: {error}", "error")
         elif exit_code not in (0, 3):
             self.notify(f"Stopped on an error (exit status {exit_code}); see the log", "error")
         summary = self.view.summary()
         pnl, orders = summary["pnl"], summary["orders"]
-        c = self.view.settings.SETTLECURRENCY
         self.notify(f"Stopped (exit status {exit_code}) after {summary['ran_s']}s: {orders['sent']} orders sent, "
                     f"{orders['cancelled']} cancelled, {orders['rejected']} refused; {summary['fills']} fills, "
                     f"{summary['contracts_traded']} contracts; realised PnL {pnl['realised']} {c}, fees {pnl['fees']} "
                     f"{c}; net position {summary['net_position']}", "run_stop")
+
+    def _first_kill_switch(self) -> bool:
+        with self._kill_lock:
+            first, self.told_kill_switch = not self.told_kill_switch, True
+        return first
 
     def stop(self) -> None:
         self._stop.set()
@@ -253,14 +265,11 @@ class Notifier:
             events, self._events = self._events, []
         for event in events:
             f = event.fields
-            if event.kind == "kill_switch" and not self.told_kill_switch:
-                self.told_kill_switch = True
+            if event.kind == "kill_switch" and self._first_kill_switch():
                 c = self.view.settings.SETTLECURRENCY
                 self.notify(f"Kill switch: equity {money(f.get('equity'))} {c} from {money(f.get('start_equity'))} "
                             f"{c} (MAX_DRAWDOWN {money(f.get('limit'))}); cancelling all orders and stopping",
                             "kill_switch")
-            elif event.kind == "pause" and f.get("reason") and "operator" in str(f.get("reason")):
-                self.notify(f"Paused: {f['reason']}", "pause")
 
     def facts(self) -> Optional[Facts]:
         view = self.view

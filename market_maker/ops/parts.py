@@ -65,14 +65,19 @@ class Ops:
             if settings.CONTROL_TELEGRAM_CHATS:
                 from .telegram import TelegramCommands
                 self.telegram = TelegramCommands.from_settings(self.commands, settings, self.environ)
-            self.view.instrument()
+            # The bus builds its events only when a sink listens: the journal's is the one that makes them
+            # free for these parts too. Without it they read only what the bot keeps anyway.
+            listen = bool(settings.get("JOURNAL_PATH"))
+            self.view.instrument(listen)
             for part in (self.metrics, self.control, self.telegram, self.notifier):
                 if part is None:
                     continue
                 if hasattr(part, "instrument"):
-                    part.instrument()
+                    part.instrument(listen)
                 part.start()
                 self._started.append(part)
+            if self.commands is not None and self.notifier is not None:
+                self.commands.tell = self.notifier.notify
             if self.commands is not None:
                 self.runner.before_cycle.append(self.commands.drain)
         except BaseException:

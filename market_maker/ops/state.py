@@ -62,9 +62,12 @@ class BotView:
             self.last_decision_event = {k: event.fields.get(k) for k in ("kept", "cancelled", "created")}
 
     # -- instrumentation
-    def instrument(self) -> None:
-        """Time every decision of the runner (its ``cycle``) and follow whether we are quoting."""
-        self.exchange.events.subscribe(self)
+    def instrument(self, listen: bool = False) -> None:
+        """Time every decision of the runner (its ``cycle``) and follow whether we are quoting.
+
+        ``listen``: also take the decision events (only when the bus has a sink anyway: see parts.py)."""
+        if listen:
+            self.exchange.events.subscribe(self)
         inner = self.runner.cycle
         perf = time.perf_counter
 
