@@ -35,6 +35,23 @@ def register_secret(secret: Optional[str]) -> None:
         _secrets.add(secret)
 
 
+class _StdStreamHandler(logging.StreamHandler):
+    """Writes to ``sys.stdout`` or ``sys.stderr`` as it is at each record, not as it was when the
+    logging was set up (a command run in-process under a capture that is closed later)."""
+
+    def __init__(self, which: str):
+        super().__init__(getattr(sys, which))
+        self._which: Optional[str] = which
+
+    @property
+    def stream(self) -> TextIO:  # type: ignore[override]
+        return getattr(sys, self._which) if self._which else self._fixed
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:  # setStream(): from then on that stream
+        self._which, self._fixed = None, value
+
+
 def setup_logging(level: str = "INFO", stream: Optional[TextIO] = None,
                   secrets: Iterable[Optional[str]] = ()) -> logging.Logger:
     """Configure the ``market_maker`` logger once; calling again only changes the level."""
@@ -43,7 +60,12 @@ def setup_logging(level: str = "INFO", stream: Optional[TextIO] = None,
     logger = logging.getLogger(ROOT)
     logger.setLevel(level)
     if not any(getattr(h, "_mm_handler", False) for h in logger.handlers):
-        handler = logging.StreamHandler(stream or sys.stdout)
+        if stream is None or stream is sys.stdout:
+            handler: logging.StreamHandler = _StdStreamHandler("stdout")
+        elif stream is sys.stderr:
+            handler = _StdStreamHandler("stderr")
+        else:
+            handler = logging.StreamHandler(stream)
         handler.setFormatter(logging.Formatter(FORMAT))
         handler.addFilter(RedactSecrets())
         handler._mm_handler = True  # type: ignore[attr-defined]
