@@ -231,8 +231,20 @@ def attach_journal(path: str, settings: Settings, runner: Runner, manager_cls: T
     return journal
 
 
+STOP_RECONCILE_S = 5.0  # the journal's read-back of our orders at stop, at most
+
+
 def detach_journal(journal: JournalRecorder, runner: Runner, code: int) -> None:
-    runner.exchange.events.unsubscribe(journal)
+    """Close the run. The exit cancelled our orders: first the exchange's word on them fills in what a blind
+    WebSocket missed (a resync the run ended before), so the journal closes equal to the exchange."""
+    exchange, settings = runner.exchange, runner.settings
+    if not settings.DRY_RUN and getattr(exchange, "rest", None) is not None:
+        try:
+            with exchange.deadline(exchange.clock.monotonic() + STOP_RECONCILE_S):
+                reconcile(journal, exchange.rest, settings.ORDERID_PREFIX, timeout=STOP_RECONCILE_S, at_stop=True)
+        except Exception as exc:  # the exchange gone: the next start reads the orders back
+            log.warning("Journal: could not read our orders back at stop (%s); the next start will", exc)
+    exchange.events.unsubscribe(journal)
     journal.close(code)
     print(f"Journal of this run: {journal.path} (run {journal.run_id}). Report on it: "
           f"python3 marketmaker report {shlex.quote(journal.path)} --run {journal.run_id}", file=sys.stderr)

@@ -444,6 +444,44 @@ def test_invalid_json_reconnects_and_reconciles_over_rest(ex: FakeExchange) -> N
         client.stop()
 
 
+def test_an_order_open_long_before_the_feed_went_blind_is_read_back_when_it_filled_meanwhile(ex: FakeExchange) -> None:
+    # CI finding: the read-back of final orders paged back only to a few seconds before the tables went out of
+    # sync; an order placed earlier and filled while blind was on an older page, so its fill never reached the
+    # journal. Any order open when they went blind may have finished: page back to the oldest of them.
+    shift = [0.0]
+    client = live_client(ex, clock=lambda: time.time() + shift[0])
+    started = client._tables.started_ms
+    ex.orders = [order_row("1", ctime=str(started + 1000))]
+    pages: list[Any] = []
+
+    class Rest:
+        def open_orders(self) -> list[Order]:
+            return []
+
+        def query_orders(self, statuses: Any = None, count: int = 100, lt_order_id: Any = None) -> list[Order]:
+            pages.append(lt_order_id)
+            if lt_order_id is None:  # the newest 100 final orders, all placed well after order 1
+                return [Order(str(i), f"mm_{i}", "buy", 0, Decimal(9990), 10, 0, 8, ctime=started + 30_000 + i)
+                        for i in range(1000, 900, -1)]
+            return [Order("1", "mm_1", "buy", 0, Decimal(9990), 10, 10, 32, avg_price=Decimal(9990),
+                          ctime=started + 1000)] if int(lt_order_id) > 1 else []
+
+    client._rest = Rest()
+    client.start()
+    try:
+        assert client.snapshot().contracts_traded == 0
+        shift[0] = 60.0  # a minute later the feed goes blind: order 1 fills, the push is lost
+        ex.orders = []
+        sock = ex.last
+        sock.push("order", "update", [{"order_id": "1", "filled_qty": "10", "status": "32"}], skip=True)
+        sock.push("order", "update", [])  # the gap is seen here: resubscribe + read back
+        assert wait_until(lambda: client.synced and pages)
+        assert wait_until(lambda: client.snapshot().contracts_traded == 10), pages
+        assert pages == [None, "901"]
+    finally:
+        client.stop()
+
+
 def test_server_disconnect_reconnects(ex: FakeExchange) -> None:
     events: list[str] = []
     client = live_client(ex, on_event=events.append)

@@ -151,6 +151,7 @@ class GteWebSocket:
         self._connected = False
         self._synced = False
         self._unsynced_since = 0.0  # clock() when the tables last went out of sync (0 while synced)
+        self._open_before_blind_ms: int | None = None  # ctime of the oldest order open when they did
         self.last_message_time = 0.0  # clock() when the I/O thread last received a message (any: silence check)
         self.last_market_data_time = 0.0  # clock() when an order_book or trade message was last applied
         self._crossed_since: float | None = None  # clock() when the book became crossed
@@ -415,8 +416,12 @@ class GteWebSocket:
         """Lock held (or no I/O thread yet): note when the tables went out of sync."""
         if synced:
             self._unsynced_since = 0.0
+            self._open_before_blind_ms = None
         elif self._synced or not self._unsynced_since:
             self._unsynced_since = self._clock()
+            # an order open now can finish unseen: the read-back after the resync reaches back to the oldest
+            self._open_before_blind_ms = min((o.ctime for o in self._tables.open_orders() if o.ctime),
+                                             default=None)
         self._synced = synced
 
     def _mark_stale(self, table: str) -> None:
@@ -851,7 +856,10 @@ class GteWebSocket:
                 # orders placed and finished while we were blind are in no partial: ask for recent final ones,
                 # page by page back to (a while before) the time we went blind
                 since = self._tables.started_ms
-                blind_ms = int(self._unsynced_since * 1000) - RECONCILE_LOOKBACK_MS if self._unsynced_since else 0
+                with self._lock:
+                    blind_ms = int(self._unsynced_since * 1000) - RECONCILE_LOOKBACK_MS if self._unsynced_since else 0
+                    if self._open_before_blind_ms is not None:
+                        blind_ms = min(blind_ms, self._open_before_blind_ms)
                 lt = None
                 for _ in range(RECONCILE_PAGES):
                     page = self._rest.query_orders(statuses=FINISHED_STATUSES, count=100, lt_order_id=lt)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -86,11 +87,15 @@ def start_after(db: sqlite3.Connection) -> Optional[int]:
     return min([newest, *(i - 1 for i in open_ids)])
 
 
-def exchange_orders(rest: Any, after: int, prefix: str) -> List[Order]:
-    """Our orders (``client_oid`` with ``prefix``) with an id above ``after``, all statuses."""
+def exchange_orders(rest: Any, after: int, prefix: str, deadline: Optional[float] = None) -> List[Order]:
+    """Our orders (``client_oid`` with ``prefix``) with an id above ``after``, all statuses
+    (paging stops at ``deadline``, a ``time.monotonic()``: the oldest pages are then all that was read)."""
     found: Dict[str, Order] = {}
     gt = after
     for _ in range(MAX_PAGES):
+        if deadline is not None and time.monotonic() > deadline:
+            log.warning("Journal reconciliation: out of time after reading orders up to id %d", gt)
+            break
         page = rest.query_orders(gt_order_id=str(gt), count=PAGE)
         for order in page:
             if order.client_oid.startswith(prefix):
@@ -139,11 +144,14 @@ def apply(db: sqlite3.Connection, recorder: JournalRecorder, orders: Sequence[Or
     return result
 
 
-def reconcile(recorder: JournalRecorder, rest: Any, prefix: str, timeout: float = 60.0) -> ReconcileResult:
-    """Rebuild what filled while the bot was down (see the module docstring); raises what the order
-    query raises (the caller retries). Runs in the writer's thread; waits for it."""
+def reconcile(recorder: JournalRecorder, rest: Any, prefix: str, timeout: float = 60.0,
+              at_stop: bool = False) -> ReconcileResult:
+    """Rebuild what filled while the bot was down (at start) or while its socket was blind (``at_stop``:
+    after the exit cancelled our orders, so the journal closes equal to the exchange; see the module
+    docstring); raises what the order query raises. Runs in the writer's thread; waits for it."""
     outcome: Dict[str, Any] = {}
     done = threading.Event()
+    deadline = time.monotonic() + timeout
 
     def job(db: sqlite3.Connection) -> None:
         try:
@@ -151,21 +159,23 @@ def reconcile(recorder: JournalRecorder, rest: Any, prefix: str, timeout: float 
             if after is None:  # a new journal: nothing to rebuild
                 outcome["result"] = ReconcileResult()
                 return
-            orders = exchange_orders(rest, after, prefix)
+            orders = exchange_orders(rest, after, prefix, deadline=deadline)
             outcome["result"] = apply(db, recorder, orders, int(recorder.clock.time() * 1000))
         except BaseException as exc:  # handed to the caller
             outcome["error"] = exc
         finally:
             done.set()
     recorder.submit(job)
-    if not done.wait(timeout):
+    if not done.wait(timeout + 5):  # the paging stops at the deadline; this is for a stuck request
         raise TimeoutError(f"the journal's reconciliation took more than {timeout:.0f}s")
     if "error" in outcome:
         raise outcome["error"]
     result: ReconcileResult = outcome["result"]
     if result.fills:
-        log.info("Journal: %d fills (%d contracts) happened while the bot was down; journaled as reconciled",
-                 len(result.fills), sum(d.qty for d in result.fills))
+        log.info("Journal: %d fills (%d contracts) %s; journaled as reconciled", len(result.fills),
+                 sum(d.qty for d in result.fills),
+                 "the WebSocket missed were read back from the exchange" if at_stop
+                 else "happened while the bot was down")
     for problem in result.problems:
         log.error("Journal reconciliation: %s", problem)
     return result
