@@ -248,12 +248,20 @@ def test_funding_is_told_when_the_instruments_funding_time_moves_on():
                                           "last_price": "10001", "last_qty": "200", "cum_qty": "200",
                                           "maker_flag": "1", "fee": "0", "ctime": "1004000", "symbol": "BTC_USD"}])
     tables.apply("position", "update", [{"symbol": "BTC_USD", "side": "1", "qty": "500"}])
-    tables.apply("instrument", "update", [{"symbol": "BTC_USD", "funding_rate_time": "1006000"}])
+    # a fill at the funding time itself: the exchange settled the funding before it (CI: a fill next to the
+    # funding time was counted on the wrong side of it)
+    tables.apply("execution", "insert", [{"exec_id": "x2", "order_id": "o2", "side": "0", "close_flag": "0",
+                                          "last_price": "10002", "last_qty": "30", "cum_qty": "30",
+                                          "maker_flag": "1", "fee": "0", "ctime": "1003000", "symbol": "BTC_USD"}])
+    tables.apply("position", "update", [{"symbol": "BTC_USD", "side": "0", "qty": "150"}])
+    # the row that moves the funding time on carries the mark the exchange paid it at
+    tables.apply("instrument", "update", [{"symbol": "BTC_USD", "funding_rate_time": "1006000",
+                                           "mark_price": "10003.5"}])
     funding = [f for kind, f in told if kind == "funding"]
-    # 300 * 1 / 10001.37 * 0.0001 = 0.0000029995890...: the inverse mark to 1e-20, the amount to 1e-12
-    assert funding_amount(300, D(1), D("10001.37"), D("0.0001")) == D("0.000002999589")
+    # 300 * 1 / 10003.5 * 0.0001 = 0.0000029989503...: the inverse mark to 1e-20, the amount to 1e-12
+    assert funding_amount(300, D(1), D("10003.5"), D("0.0001")) == D("0.000002998950")
     assert [(f["side"], f["qty"], f["amount"], f["ts_ex_ms"]) for f in funding] == \
-        [("long", 300, D("-0.000002999589"), 1003000), ("short", 120, funding_amount(120, D(1), D("10001.37"),
+        [("long", 300, D("-0.000002998950"), 1003000), ("short", 120, funding_amount(120, D(1), D("10003.5"),
                                                                                     D("0.0001")), 1003000)]
     told.clear()
     tables.apply("instrument", "update", [{"symbol": "BTC_USD", "mark_price": "10002"}])  # no new funding time

@@ -141,6 +141,49 @@ def test_funding_longs_pay_shorts_and_is_conserved() -> None:
     assert ex.instrument_row(SYM, 8 * 3600 * 1000)["funding_rate_time"] == str(16 * 3600 * 1000)
 
 
+H8 = 8 * 3600 * 1000
+
+
+def test_a_funding_is_settled_before_anything_at_its_time_changes_the_positions_or_the_mark() -> None:
+    # CI finding: funding was paid at the housekeeping step after its time, on positions that fills (and marks)
+    # after the funding time had already changed, so a client could not tell what it was paid on
+    ex = _ex()
+    a, w = ex.open_account("a", D("1")), ex.open_account("w", D("100"))
+    _trade(ex, a, w, "10000", 1000)
+    ex.tick(20)                                     # schedules the first funding time
+    ex.drain_events()
+    bal_a = ex.equity(a)
+    _trade(ex, a, w, "10000", 500, now=H8 + 5)      # an order just after the funding time, before any tick
+    fee = D(ex.query_orders(a, SYM, None, None, None, None, 1)[0]["fee"])
+    assert ex.equity(a) == bal_a - D("0.00001") - fee  # 1000 contracts paid, not 1500
+    events = ex.drain_events()
+    funding = [e.row for e in events if e.kind == "funding" and e.account_id == a]
+    assert funding == [{"symbol": SYM, "side": 1, "qty": 1000, "rate": D("0.0001"), "amount": D("-0.00001"),
+                        "funding_time": H8}]
+    kinds = [e.kind for e in events]
+    assert kinds.index("instrument") < kinds.index("execution")  # announced before the fills after it
+    pushed = next(e.row for e in events if e.kind == "instrument")
+    assert pushed["funding_rate_time"] == str(2 * H8) and D(pushed["mark_price"]) == 10000
+    ex.tick(H8 + 50)
+    assert ex.equity(a) == bal_a - D("0.00001") - fee  # paid once
+    ex.set_mark_price(SYM, D("12500"), 2 * H8)      # a mark move at the next funding time: paid at the old mark
+    assert [e.row["amount"] for e in ex.drain_events() if e.kind == "funding" and e.account_id == a] == \
+        [D("-0.000015")]                            # 1500 / 10000 * 0.0001
+
+
+def test_a_new_funding_rate_is_announced_at_once() -> None:
+    ex = _ex()
+    a, w = ex.open_account("a", D("1")), ex.open_account("w", D("100"))
+    _trade(ex, a, w, "10000", 1000)
+    ex.tick(20)
+    ex.drain_events()
+    ex.set_funding_rate(SYM, D("0.0003"), 30)
+    assert [e.row["funding_rate"] for e in ex.drain_events() if e.kind == "instrument"] == ["0.0003"]
+    bal_a = ex.equity(a)
+    ex.tick(H8)
+    assert ex.equity(a) == bal_a - D("0.00003")
+
+
 def test_isolated_liquidation_at_bankruptcy_price_conserves_equity() -> None:
     ex = _ex()
     a, w = ex.open_account("a", D("0.05")), ex.open_account("w", D("100"))

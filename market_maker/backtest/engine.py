@@ -155,7 +155,6 @@ def run_backtest(settings: Settings, manager_cls: Type[OrderManager], market: Ma
     def market_step() -> None:
         now_ms = clock.now_ms()
         market.step(now_ms)
-        feed.funding_due(now_ms)  # what the housekeeping is about to book to us, for the journal
         exchange.tick(now_ms)
         feed.absorb(exchange.drain_events(), market=True)
         steps[0] += 1

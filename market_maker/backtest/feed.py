@@ -178,6 +178,10 @@ class SimFeed:
                         capture.known.append(order_id)
                 elif kind == "execution":
                     self._execution(capture, ev.row)
+                elif kind == "funding" and ev.symbol == self.symbol:  # what the exchange booked, as booked
+                    row = ev.row
+                    capture.funding.append(dict(amount=row["amount"], rate=row["rate"], ts_ex_ms=row["funding_time"],
+                                                side=LONG if row["side"] == ac.LONG else SHORT, qty=row["qty"]))
         if market:
             self.market_events += count
         if not book and capture is None:
@@ -261,27 +265,6 @@ class SimFeed:
         capture = Capture()
         self._capture_account(capture)
         self._deliver(capture, {"position", "margin"})
-
-    def funding_due(self, now_ms: int) -> None:
-        """Called just before the exchange's housekeeping at ``now_ms``: if a funding falls due, tell what
-        each of our legs pays (long) or receives (short), as the exchange books it (to 1e-12)."""
-        m = self.market
-        due = m.next_funding
-        if due is None or now_ms < due:
-            return
-        acct = self.ex.account(self.account_id)
-        rate = m.funding_rate
-        rate_n, rate_d = rate.as_integer_ratio()
-        capture = Capture()
-        for side, name in ((ac.LONG, LONG), (ac.SHORT, SHORT)):
-            pos = acct.positions.get((self.symbol, side))
-            if pos is None or not pos.qty:
-                continue
-            pay = ac.to_decimal(ac.rdiv(pos.qty * m.im * rate_n, ac.FINE * rate_d))
-            capture.funding.append(dict(amount=-pay if name == LONG else pay, rate=rate, ts_ex_ms=due, side=name,
-                                        qty=pos.qty))
-        if capture.funding:
-            self._deliver(capture, {"instrument"})
 
     def push_instrument(self) -> None:
         capture = Capture()

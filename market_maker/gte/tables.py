@@ -393,10 +393,14 @@ class LiveTables:
 
     def _tell_funding(self, before: tuple[int, Decimal, Decimal]) -> None:
         """The funding time moved on: each leg held then paid (long) or received (short) its funding,
-        ``qty * face / mark * rate`` at the rate and mark last seen before, to the ledger's 1e-12."""
+        ``qty * face / mark * rate`` to the ledger's 1e-12, at the rate announced before and the mark of the
+        row that moves the time on (the exchange pushes it as it books the funding: the mark it used)."""
         after = self._funding_state()
-        at, rate, mark = before
-        if after is None or after[0] <= at or not rate or mark <= 0:
+        at, rate, _ = before
+        if after is None or after[0] <= at or not rate:
+            return
+        mark = after[2]
+        if mark <= 0:
             return
         inst = self.instrument()
         face = inst.face_value if inst is not None else Decimal(1)
@@ -408,11 +412,12 @@ class LiveTables:
                             rate=rate, ts_ex_ms=at, side=side, qty=qty)
 
     def _legs_at(self, ms: int) -> tuple[int, int]:
-        """(long, short) contracts held at exchange time ``ms``: the legs now, less our fills after it."""
+        """(long, short) contracts held at funding time ``ms``: the legs now, less our fills at or after it
+        (the exchange settles a funding before anything at its time changes the positions)."""
         pos = self.position_view()
         long_qty, short_qty = pos.long.qty, pos.short.qty
         for fill in reversed(self.executions):
-            if fill.time <= ms:
+            if fill.time < ms:
                 break
             opens_long = (fill.side == BUY) != bool(fill.close_flag)  # a buy opens long, a sell closes it
             sign = -1 if fill.close_flag else 1

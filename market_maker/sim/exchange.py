@@ -14,7 +14,7 @@ Conventions and additions to the binding contract (all additive):
   per interval), ``insurance_balance`` (1000 per asset), ``history_limit`` (final
   orders kept per account, 10000) and ``trade_history`` (trades kept per symbol).
 * Extra methods: ``best_prices(symbol)``, ``mark_price(symbol)``, ``open_order_ids(account_id)``,
-  ``set_funding_rate(symbol, rate)``, ``position_qty(account_id, symbol, long_flag)``.
+  ``set_funding_rate(symbol, rate, now_ms=None)``, ``position_qty(account_id, symbol, long_flag)``.
 * Order ids given as str or int are both accepted (cancel, query); trade ids too.
 * ``Event`` is a small immutable record rather than a ``NamedTuple``: same
   attributes, unpacking and indexing as the 5-tuple, but its ``row`` dict is
@@ -310,6 +310,8 @@ class Exchange(Core):
         m = self._markets.get(symbol)
         if m is None:
             raise _err(BAD_VALUE, "symbol", f"unknown symbol {symbol}")
+        if m.next_funding is not None and now_ms >= m.next_funding:
+            self._fund_if_due(symbol, m, now_ms)
         if side not in (0, 1) or isinstance(side, bool):
             raise _err(BAD_VALUE, "side")
         if close_flag not in (0, 1) or isinstance(close_flag, bool):
@@ -922,18 +924,27 @@ class Exchange(Core):
         m = self._market(symbol)
         if not isinstance(price, Decimal) or not price.is_finite() or price <= 0:
             raise _err(BAD_VALUE, "price")
+        self._fund_if_due(symbol, m, now_ms)
         m.mark = price
         m.im = self._inv_marks[symbol] = ac.inverse_mark(m.face, price)
         self._bump()
         self._check_liquidations(now_ms)
         self._flush()
 
-    def set_funding_rate(self, symbol: str, rate: Decimal) -> None:
-        """Rate applied at the next funding time by ``tick``."""
-        self._market(symbol).funding_rate = rate
+    def set_funding_rate(self, symbol: str, rate: Decimal, now_ms: int | None = None) -> None:
+        """Rate applied at the next funding time. With ``now_ms`` it is announced at once (the instrument row
+        is pushed) and a funding already due is paid at the rate announced for it first."""
+        m = self._market(symbol)
+        if now_ms is not None:
+            self._fund_if_due(symbol, m, now_ms)
+        m.funding_rate = rate
+        if now_ms is not None:
+            self._events.append(Event("instrument", None, symbol, self.instrument_row(symbol, now_ms), "update"))
 
-    def apply_funding(self, symbol: str, rate: Decimal, now_ms: int) -> None:
-        """Longs pay shorts ``rate * qty * face / mark`` (rounding residue -> insurance)."""
+    def apply_funding(self, symbol: str, rate: Decimal, now_ms: int, funding_time: int | None = None) -> None:
+        """Longs pay shorts ``rate * qty * face / mark`` (rounding residue -> insurance). Each payment is
+        also an internal ``funding`` event of its account (no wire table: GTE pushes none), for in-process
+        consumers such as the backtester's journal."""
         m = self._market(symbol)
         rate_n, rate_d = rate.as_integer_ratio()
         residue = 0
@@ -951,6 +962,11 @@ class Exchange(Core):
                     w.balance += pay
                     residue -= pay
                 self._touch(acct, m.asset)
+                if not acct.internal:
+                    self._events.append(Event("funding", acct.id, symbol, {
+                        "symbol": symbol, "side": side, "qty": pos.qty, "rate": rate,
+                        "amount": ac.to_decimal(-pay if side == LONG else pay),
+                        "funding_time": now_ms if funding_time is None else funding_time}, "insert"))
         self._insurance.wallet(m.asset).balance += residue
         self._check_liquidations(now_ms)
         self._flush()
@@ -961,10 +977,20 @@ class Exchange(Core):
             if m.next_funding is None:
                 m.next_funding = self._next_funding_time(m, now_ms)
             elif now_ms >= m.next_funding:
-                self.apply_funding(symbol, m.funding_rate, now_ms)
-                m.next_funding = (now_ms // self.funding_interval_ms + 1) * self.funding_interval_ms
+                self._fund_if_due(symbol, m, now_ms)
         self._check_liquidations(now_ms)
         self._flush()
+
+    def _fund_if_due(self, symbol: str, m: _Market, now_ms: int) -> None:
+        """A funding is for the positions held, at the mark, at its time: it is settled before anything at or
+        after that time (an order, a mark move, the housekeeping) changes them. The instrument row is pushed
+        at once, its ``funding_rate_time`` moved on and its ``mark_price`` the one the payments used."""
+        due = m.next_funding
+        if due is None or now_ms < due:
+            return
+        m.next_funding = (now_ms // self.funding_interval_ms + 1) * self.funding_interval_ms
+        self.apply_funding(symbol, m.funding_rate, now_ms, funding_time=due)
+        self._events.append(Event("instrument", None, symbol, self.instrument_row(symbol, now_ms), "update"))
 
     def _check_liquidations(self, now_ms: int) -> None:
         mmr, marks = self._mmr_ratio, self._inv_marks
