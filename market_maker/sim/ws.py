@@ -376,9 +376,10 @@ class WsHub:
                 session.push(self.faults, batch.table, msg)
 
     def periodic(self, tables: set[str]) -> None:
-        """Re-push the current image of ``tables`` (instrument/position/margin) as updates."""
+        """Re-push the current image of ``tables`` (instrument/position/margin) as updates, in that order
+        (the instrument first: a margin row pushed with it is at the mark it shows)."""
         ts = now_ms()
-        for table in tables:
+        for table in sorted(tables, key=("instrument", "position", "margin").index):
             for owner, group in list(self._index[table].items()):
                 if owner is None:
                     continue
