@@ -128,9 +128,10 @@ def _open_orders(sim):
 
 
 def _check_owned(orders, children):
-    """Every open order belongs to the live bot of its symbol, and no two sit at one level."""
+    """Every open order belongs to the live bot of its symbol, and no two sit at one level (a level split
+    into its close and open parts is two orders of one price: close_flag tells them apart)."""
     live = {c.symbol: c.prefix for c in children if c.alive}
-    levels = [(o["symbol"], o["side"], o["price"]) for o in orders]
+    levels = [(o["symbol"], o["side"], o["price"], o["close_flag"]) for o in orders]
     assert len(levels) == len(set(levels)), orders
     for o in orders:
         assert o["symbol"] in live and o["client_oid"].startswith(live[o["symbol"]]), (o, live)
@@ -155,7 +156,7 @@ def test_two_bots_one_killed_and_restarted_then_the_account_kill_switch_stops_bo
             prefixes = tuple(c.prefix for c in sup.children)
             while not watching.wait(0.1):
                 orders = _open_orders(sim)
-                levels = [(o["symbol"], o["side"], o["price"]) for o in orders]
+                levels = [(o["symbol"], o["side"], o["price"], o["close_flag"]) for o in orders]
                 if len(levels) != len(set(levels)) or not all(o["client_oid"].startswith(prefixes) for o in orders):
                     violations.append(orders)
         watcher = threading.Thread(target=monitor)
