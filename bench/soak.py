@@ -80,7 +80,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from market_maker.gte import signing  # noqa: E402
-from market_maker.gte import ws as ws_module  # noqa: E402
+from market_maker.gte import ws_session as ws_module  # noqa: E402
 from market_maker.cli import build_runner  # noqa: E402
 from market_maker.exchange_interface import AUDIT_CONFIRM_S, ORDER_AUDIT_S  # noqa: E402
 from market_maker.market_maker import OrderManager  # noqa: E402

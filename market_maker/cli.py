@@ -20,10 +20,11 @@ from . import commands
 from .journal.reconcile import reconcile
 from .journal.recorder import JournalRecorder, check_path, open_journal
 from .gte import errors
-from .log import register_secret, setup_logging
+from .log import setup_logging
 from .market_maker import ExchangeInterface, OrderManager
 from .runner import EXIT_ERROR, EXIT_OK, EXIT_SETTINGS, Runner, load_strategy
 from .settings import Settings, SettingsError, defaults, load_settings, pop_env_secret
+from .sim_launch import exchange_endpoints
 
 log = logging.getLogger("market_maker.manager")
 # any of these set starts market_maker.ops (notifications, control API, metrics); none set: it is never imported
@@ -149,17 +150,7 @@ def run_bot(settings: Settings, manager_cls: Type[OrderManager] = OrderManager, 
             log.error("Bad settings: %s", exc)
             return EXIT_SETTINGS
     with contextlib.ExitStack() as stack:
-        if settings.use_simulator:
-            from .sim import SimConfig, run_simulator
-            config = SimConfig.from_settings(settings, host="127.0.0.1", port=0, api_key=settings.API_KEY,
-                                             api_secret=settings.API_SECRET,
-                                             funding_interval_s=int(settings.SIM_FUNDING_INTERVAL))
-            sim = stack.enter_context(run_simulator(config))
-            register_secret(sim.api_secret)
-            log.info("Trading on the embedded GTE simulator at %s", sim.base_url)
-            base_url, ws_url, key, secret = sim.base_url, sim.ws_url, sim.api_key, sim.api_secret
-        else:
-            base_url, ws_url, key, secret = settings.BASE_URL, settings.WS_URL, settings.API_KEY, settings.API_SECRET
+        base_url, ws_url, key, secret = exchange_endpoints(settings, stack, log)
         runner = build_runner(settings, base_url, ws_url, key, secret, manager_cls, duration, settings_path,
                               strategy_override, forced_sim, env_secret, set_overrides)
         if any(settings[name] for name in OPS_SETTINGS):

@@ -34,10 +34,10 @@ import market_maker
 from ..gte.errors import GteError, OrderNotFound
 from ..gte.rest import GteRest
 from ..gte.signing import Credentials
-from ..log import register_secret
 from ..models import Margin
 from ..runner import EXIT_ERROR, EXIT_KILL_SWITCH, EXIT_OK, EXIT_SETTINGS
 from ..settings import Settings, SettingsError
+from ..sim_launch import exchange_endpoints
 
 log = logging.getLogger("market_maker.supervisor")
 
@@ -462,18 +462,7 @@ def run_supervisor(settings: Settings, *, settings_path: Optional[str] = None, c
     """``python marketmaker --symbols ...``: against the exchange, or one embedded simulator serving every
     symbol (SIM_SYMBOLS, else SYMBOLS with the SIM_ settings); returns the exit status."""
     with contextlib.ExitStack() as stack:
-        if settings.use_simulator:
-            from ..sim import SimConfig, run_simulator
-            table = settings.SIM_SYMBOLS or tuple((s, ()) for s in settings.SYMBOLS)
-            config = SimConfig.from_settings(settings, host="127.0.0.1", port=0, api_key=settings.API_KEY,
-                                             api_secret=settings.API_SECRET, symbols=table,
-                                             funding_interval_s=int(settings.SIM_FUNDING_INTERVAL))
-            sim = stack.enter_context(run_simulator(config))
-            register_secret(sim.api_secret)
-            log.info("Trading on the embedded GTE simulator at %s", sim.base_url)
-            base_url, ws_url, key, secret = sim.base_url, sim.ws_url, sim.api_key, sim.api_secret
-        else:
-            base_url, ws_url, key, secret = settings.BASE_URL, settings.WS_URL, settings.API_KEY, settings.API_SECRET
+        base_url, ws_url, key, secret = exchange_endpoints(settings, stack, log, every_symbol=True)
         with GteRest(base_url, None, timeout=settings.TIMEOUT) as public:
             try:
                 listing = exchange_listing(public)
