@@ -233,7 +233,8 @@ def test_a_close_fill_gets_the_realised_pnl_its_leg_booked(tmp_path, settings):
 
 
 def test_funding_is_told_when_the_instruments_funding_time_moves_on():
-    from market_maker.gte.tables import LiveTables, funding_amount
+    from market_maker.gte.funding import funding_amount
+    from market_maker.gte.tables import LiveTables
     told = []
     tables = LiveTables("BTC_USD", "BTC")
     tables.record = lambda kind, **f: told.append((kind, f))

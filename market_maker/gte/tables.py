@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from ..models import (BUY, FINAL_STATUSES, LONG, OPEN_STATUSES, SHORT, Fill, Instrument, Margin, Order, Position,
                       Positions, Trade)
 from .book import StreamError
+from .funding import FundingState, payments
 from .parse import (MalformedRow, integer, parse_execution, parse_instrument, parse_margin,
                     parse_order, parse_position, parse_trade)
 
@@ -301,26 +302,6 @@ class FillCounter:
             credited.popitem(last=False)
 
 
-LEDGER = 10 ** 12  # funding is booked to 1e-12 of the settle currency
-MARK_UNITS = 10 ** 20  # an inverse mark (face / mark) is taken to 1e-20 first
-
-
-def _nearest(n: int, d: int) -> int:
-    """n / d to the nearest integer, ties upward (d > 0)."""
-    return (2 * n + d) // (2 * d)
-
-
-def funding_amount(qty: int, face: Decimal, mark: Decimal, rate: Decimal) -> Decimal:
-    """What ``qty`` contracts pay or receive at a funding: qty * face / mark * rate, its inverse mark taken
-    to 1e-20 and the amount to 1e-12 (nearest, ties up), as the exchange books it (positive)."""
-    fn, fd = face.as_integer_ratio()
-    mn, md = mark.as_integer_ratio()
-    rn, rd = rate.as_integer_ratio()
-    inverse = _nearest(fn * md * MARK_UNITS, fd * mn)
-    units = _nearest(qty * inverse * rn, (MARK_UNITS // LEDGER) * rd)
-    return Decimal(units).scaleb(-12)
-
-
 class LiveTables:
     """Every non-book table of one symbol/settle currency; ``apply`` returns the event kind.
 
@@ -380,7 +361,7 @@ class LiveTables:
         return self._kinds[table]
 
     # funding: GTE pushes no funding row; a payment shows as the instrument's next funding time moving on
-    def _funding_state(self) -> tuple[int, Decimal, Decimal] | None:
+    def _funding_state(self) -> FundingState | None:
         """(funding_rate_time, funding_rate, mark) of our instrument now, or None when unknown."""
         row = self.instruments.rows.get((self.symbol,))
         inst = self.instrument()
@@ -391,41 +372,16 @@ class LiveTables:
         except (TypeError, ValueError):
             return None
 
-    def _tell_funding(self, before: tuple[int, Decimal, Decimal]) -> None:
-        """The funding time moved on: each leg held then paid (long) or received (short) its funding,
-        ``qty * face / mark * rate`` to the ledger's 1e-12, at the rate announced before and the mark of the
-        row that moves the time on (the exchange pushes it as it books the funding: the mark it used)."""
+    def _tell_funding(self, before: FundingState) -> None:
+        """The funding time moved on: tell each leg's payment (see ``funding.payments``)."""
         after = self._funding_state()
-        at, rate, _ = before
-        if after is None or after[0] <= at or not rate:
-            return
-        mark = after[2]
-        if mark <= 0:
+        if after is None:
             return
         inst = self.instrument()
-        face = inst.face_value if inst is not None else Decimal(1)
-        legs = self._legs_at(at)
-        for side, qty in zip((LONG, SHORT), legs):
-            if qty:
-                amount = funding_amount(qty, face, mark, rate)
-                self.record("funding", amount=-amount if side == LONG else amount,  # type: ignore[misc]
-                            rate=rate, ts_ex_ms=at, side=side, qty=qty)
-
-    def _legs_at(self, ms: int) -> tuple[int, int]:
-        """(long, short) contracts held at funding time ``ms``: the legs now, less our fills at or after it
-        (the exchange settles a funding before anything at its time changes the positions)."""
         pos = self.position_view()
-        long_qty, short_qty = pos.long.qty, pos.short.qty
-        for fill in reversed(self.executions):
-            if fill.time < ms:
-                break
-            opens_long = (fill.side == BUY) != bool(fill.close_flag)  # a buy opens long, a sell closes it
-            sign = -1 if fill.close_flag else 1
-            if opens_long:
-                long_qty -= sign * fill.qty
-            else:
-                short_qty -= sign * fill.qty
-        return long_qty, short_qty
+        for paid in payments(before, after, pos.long.qty, pos.short.qty, self.executions,
+                             inst.face_value if inst is not None else Decimal(1)):
+            self.record("funding", **paid)  # type: ignore[misc]
 
     def recording(self) -> bool:
         """Someone listens to ``record`` (when it is set)."""
