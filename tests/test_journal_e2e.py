@@ -67,16 +67,23 @@ def assert_journal_equals_exchange(path, rows):
     return filled
 
 
+def start_bot(sim, tmp_path, path):
+    """The bot with a journal at ``path``, running in a thread until ``runner.stop()``; its exit code lands
+    in ``codes``."""
+    settings = settings_for(sim, tmp_path)
+    runner = build_runner(settings, sim.base_url, sim.ws_url, sim.api_key, sim.api_secret)
+    journal = attach_journal(path, settings, runner, OrderManager)
+    codes = []
+    bot = threading.Thread(target=lambda: codes.append(runner.run()))
+    bot.start()
+    return runner, journal, bot, codes
+
+
 def test_a_runs_journal_equals_the_simulators_books_and_its_report_the_equity_change(tmp_path, capsys):
     path = str(tmp_path / "journal.sqlite")
     with run_simulator(SimConfig(port=0, seed=11, funding_interval_s=2, **{**CALM, "taker_rate": D(10)})) as sim:
         start_equity = D(sim.call(lambda ex: ex.margin_rows(sim.account_id))[0]["total"])
-        settings = settings_for(sim, tmp_path)
-        runner = build_runner(settings, sim.base_url, sim.ws_url, sim.api_key, sim.api_secret)
-        journal = attach_journal(path, settings, runner, OrderManager)
-        codes = []
-        bot = threading.Thread(target=lambda: codes.append(runner.run()))
-        bot.start()
+        runner, journal, bot, codes = start_bot(sim, tmp_path, path)
         try:
             assert wait_until(lambda: count(path, "executions") >= 4 and count(path, "funding") >= 1, timeout=30)
         finally:
@@ -152,12 +159,7 @@ def test_fills_a_blind_socket_missed_at_the_end_are_read_back_at_stop(tmp_path, 
     exchange's word on our orders, read back at stop, puts the fills in the journal of this run."""
     path = str(tmp_path / "journal.sqlite")
     with run_simulator(SimConfig(port=0, seed=5, **{**CALM, "taker_rate": D(0)})) as sim:
-        settings = settings_for(sim, tmp_path)
-        runner = build_runner(settings, sim.base_url, sim.ws_url, sim.api_key, sim.api_secret)
-        journal = attach_journal(path, settings, runner, OrderManager)
-        codes = []
-        bot = threading.Thread(target=lambda: codes.append(runner.run()))
-        bot.start()
+        runner, journal, bot, codes = start_bot(sim, tmp_path, path)
         bids = lambda: [r for r in all_orders(sim, sim.account_id)  # noqa: E731
                         if r["side"] == "1" and r["status"] in ("2", "16")]
         try:
