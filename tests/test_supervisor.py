@@ -186,10 +186,12 @@ def test_two_bots_one_killed_and_restarted_then_the_account_kill_switch_stops_bo
             assert "open orders the ETH_USD bot left" in caplog.text  # cancelled at once, not left to the new run
             _check_owned(_open_orders(sim), sup.children)
 
-            # the account's ETH equity shrinks below the margin its orders use: every bot stops
-            row = sim.call(lambda ex: ex.pc_account_rows(sim.account_id, "ETH"))[0]
-            free = Decimal(row["available"]) - Decimal("0.005")
-            sim.call(lambda ex: ex.transfer(sim.account_id, "ETH", 2, 1, free))
+            # the account's ETH equity shrinks below the margin its orders use: every bot stops (read and moved in
+            # one step on the simulator's loop: a bot's order in between would make the amount unavailable)
+            def transfer_all_but_a_little(ex):
+                free = Decimal(ex.pc_account_rows(sim.account_id, "ETH")[0]["available"]) - Decimal("0.005")
+                ex.transfer(sim.account_id, "ETH", 2, 1, free)
+            sim.call(transfer_all_but_a_little)
             thread.join(60)
             assert not thread.is_alive()
         finally:
