@@ -74,17 +74,19 @@ def difference(order: Order, held: OrderFills) -> Optional[Difference]:
 
 
 def start_after(db: sqlite3.Connection) -> Optional[int]:
-    """The order id after which to read the exchange's orders: just before the oldest the journal
-    did not know as final, or the newest it knows (None: an empty journal, nothing to rebuild)."""
+    """The order id after which to read the exchange's orders: just before the oldest the journal did
+    not know as final or whose executions fall short of its filled quantity (the order's push came, an
+    execution push was lost), or the newest it knows (None: an empty journal, nothing to rebuild)."""
+    journaled = dict(db.execute("SELECT order_id, SUM(qty) FROM executions GROUP BY order_id"))
     ids = []
-    for order_id, status in db.execute("SELECT order_id, status FROM orders"):
+    for order_id, status, filled in db.execute("SELECT order_id, status, filled_qty FROM orders"):
         if str(order_id).isdigit():
-            ids.append((int(order_id), status))
+            settled = status in FINAL_STATUSES and (journaled.get(order_id) or 0) >= (filled or 0)
+            ids.append((int(order_id), settled))
     if not ids:
         return None
     newest = max(i for i, _ in ids)
-    open_ids = [i for i, status in ids if status not in FINAL_STATUSES]
-    return min([newest, *(i - 1 for i in open_ids)])
+    return min([newest, *(i - 1 for i, settled in ids if not settled)])
 
 
 def exchange_orders(rest: Any, after: int, prefix: str, deadline: Optional[float] = None) -> List[Order]:
