@@ -115,7 +115,7 @@ class MarketFlow:
         self.lps = [exchange.open_account(f"flow-lp-{i}", cfg.balance, asset)
                     for i in range(cfg.lp_accounts)]
         self.taker = exchange.open_account("flow-taker", cfg.balance, asset)
-        self.quotes: list[dict[tuple[int, int], str]] = [{} for _ in self.lps]
+        self.quotes: list[dict[tuple[int, int], int]] = [{} for _ in self.lps]
         self.ref_ticks = self._to_ticks(exchange.mark_price(cfg.symbol))
         self.last_ms: int | None = None
         self.sim_s = Decimal(0)
@@ -223,7 +223,7 @@ class MarketFlow:
         wanted = self._wanted()
         top_bid, low_ask = self.ref_ticks - cfg.half_spread_ticks, self.ref_ticks + cfg.half_spread_ticks
         for acct, quotes in zip(self.lps, self.quotes):
-            alive = ex.open_order_ids(acct)
+            alive = ex.open_quote_ids(acct)
             for key in [k for k, oid in quotes.items() if oid not in alive]:
                 del quotes[key]
         bids = [t for quotes in self.quotes for side, t in quotes if side == 1]
@@ -248,7 +248,7 @@ class MarketFlow:
                 self._cancel(acct, quotes.pop(key), now_ms)
             self._refresh(acct, quotes, now_ms)
 
-    def _refresh(self, acct: int, quotes: dict[tuple[int, int], str], now_ms: int) -> None:
+    def _refresh(self, acct: int, quotes: dict[tuple[int, int], int], now_ms: int) -> None:
         """Re-size each level with probability ``requote_prob``: the new order goes in before the
         old one leaves, so the level never disappears."""
         below, draw = self._requote_below, self.rng.random
@@ -260,15 +260,15 @@ class MarketFlow:
                 self._quote(acct, quotes, key[0], key[1], now_ms)
                 self._cancel(acct, old, now_ms)
 
-    def _quote(self, acct: int, quotes: dict[tuple[int, int], str], side: int, ticks: int,
+    def _quote(self, acct: int, quotes: dict[tuple[int, int], int], side: int, ticks: int,
                now_ms: int) -> None:
         oid = self._send(acct, side, ticks, self._size(self._lp_mu, Decimal("0.8")), now_ms)
         if oid is not None:
             quotes[(side, ticks)] = oid
 
-    def _cancel(self, acct: int, oid: str, now_ms: int) -> None:
+    def _cancel(self, acct: int, oid: int, now_ms: int) -> None:
         try:
-            self.ex.cancel_order(acct, self.cfg.symbol, oid, now_ms)
+            self.ex.cancel_quote(acct, self.cfg.symbol, oid, now_ms)
         except SimError:
             pass  # already filled: gone either way
 
@@ -283,16 +283,15 @@ class MarketFlow:
                 return max(1, math.floor(f + 0.5))
         return max(1, int(x.exp().to_integral_value()))
 
-    def _send(self, acct: int, side: int, ticks: int, qty: int, now_ms: int) -> str | None:
-        """Place an order, closing the opposite position when possible; None if refused."""
+    def _send(self, acct: int, side: int, ticks: int, qty: int, now_ms: int) -> int | None:
+        """Place an order, closing the opposite position when possible; its id while it rests,
+        None if it was refused or filled at once."""
         _, avail = self.ex.position_qty(acct, self.cfg.symbol, 0 if side == 1 else 1)
         close = 1 if avail >= qty else 0
         try:
-            row = self.ex.place_order(acct, self.cfg.symbol, side, close, ticks * self.tick, qty,
-                                      None, now_ms)
+            return self.ex.place_quote(acct, self.cfg.symbol, side, close, ticks, qty, now_ms)
         except SimError:
             return None
-        return row["order_id"] if row["status"] in ("1", "2", "16") else None
 
     # ------------------------------------------------------------------ takers
     def _takers(self, now_ms: int) -> None:
@@ -311,7 +310,7 @@ class MarketFlow:
             ticks = self.ref_ticks + slip if side == 1 else max(1, self.ref_ticks - slip)
             oid = self._send(self.taker, side, ticks, qty, now_ms)
             if oid is not None:
-                self.ex.cancel_order(self.taker, cfg.symbol, oid, now_ms)
+                self.ex.cancel_quote(self.taker, cfg.symbol, oid, now_ms)
 
 
 def _inside_out(key: tuple[int, int]) -> tuple[int, int]:
