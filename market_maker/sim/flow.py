@@ -42,7 +42,9 @@ from .exchange import Exchange, SimError
 
 MAX_TAKERS_PER_STEP = 500
 _EXP_FLOAT_MAX = Decimal(30)  # exp(30) ~ 1e13: a float's error there is still far below _TIE_MARGIN
+_EXP_FLOAT_LIMIT = 29.0  # the same bound for the all-float path (its x may differ from the Decimal one in the last bits)
 _TIE_MARGIN = 1e-6
+_LP_SIGMA = Decimal("0.8")  # of the liquidity providers' lognormal sizes
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,9 @@ class MarketFlow:
         walk_dt = Decimal(cfg.walk_step_ms) / 1000
         self._burst_below = float_below(1 - (-cfg.burst_rate * walk_dt).exp())
         self._mu = self._lognormal_mu(cfg.taker_mean_qty, cfg.taker_qty_sigma)
-        self._lp_mu = self._lognormal_mu(cfg.lp_mean_qty, Decimal("0.8"))
+        self._lp_mu = self._lognormal_mu(cfg.lp_mean_qty, _LP_SIGMA)
+        # the float of each Decimal parameter of ``_size``
+        self._floats = {d: float(d) for d in (self._mu, cfg.taker_qty_sigma, self._lp_mu, _LP_SIGMA)}
 
     @staticmethod
     def _lognormal_mu(mean: Decimal, sigma: Decimal) -> Decimal:
@@ -224,8 +228,10 @@ class MarketFlow:
         top_bid, low_ask = self.ref_ticks - cfg.half_spread_ticks, self.ref_ticks + cfg.half_spread_ticks
         for acct, quotes in zip(self.lps, self.quotes):
             alive = ex.open_quote_ids(acct)
-            for key in [k for k, oid in quotes.items() if oid not in alive]:
-                del quotes[key]
+            # an LP's open orders are all in its quotes: as many of them means none has gone
+            if len(alive) != len(quotes):
+                for key in [k for k, oid in quotes.items() if oid not in alive]:
+                    del quotes[key]
         bids = [t for quotes in self.quotes for side, t in quotes if side == 1]
         asks = [t for quotes in self.quotes for side, t in quotes if side == 0]
         max_bid, min_ask = max(bids, default=0), min(asks, default=None)
@@ -262,7 +268,7 @@ class MarketFlow:
 
     def _quote(self, acct: int, quotes: dict[tuple[int, int], int], side: int, ticks: int,
                now_ms: int) -> None:
-        oid = self._send(acct, side, ticks, self._size(self._lp_mu, Decimal("0.8")), now_ms)
+        oid = self._send(acct, side, ticks, self._size(self._lp_mu, _LP_SIGMA), now_ms)
         if oid is not None:
             quotes[(side, ticks)] = oid
 
@@ -273,10 +279,19 @@ class MarketFlow:
             pass  # already filled: gone either way
 
     def _size(self, mu: Decimal, sigma: Decimal, rng: random.Random | None = None) -> int:
-        z = _dec((rng or self.rng).gauss(0, 1))
-        x = mu + sigma * z
-        # exp(x) rounded to the nearest integer (ties to even): the float exp is within ~1e-15 of the
-        # Decimal one, so away from a tie it rounds the same; near one, the Decimal exp decides
+        """``exp(mu + sigma * z)`` of a standard normal draw ``z``, computed in Decimal, rounded to the
+        nearest integer (ties to even), at least 1.
+
+        The floats ``mu + sigma * z`` and its exp are within a few 1e-15 (relative) of the Decimal
+        ones, so away from a tie (``_TIE_MARGIN``) the float result rounds the same; near one, or
+        beyond ``_EXP_FLOAT_MAX``, the Decimal computation decides."""
+        z = (rng or self.rng).gauss(0, 1)
+        xf = self._floats[mu] + self._floats[sigma] * z
+        if xf < _EXP_FLOAT_LIMIT:
+            f = math.exp(xf)
+            if abs(f - math.floor(f) - 0.5) > _TIE_MARGIN:
+                return max(1, math.floor(f + 0.5))
+        x = mu + sigma * _dec(z)
         if x < _EXP_FLOAT_MAX:
             f = math.exp(float(x))
             if abs(f - math.floor(f) - 0.5) > _TIE_MARGIN:
