@@ -33,7 +33,7 @@ from __future__ import annotations
 import csv
 import math
 import random
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -118,6 +118,7 @@ class MarketFlow:
                     for i in range(cfg.lp_accounts)]
         self.taker = exchange.open_account("flow-taker", cfg.balance, asset)
         self.quotes: list[dict[tuple[int, int], int]] = [{} for _ in self.lps]
+        self._ladder: tuple[list[tuple[int, int]], list[tuple[int, int]]] = ([], [])  # of the last requote
         self.ref_ticks = self._to_ticks(exchange.mark_price(cfg.symbol))
         self.last_ms: int | None = None
         self.sim_s = Decimal(0)
@@ -196,9 +197,11 @@ class MarketFlow:
         self.ref_ticks = max(floor, self.ref_ticks + move)
 
     # ------------------------------------------------------------------ liquidity
-    def _wanted(self) -> set[tuple[int, int]]:
+    def _wanted(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """The LP ladder: a touch level ``half_spread_ticks`` from the reference on each side,
-        then ``depth_levels - 1`` levels on the fixed grid of multiples of ``level_step_ticks``.
+        then ``depth_levels - 1`` levels on the fixed grid of multiples of ``level_step_ticks``;
+        (asks, bids), each nearest the touch first (the order of ``_inside_out``, so a subset of
+        the ladder in this order needs no sort).
 
         The grid does not move with the reference, so a move of a few ticks changes the
         touch and at most a level or two at each end of each side."""
@@ -207,12 +210,17 @@ class MarketFlow:
         top_bid, low_ask = self.ref_ticks - h, self.ref_ticks + h
         first_bid = (top_bid - 1) // step * step          # highest grid point below the touch
         first_ask = (low_ask // step + 1) * step          # lowest grid point above the touch
-        out = {(1, top_bid), (0, low_ask)}
-        for k in range(cfg.depth_levels - 1):
-            if first_bid - k * step > 0:
-                out.add((1, first_bid - k * step))
-            out.add((0, first_ask + k * step))
-        return out
+        more = range(cfg.depth_levels - 1)
+        return ([(0, low_ask)] + [(0, first_ask + k * step) for k in more],
+                [(1, top_bid)] + [(1, first_bid - k * step) for k in more if first_bid - k * step > 0])
+
+    def _best_quotes(self) -> tuple[int, int | None]:
+        """(highest LP bid, lowest LP ask) in ticks; 0 and None for a side without any.
+
+        Every quote is on the ladder of the last ``_requote`` (it cancels the others), whose sides
+        list their levels nearest the touch first: a side's first quoted level is its best."""
+        asks, bids = self._ladder
+        return _first_quoted(bids, self.quotes) or 0, _first_quoted(asks, self.quotes)
 
     def _requote(self, now_ms: int) -> None:
         """Move the LP ladders to ``_wanted()`` one order at a time, never emptying a side.
@@ -224,7 +232,9 @@ class MarketFlow:
         5. cancel the other stale quotes and refresh a few levels (new order first).
         Every cancel is a single-order cancel, so a pushed book message removes at most one level."""
         cfg, ex = self.cfg, self.ex
-        wanted = self._wanted()
+        asks, bids = self._wanted()
+        ladder = asks + bids
+        wanted = set(ladder)
         top_bid, low_ask = self.ref_ticks - cfg.half_spread_ticks, self.ref_ticks + cfg.half_spread_ticks
         for acct, quotes in zip(self.lps, self.quotes):
             alive = ex.open_quote_ids(acct)
@@ -232,35 +242,36 @@ class MarketFlow:
             if len(alive) != len(quotes):
                 for key in [k for k, oid in quotes.items() if oid not in alive]:
                     del quotes[key]
-        bids = [t for quotes in self.quotes for side, t in quotes if side == 1]
-        asks = [t for quotes in self.quotes for side, t in quotes if side == 0]
-        max_bid, min_ask = max(bids, default=0), min(asks, default=None)
+        max_bid, min_ask = self._best_quotes()
+        self._ladder = (asks, bids)
+        # the stale quotes, inside out (placing new quotes adds none)
+        stale = [sorted(quotes.keys() - wanted, key=_inside_out) for quotes in self.quotes]
         deferred = []
         for acct, quotes in zip(self.lps, self.quotes):
-            for side, ticks in sorted(wanted - quotes.keys(), key=_inside_out):
+            for side, ticks in [k for k in ladder if k not in quotes]:   # new quotes, inside out
                 safe = ticks > max_bid if side == 0 else (min_ask is None or ticks < min_ask)
                 if safe:
                     self._quote(acct, quotes, side, ticks, now_ms)
                 else:
                     deferred.append((acct, quotes, side, ticks))
-        for acct, quotes in zip(self.lps, self.quotes):
-            for side, ticks in sorted(quotes.keys() - wanted, key=_inside_out):
+        for acct, quotes, keys in zip(self.lps, self.quotes, stale):
+            for side, ticks in keys:
                 if (side == 0 and ticks <= top_bid) or (side == 1 and ticks >= low_ask):
                     self._cancel(acct, quotes.pop((side, ticks)), now_ms)
         for acct, quotes, side, ticks in deferred:
             self._quote(acct, quotes, side, ticks, now_ms)
-        for acct, quotes in zip(self.lps, self.quotes):
-            for key in sorted(quotes.keys() - wanted, key=_outside_in):
+        for acct, quotes, keys in zip(self.lps, self.quotes, stale):
+            for key in sorted((k for k in keys if k in quotes), key=_outside_in):
                 self._cancel(acct, quotes.pop(key), now_ms)
-            self._refresh(acct, quotes, now_ms)
+            self._refresh(acct, quotes, ladder, now_ms)
 
-    def _refresh(self, acct: int, quotes: dict[tuple[int, int], int], now_ms: int) -> None:
-        """Re-size each level with probability ``requote_prob``: the new order goes in before the
-        old one leaves, so the level never disappears."""
+    def _refresh(self, acct: int, quotes: dict[tuple[int, int], int], ladder: list[tuple[int, int]],
+                 now_ms: int) -> None:
+        """Re-size each level with probability ``requote_prob``, nearest the touch first: the new
+        order goes in before the old one leaves, so the level never disappears.  Every quote is
+        on the ``ladder`` (the others were just cancelled), which is in that order."""
         below, draw = self._requote_below, self.rng.random
-        keys = sorted(quotes)  # asks (side 0) by price up, then bids (side 1) by price up
-        split = bisect_left(keys, (1, -1))
-        for key in keys[:split] + keys[:split - 1:-1] if split else keys[::-1]:  # = sorted(key=_inside_out)
+        for key in [k for k in ladder if k in quotes]:
             if draw() < below:
                 old = quotes.pop(key)
                 self._quote(acct, quotes, key[0], key[1], now_ms)
@@ -326,6 +337,15 @@ class MarketFlow:
             oid = self._send(self.taker, side, ticks, qty, now_ms)
             if oid is not None:
                 self.ex.cancel_quote(self.taker, cfg.symbol, oid, now_ms)
+
+
+def _first_quoted(levels: list[tuple[int, int]], quotes: list[dict[tuple[int, int], int]]) -> int | None:
+    """Ticks of the first of ``levels`` that one of ``quotes`` holds (None if none does)."""
+    for key in levels:
+        for held in quotes:
+            if key in held:
+                return key[1]
+    return None
 
 
 def _inside_out(key: tuple[int, int]) -> tuple[int, int]:
