@@ -1,6 +1,7 @@
 """Digests of what a backtest and the simulator's market produce, to show a speed change changed no result.
 
     python bench/backtest_digest.py [--seeds 1,2,3] [--pairs 6,30] [--hours 0.05] [--flow-steps 2000]
+                                    [--market NAME [FILE]]
 
 For each seed and ORDER_PAIRS (the settings of ``bench/backtest_speed.py``) it runs a backtest
 on the default synthetic market with a journal and prints three SHA-256 digests (12 hex digits):
@@ -10,7 +11,7 @@ on the default synthetic market with a journal and prints three SHA-256 digests 
   trades) and those of the bot's account -- each with its wire row, in order;
 * ``all``: every event of the exchange with its row, the market's own accounts' included.
 
-Then, for each seed, ``flow``: the event stream (rows included) of the synthetic market alone on
+(``--market`` runs another market instead of the synthetic one.) Then, for each seed, ``flow``: the event stream (rows included) of the synthetic market alone on
 the exchange as the real-time simulator builds it, ``--flow-steps`` steps of 50 ms: what its
 WebSocket fan-out turns into pushes.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import os
 import sqlite3
 import sys
@@ -31,6 +33,7 @@ from typing import Any, Iterable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from market_maker.backtest.command import MARKET_MODULES  # noqa: E402
 from market_maker.backtest.engine import run_backtest  # noqa: E402
 from market_maker.backtest.market import build  # noqa: E402
 from market_maker.market_maker import OrderManager  # noqa: E402
@@ -106,14 +109,14 @@ def journal_digest(path: str) -> str:
     return h.hexdigest()[:12]
 
 
-def backtest_digests(seed: int, pairs: int, hours: float) -> str:
+def backtest_digests(seed: int, pairs: int, hours: float, market: list[str]) -> str:
     work = Path(tempfile.mkdtemp())
     settings = load_settings(overrides={"ORDER_PAIRS": pairs, "ORDER_STEP_SIZE": 100 if pairs <= 10 else 20},
                              environ={}, cwd=work)
     journal = str(work / "journal.sqlite")
     with StreamDigest() as stream:
-        result = run_backtest(settings, OrderManager, build("synthetic", settings), seed=seed, hours=hours,
-                              journal_path=journal)
+        result = run_backtest(settings, OrderManager, build(market[0], settings, *market[1:]), seed=seed,
+                              hours=hours, journal_path=journal)
     return (f"journal {journal_digest(journal)}  consumed {stream.consumed.hexdigest()[:12]}  "
             f"all {stream.all.hexdigest()[:12]}  ({result.fills} fills, {result.orders_sent} orders, "
             f"net {result.net_pnl})")
@@ -138,11 +141,15 @@ def main() -> int:
     p.add_argument("--pairs", default="6,30")
     p.add_argument("--hours", type=float, default=0.05)
     p.add_argument("--flow-steps", type=int, default=2000)
+    p.add_argument("--market", nargs="+", default=["synthetic"], metavar=("NAME", "FILE"))
     args = p.parse_args()
+    for name in MARKET_MODULES:
+        importlib.import_module(f"market_maker.backtest.{name}")
     seeds = [int(v) for v in args.seeds.split(",")]
     for seed in seeds:
         for pairs in [int(v) for v in args.pairs.split(",")]:
-            print(f"seed {seed} ORDER_PAIRS={pairs:<3} {backtest_digests(seed, pairs, args.hours)}", flush=True)
+            print(f"seed {seed} ORDER_PAIRS={pairs:<3} {backtest_digests(seed, pairs, args.hours, args.market)}",
+                  flush=True)
     for seed in seeds:
         print(f"seed {seed} {flow_digest(seed, args.flow_steps)}", flush=True)
     return 0
