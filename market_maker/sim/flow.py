@@ -271,7 +271,8 @@ class MarketFlow:
         order goes in before the old one leaves, so the level never disappears.  Every quote is
         on the ``ladder`` (the others were just cancelled), which is in that order."""
         below, draw = self._requote_below, self.rng.random
-        for key in [k for k in ladder if k in quotes]:
+        # as many quotes as levels: every level is quoted (the usual case), no need to filter
+        for key in ladder if len(quotes) == len(ladder) else [k for k in ladder if k in quotes]:
             if draw() < below:
                 old = quotes.pop(key)
                 self._quote(acct, quotes, key[0], key[1], now_ms)
