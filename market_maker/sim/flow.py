@@ -238,7 +238,8 @@ class MarketFlow:
         top_bid, low_ask = self.ref_ticks - cfg.half_spread_ticks, self.ref_ticks + cfg.half_spread_ticks
         for acct, quotes in zip(self.lps, self.quotes):
             alive = ex.open_quote_ids(acct)
-            # an LP's open orders are all in its quotes: as many of them means none has gone
+            # the flow places every order of its LP accounts, so their open orders are all in
+            # their quotes: as many of them means no quote has gone
             if len(alive) != len(quotes):
                 for key in [k for k, oid in quotes.items() if oid not in alive]:
                     del quotes[key]
