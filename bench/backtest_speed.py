@@ -1,5 +1,8 @@
 """Speed of the backtester: simulated seconds per wall second (and per CPU second), market events per second.
 
+(Market events: the exchange events of the market's steps that the bot's feed takes in -- the book,
+the trades and its own account's; a backtest does not produce the market accounts' private ones.)
+
     python bench/backtest_speed.py [--minutes 5] [--pairs 6,30] [--seed 1] [--market NAME [FILE]] [--profile]
 
 Runs the default grid (``OrderManager``, default settings but ORDER_PAIRS) on the default

@@ -35,7 +35,6 @@ ignored: they are on their way out.
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -154,13 +153,6 @@ def _mess(live: Sequence[Order], keys: Sequence[tuple[str, Decimal, int]], max_o
     return None
 
 
-def _shift_ok(o: Order, min_sell: Decimal | None, max_buy: Decimal | None) -> bool:
-    """Whether ``o`` may be kept away from its desired price: it must not cross the other side."""
-    if o.side == BUY:
-        return min_sell is None or o.price < min_sell
-    return max_buy is None or o.price > max_buy
-
-
 def _match_class(
     desired: list[DesiredOrder],
     live: list[Order],
@@ -270,17 +262,34 @@ def _match_near(
     order-preserving DP is optimal. Updates ``kept`` and ``matched`` in place.
     """
     side_prices = {d.price for d in desired}
-    rest: dict[tuple[int, int], list[int]] = defaultdict(list)  # class -> indices into ``live``
+    buy = side == BUY
+    # kept away from its desired price, an order must not cross the other side: a buy stays below
+    # every desired sell, a sell above every desired buy
+    bound = min_sell if buy else max_buy
+    rest: dict[tuple[int, int], list[int]] = {}  # class -> indices into ``live``
     for i, o in enumerate(live):
-        if (o.side == side and not kept[i] and o.price not in side_prices
-                and _shift_ok(o, min_sell, max_buy)):
-            rest[(o.close_flag, o.qty - o.filled_qty)].append(i)
+        if o.side != side or kept[i]:
+            continue
+        price = o.price
+        if price in side_prices or (bound is not None and (price >= bound if buy else price <= bound)):
+            continue
+        cls = (o.close_flag, o.qty - o.filled_qty)
+        members = rest.get(cls)
+        if members is None:
+            rest[cls] = [i]
+        else:
+            members.append(i)
     if not rest:
         return
-    d_classes: dict[tuple[int, int], list[int]] = defaultdict(list)
+    d_classes: dict[tuple[int, int], list[int]] = {}
     for k, d in enumerate(desired, offset):
-        if k not in matched and (d.close_flag, d.qty) in rest:
-            d_classes[(d.close_flag, d.qty)].append(k)
+        cls = (d.close_flag, d.qty)
+        if cls in rest and k not in matched:
+            members = d_classes.get(cls)
+            if members is None:
+                d_classes[cls] = [k]
+            else:
+                members.append(k)
     for cls, d_idx in d_classes.items():
         l_idx = rest[cls]
         if len(l_idx) == 1 and len(d_idx) == 1:  # the usual class (one level per size)

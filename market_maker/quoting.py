@@ -201,9 +201,16 @@ def start_positions(
     start_buy = bid + tick
     start_sell = ask - tick
     if params.maintain_spreads:
-        if any(o.side == BUY and o.is_open and o.price == bid for o in own_orders):
+        at_bid = at_ask = False   # one of our open orders is the best bid / the best ask
+        for o in own_orders:
+            price = o.price
+            if price == bid:
+                at_bid = at_bid or (o.side == BUY and o.is_open)
+            elif price == ask:
+                at_ask = at_ask or (o.side == SELL and o.is_open)
+        if at_bid:
             start_buy = bid
-        if any(o.side == SELL and o.is_open and o.price == ask for o in own_orders):
+        if at_ask:
             start_sell = ask
     with localcontext() as ctx:
         ctx.prec = 60
@@ -348,25 +355,28 @@ def make_levels(
     return tuple(out)
 
 
-_LAST_LEVELS: dict[str, tuple[QuoteParams, tuple, tuple[int, ...], tuple[DesiredOrder, ...]]] = {}
+_LEVELS_MEMO_SIZE = 2048  # (side, start, sizes) -> levels entries kept (then the memo starts afresh)
+_LEVELS: dict[tuple[str, tuple, tuple[int, ...]], tuple[QuoteParams, tuple[DesiredOrder, ...]]] = {}
 
 
 def _side_levels(side: str, start: Decimal, sizes: tuple[int, ...],
                  params: QuoteParams) -> tuple[DesiredOrder, ...]:
-    """``make_levels(side, level_prices(start, side, params), sizes)``, remembered per side
-    for its last inputs.
+    """``make_levels(side, level_prices(start, side, params), sizes)``, remembered for recent
+    inputs.
 
-    A requote usually follows a move of one side of the book: the other side's start, and so
-    its levels, are the same as last time. The result is a pure function of the inputs
-    compared here (``params`` by identity, ``start`` digit for digit, since its exponent can
-    shape the prices), so a stored result is valid for as long as they match.
+    A requote usually follows a move of one side of the book, and the touch keeps revisiting
+    the same prices: the starts, and so the levels, repeat. The result is a pure function of
+    the inputs compared here (``params`` by identity, ``start`` digit for digit, since its
+    exponent can shape the prices), so a stored result is valid for as long as they match.
     """
-    start_digits = start.as_tuple()
-    last = _LAST_LEVELS.get(side)
-    if last is not None and last[0] is params and last[1] == start_digits and last[2] == sizes:
-        return last[3]
+    key = (side, start.as_tuple(), sizes)
+    known = _LEVELS.get(key)
+    if known is not None and known[0] is params:
+        return known[1]
     levels = make_levels(side, level_prices(start, side, params), sizes)
-    _LAST_LEVELS[side] = (params, start_digits, sizes, levels)
+    if len(_LEVELS) >= _LEVELS_MEMO_SIZE:
+        _LEVELS.clear()
+    _LEVELS[key] = (params, levels)
     return levels
 
 

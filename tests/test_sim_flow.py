@@ -224,3 +224,30 @@ def test_new_liquidity_sweeps_a_stale_order_of_another_trader() -> None:
     flow.step(1000)
     (fill,) = [e.row for e in ex.drain_events() if e.kind == "execution" and e.account_id == bot]
     assert (fill["last_price"], fill["last_qty"], fill["maker_flag"]) == ("10003.0", "5", "1")
+
+
+class _Draws:
+    """A ``random.Random`` stand-in whose ``gauss`` returns the given values in turn."""
+
+    def __init__(self, values: list[float]) -> None:
+        self.values = iter(values)
+
+    def gauss(self, mu: float, sigma: float) -> float:
+        return next(self.values)
+
+
+def test_sizes_are_the_decimal_exp_rounded_even_near_ties() -> None:
+    import math
+    import random
+    flow = MarketFlow(Exchange(ExchangeConfig()), FlowConfig(), 1)
+    rng = random.Random(3)
+    for mu, sigma in ((flow._lp_mu, D("0.8")), (flow._mu, FlowConfig().taker_qty_sigma)):
+        zs = [rng.gauss(0, 1) for _ in range(3000)] + [40.0, -40.0]
+        # draws whose size lands within float error of a tie n + 1/2
+        for n in range(1, 3000, 7):
+            z = (math.log(n + 0.5) - float(mu)) / float(sigma)
+            zs += [z, math.nextafter(z, math.inf), math.nextafter(z, -math.inf)]
+        draws = _Draws(zs)
+        sizes = [flow._size(mu, sigma, draws) for _ in zs]   # type: ignore[arg-type]
+        exact = [max(1, int((mu + sigma * D(z)).exp().to_integral_value())) for z in zs]
+        assert sizes == exact

@@ -218,13 +218,14 @@ class Wallet:
 
 class Account:
     """A trading account: wallets per asset, two-way positions, settings, order history."""
-    __slots__ = ("id", "name", "internal", "wallets", "positions", "settings", "orders",
+    __slots__ = ("id", "name", "internal", "silent", "wallets", "positions", "settings", "orders",
                  "finals", "by_client", "open_orders", "risk")
 
     def __init__(self, account_id: int, name: str, internal: bool = False) -> None:
         self.id = account_id
         self.name = name
         self.internal = internal
+        self.silent = internal   # the exchange queues none of its private events (Exchange.silence)
         self.wallets: dict[str, Wallet] = {}
         self.positions: dict[tuple[str, int], Position] = {}
         self.settings: dict[str, Setting] = {}

@@ -14,7 +14,10 @@ Conventions and additions to the binding contract (all additive):
   per interval), ``insurance_balance`` (1000 per asset), ``history_limit`` (final
   orders kept per account, 10000) and ``trade_history`` (trades kept per symbol).
 * Extra methods: ``best_prices(symbol)``, ``mark_price(symbol)``, ``open_order_ids(account_id)``,
-  ``set_funding_rate(symbol, rate, now_ms=None)``, ``position_qty(account_id, symbol, long_flag)``.
+  ``set_funding_rate(symbol, rate, now_ms=None)``, ``position_qty(account_id, symbol, long_flag)``; for
+  in-process market models ``place_quote``/``cancel_quote``/``open_quote_ids`` (prices in ticks,
+  ids as ints, no rows returned) and ``silence(account_ids)`` (queue none of those accounts'
+  private events: a backtest reads only the public tables and its bot's account).
 * Order ids given as str or int are both accepted (cancel, query); trade ids too.
 * ``Event`` is a small immutable record rather than a ``NamedTuple``: same
   attributes, unpacking and indexing as the 5-tuple, but its ``row`` dict is
@@ -22,7 +25,8 @@ Conventions and additions to the binding contract (all additive):
   ``place_order``/``cancel_order`` return a private copy of the row.
 * Events: ``order`` insert (status 1) then ``order`` update (2/16/32) per new
   order; cancel emits updates 4 then 8.  ``position``/``margin`` events are
-  coalesced per operation and never emitted for internal accounts.
+  coalesced per operation and never emitted for internal accounts.  A silenced account
+  (``silence``; internal accounts are) has no private event at all.
 * ``query_orders``/``trades``: newest first; with ``gt`` the ``count`` ids just
   above it (still returned newest first), else the newest ``count`` below ``lt``.
 * ``equity`` = fund + contract balance + unrealised PnL (exact); the sum over all
@@ -87,7 +91,7 @@ from __future__ import annotations
 
 from collections import deque
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Iterable, KeysView
 
 from . import accounts as ac
 from .accounts import CROSS, FINE, ISOLATED, LONG, MARK_SCALE, SHORT, Account, Position
@@ -280,7 +284,7 @@ class Exchange(Core):
         touched.clear()
 
     def _touch(self, acct: Account, asset: str, pos: Position | None = None) -> None:
-        if acct.internal:
+        if acct.silent:
             return
         self._dirty_margin[(acct.id, asset)] = None
         if pos is not None:
@@ -291,6 +295,17 @@ class Exchange(Core):
         events = self._events
         self._events = []
         return events
+
+    def silence(self, account_ids: Iterable[int]) -> None:
+        """Queue no private event (order, execution, position, margin) of these accounts.
+
+        For an in-process caller that reads only some accounts' events: a backtest reads the
+        public tables and its bot's account, never the market's own accounts, whose rows would
+        then be built for nobody (most of a synthetic market's cost).  Public events (book,
+        trades), every state change and every answer stay as they were.  The real-time
+        simulator silences nobody: any account may have a subscriber."""
+        for account_id in account_ids:
+            self._acct(account_id).silent = True
 
     # ------------------------------------------------------------------ orders
     def _ticks(self, m: _Market, price: Any) -> int:
@@ -310,8 +325,6 @@ class Exchange(Core):
         m = self._markets.get(symbol)
         if m is None:
             raise _err(BAD_VALUE, "symbol", f"unknown symbol {symbol}")
-        if m.next_funding is not None and now_ms >= m.next_funding:
-            self._fund_if_due(symbol, m, now_ms)
         if side not in (0, 1) or isinstance(side, bool):
             raise _err(BAD_VALUE, "side")
         if close_flag not in (0, 1) or isinstance(close_flag, bool):
@@ -332,48 +345,89 @@ class Exchange(Core):
         acct = self._accounts.get(account_id)
         if acct is None:
             raise _err(BAD_VALUE, "account", f"unknown account {account_id}")
+        order, row = self._place(acct, m, side, close_flag, ticks, qty, client_oid, now_ms)
+        if row is None:   # a silent account's: no event needed it
+            return current_order_row(order, m.fmt, m.asset)
+        return row.copy()
+
+    def place_quote(self, account_id: int, symbol: str, side: int, close_flag: int, ticks: int,
+                    qty: int, now_ms: int) -> int | None:
+        """``place_order`` for an in-process market model (``flow.MarketFlow``): the price in
+        ticks, no client order id and no row to return, so no price conversion and, for a
+        silent account, no row at all.  Same checks, same state changes, same events.
+
+        Returns the order's id while it rests on the book, None when it was filled at once."""
+        m = self._markets.get(symbol)
+        if m is None:
+            raise _err(BAD_VALUE, "symbol", f"unknown symbol {symbol}")
+        if side not in (0, 1) or isinstance(side, bool):
+            raise _err(BAD_VALUE, "side")
+        if close_flag not in (0, 1) or isinstance(close_flag, bool):
+            raise _err(BAD_VALUE, "close_flag")
+        if type(qty) is not int or qty <= 0:
+            raise _err(BAD_VALUE, "qty", "qty must be a positive integer")
+        if type(ticks) is not int or not 0 < ticks < MAX_TICKS:
+            raise _err(BAD_VALUE, "price", "price is not a multiple of tick_size")
+        acct = self._accounts.get(account_id)
+        if acct is None:
+            raise _err(BAD_VALUE, "account", f"unknown account {account_id}")
+        order, _ = self._place(acct, m, side, close_flag, ticks, qty, None, now_ms)
+        return order.oid if order.status != FILLED else None
+
+    def _place(self, acct: Account, m: _Market, side: int, close_flag: int, ticks: int, qty: int,
+               client_oid: str | None, now_ms: int) -> tuple[Order, dict | None]:
+        """Place a validated order and queue its events; the order and its row (None when the
+        account is silent: nobody reads its rows)."""
+        if m.next_funding is not None and now_ms >= m.next_funding:
+            self._fund_if_due(m.symbol, m, now_ms)
         order, fills = self.place(acct, m, side, close_flag, ticks, qty, client_oid, now_ms)
-        asset, fmt = m.asset, m.fmt
+        account_id, symbol, asset, fmt = acct.id, m.symbol, m.asset, m.fmt
         events = self._events
+        silent = acct.silent
         pos_side = position_side(side, close_flag)
         if fills:
             # general path: fills touch several accounts and levels; _flush coalesces
-            margin0 = ac.times(qty, order.unit) if close_flag == 0 else 0
-            events.append(Event("order", account_id, symbol, None, "insert", order_row,
-                                (order, fmt, asset, CREATED, 0, 0, 0, margin0)))
-            if not acct.internal:
+            row = None
+            if not silent:
+                margin0 = ac.times(qty, order.unit) if close_flag == 0 else 0
+                events.append(Event("order", account_id, symbol, None, "insert", order_row,
+                                    (order, fmt, asset, CREATED, 0, 0, 0, margin0)))
                 self._dirty_margin[(account_id, asset)] = None
                 if close_flag:
                     self._dirty_pos[(account_id, symbol, pos_side)] = None
             self._publish_fills(m, order, fills, now_ms)
-            status, filled = order.status, order.filled
-            row = order_row(order, fmt, asset, status, filled, order.value, order.fee,
-                            order.margin)
-            if status != FILLED:
-                order.tpl = row
-                events.append(Event("order", account_id, symbol, None, "update", dict, (row,)))
-            else:
-                events.append(Event("order", account_id, symbol, row, "update"))
+            if not silent:
+                status, filled = order.status, order.filled
+                row = order_row(order, fmt, asset, status, filled, order.value, order.fee,
+                                order.margin)
+                if status != FILLED:
+                    order.tpl = row
+                    events.append(Event("order", account_id, symbol, None, "update", dict, (row,)))
+                else:
+                    events.append(Event("order", account_id, symbol, row, "update"))
             self._flush()
-            return row.copy()
+            return order, row
         # no fill: queue exactly the events _flush would have coalesced
+        level = m.book.levels[ticks if side == BUY else -ticks]
+        book_event = Event("order_book", None, symbol, None,
+                           "insert" if len(level.orders) == 1 else "update", level_row,
+                           (fmt, symbol, asset, side, ticks, level.total))
+        if silent:
+            events.append(book_event)
+            return order, None
         margin = order.margin
         events.append(Event("order", account_id, symbol, None, "insert", order_row,
                             (order, fmt, asset, CREATED, 0, 0, 0, margin)))
         order.tpl = row = order_row(order, fmt, asset, NEW, 0, 0, 0, margin)
         events.append(Event("order", account_id, symbol, None, "update", dict, (row,)))
-        level = m.book.levels[ticks if side == BUY else -ticks]
-        events.append(Event("order_book", None, symbol, None,
-                            "insert" if len(level.orders) == 1 else "update", level_row,
-                            (fmt, symbol, asset, side, ticks, level.total)))
-        if not acct.internal:
-            if close_flag:
-                events.append(Event("position", account_id, symbol, None, "update",
-                                    _position_row_of,
-                                    self._position_snapshot(acct, acct.positions[(symbol, pos_side)])))
-            events.append(Event("margin", account_id, None, None, "update", margin_row,
-                                self._margin_snapshot(acct, asset)))
-        return row.copy()
+        events.append(book_event)
+        if close_flag:
+            events.append(Event("position", account_id, symbol, None, "update",
+                                _position_row_of,
+                                self._position_snapshot(acct, acct.positions[(symbol, pos_side)])))
+        events.append(Event("margin", account_id, None, None, "update", margin_row,
+                            self._margin_snapshot(acct, asset)))
+        return order, row
 
     def _publish_fills(self, m: _Market, taker: Order, fills: list[Fill], now_ms: int) -> None:
         """Queue the executions, maker order updates and trades of a taking order's fills.
@@ -385,7 +439,7 @@ class Exchange(Core):
         events = self._events
         dirty_margin, dirty_pos = self._dirty_margin, self._dirty_pos
         taker_id, taker_side = taker.account_id, taker.side
-        taker_public = not accounts[taker_id].internal
+        taker_loud = not accounts[taker_id].silent
         taker_pos = (taker_id, symbol, position_side(taker_side, taker.close_flag))
         cum = 0
         for maker, q, px, _cost, maker_fee, taker_fee in fills:
@@ -395,22 +449,23 @@ class Exchange(Core):
             self._next_exec = exec_id + 2
             maker_id = maker.account_id
             status, filled = maker.status, maker.filled
-            events.append(Event("execution", maker_id, symbol, None, "insert", execution_row,
-                                (maker, fmt, asset, exec_id, q, px, maker_fee, True, trade_id,
-                                 now_ms, status, filled)))
-            events.append(Event("order", maker_id, symbol, None, "update", order_row,
-                                (maker, fmt, asset, status, filled, maker.value,
-                                 maker.fee, maker.margin)))
             if status == FILLED:
                 maker.tpl = None
-            if not accounts[maker_id].internal:
+            if not accounts[maker_id].silent:
+                events.append(Event("execution", maker_id, symbol, None, "insert", execution_row,
+                                    (maker, fmt, asset, exec_id, q, px, maker_fee, True, trade_id,
+                                     now_ms, status, filled)))
+                events.append(Event("order", maker_id, symbol, None, "update", order_row,
+                                    (maker, fmt, asset, status, filled, maker.value,
+                                     maker.fee, maker.margin)))
                 dirty_margin[(maker_id, asset)] = None
                 dirty_pos[(maker_id, symbol, position_side(maker.side, maker.close_flag))] = None
             cum += q
-            events.append(Event("execution", taker_id, symbol, None, "insert", execution_row,
-                                (taker, fmt, asset, exec_id + 1, q, px, taker_fee, False, trade_id,
-                                 now_ms, FILLED if cum == taker.qty else PARTIAL, cum)))
-            if taker_public:
+            if taker_loud:
+                events.append(Event("execution", taker_id, symbol, None, "insert", execution_row,
+                                    (taker, fmt, asset, exec_id + 1, q, px, taker_fee, False,
+                                     trade_id, now_ms, FILLED if cum == taker.qty else PARTIAL,
+                                     cum)))
                 dirty_margin[(taker_id, asset)] = None
                 dirty_pos[taker_pos] = None
             args = (trade_id, fmt, symbol, asset, taker_side, px, q, now_ms)
@@ -456,12 +511,46 @@ class Exchange(Core):
         o = acct.open_orders.get(oid)
         if o is None or o.symbol != symbol:
             raise _err(ORDER_NOT_FOUND, "id", "order not found or not open")
-        # the events _cancel + _flush would queue, in the same order, without coalescing
+        row = self._cancel_open(acct, m, o)
+        if row is None:   # a silent account's: no event needed it
+            return order_row(o, m.fmt, m.asset, CANCELLED, o.filled, o.value, o.fee, 0)
+        return row.copy()
+
+    def cancel_quote(self, account_id: int, symbol: str, oid: int, now_ms: int) -> None:
+        """``cancel_order`` for an in-process market model (``flow.MarketFlow``): the id as
+        ``place_quote`` returned it, no row to return.  Same checks, state changes and events."""
+        m = self._markets.get(symbol)
+        if m is None:
+            raise _err(BAD_VALUE, "symbol", f"unknown symbol {symbol}")
+        acct = self._accounts.get(account_id)
+        if acct is None:
+            raise _err(BAD_VALUE, "account", f"unknown account {account_id}")
+        o = acct.open_orders.get(oid)
+        if o is None or o.symbol != symbol:
+            raise _err(ORDER_NOT_FOUND, "id", "order not found or not open")
+        self._cancel_open(acct, m, o)
+
+    def _cancel_open(self, acct: Account, m: _Market, o: Order) -> dict | None:
+        """Cancel the account's open order ``o`` and queue its events; its final row (None when
+        the account is silent: only the book event is queued, nobody reads its rows).
+
+        The events ``_cancel`` + ``_flush`` would queue, in the same order, without coalescing."""
         filled, value, fee, margin0, tpl = o.filled, o.value, o.fee, o.margin, o.tpl
-        self.cancel(acct, m, oid)
+        self.cancel(acct, m, o.oid)
         o.tpl = None
-        asset, fmt = m.asset, m.fmt
+        account_id, symbol, asset, fmt = acct.id, m.symbol, m.asset, m.fmt
         events = self._events
+        book_side, ticks = o.side, o.ticks
+        level = m.book.levels.get(ticks if book_side == BUY else -ticks)
+        if level is not None:
+            book_event = Event("order_book", None, symbol, None, "update", level_row,
+                               (fmt, symbol, asset, book_side, ticks, level.total))
+        else:
+            book_event = Event("order_book", None, symbol, None, "delete", level_delete_row,
+                               (fmt, symbol, book_side, ticks))
+        if acct.silent:
+            events.append(book_event)
+            return None
         events.append(Event("order", account_id, symbol, None, "update", order_row,
                             (o, fmt, asset, CANCEL_PENDING, filled, value, fee, margin0)))
         if tpl is not None:
@@ -475,22 +564,14 @@ class Exchange(Core):
         else:
             row = order_row(o, fmt, asset, CANCELLED, filled, value, fee, 0)
         events.append(Event("order", account_id, symbol, row, "update"))
-        book_side, ticks = o.side, o.ticks
-        level = m.book.levels.get(ticks if book_side == BUY else -ticks)
-        if level is not None:
-            events.append(Event("order_book", None, symbol, None, "update", level_row,
-                                (fmt, symbol, asset, book_side, ticks, level.total)))
-        else:
-            events.append(Event("order_book", None, symbol, None, "delete", level_delete_row,
-                                (fmt, symbol, book_side, ticks)))
-        if not acct.internal:
-            if o.close_flag:
-                pos = acct.positions[(symbol, SHORT if book_side == BUY else LONG)]
-                events.append(Event("position", account_id, symbol, None, "update",
-                                    _position_row_of, self._position_snapshot(acct, pos)))
-            events.append(Event("margin", account_id, None, None, "update", margin_row,
-                                self._margin_snapshot(acct, asset)))
-        return row.copy()
+        events.append(book_event)
+        if o.close_flag:
+            pos = acct.positions[(symbol, SHORT if book_side == BUY else LONG)]
+            events.append(Event("position", account_id, symbol, None, "update",
+                                _position_row_of, self._position_snapshot(acct, pos)))
+        events.append(Event("margin", account_id, None, None, "update", margin_row,
+                            self._margin_snapshot(acct, asset)))
+        return row
 
     def _cancel(self, acct: Account, m: _Market, o: Order) -> dict:
         """Cancel ``o`` inside a larger operation (its book and balance events coalesce)."""
@@ -502,15 +583,15 @@ class Exchange(Core):
         if key not in touched:
             touched[key] = True
         asset, fmt = m.asset, m.fmt
-        events = self._events
-        events.append(Event("order", o.account_id, o.symbol, None, "update", order_row,
-                            (o, fmt, asset, CANCEL_PENDING, filled, value, fee, margin0)))
-        if not acct.internal:
+        row = order_row(o, fmt, asset, CANCELLED, filled, value, fee, 0)
+        if not acct.silent:
+            events = self._events
+            events.append(Event("order", o.account_id, o.symbol, None, "update", order_row,
+                                (o, fmt, asset, CANCEL_PENDING, filled, value, fee, margin0)))
             self._dirty_margin[(acct.id, asset)] = None
             if o.close_flag:
                 self._dirty_pos[(acct.id, o.symbol, SHORT if o.side == BUY else LONG)] = None
-        row = order_row(o, fmt, asset, CANCELLED, filled, value, fee, 0)
-        events.append(Event("order", o.account_id, o.symbol, row, "update"))
+            events.append(Event("order", o.account_id, o.symbol, row, "update"))
         return row.copy()
 
     def cancel_batch(self, account_id: int, symbol: str, order_ids: list[str],
@@ -569,6 +650,11 @@ class Exchange(Core):
     def open_order_ids(self, account_id: int) -> set[str]:
         """Ids of the account's open orders."""
         return {str(oid) for oid in self._acct(account_id).open_orders}
+
+    def open_quote_ids(self, account_id: int) -> KeysView[int]:
+        """Ids of the account's open orders as ``place_quote`` returns them: a live view, valid
+        until the next operation (for in-process market models; no set is built)."""
+        return self._acct(account_id).open_orders.keys()   # type: ignore[return-value]
 
     def orders_by_client_oid(self, account_id: int, client_oid: str) -> list[dict]:
         """Rows of every order ever accepted for the account with ``client_oid``."""
@@ -962,7 +1048,7 @@ class Exchange(Core):
                     w.balance += pay
                     residue -= pay
                 self._touch(acct, m.asset)
-                if not acct.internal:
+                if not acct.internal and not acct.silent:
                     self._events.append(Event("funding", acct.id, symbol, {
                         "symbol": symbol, "side": side, "qty": pos.qty, "rate": rate,
                         "amount": ac.to_decimal(-pay if side == LONG else pay),

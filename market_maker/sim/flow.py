@@ -33,7 +33,7 @@ from __future__ import annotations
 import csv
 import math
 import random
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -42,7 +42,9 @@ from .exchange import Exchange, SimError
 
 MAX_TAKERS_PER_STEP = 500
 _EXP_FLOAT_MAX = Decimal(30)  # exp(30) ~ 1e13: a float's error there is still far below _TIE_MARGIN
+_EXP_FLOAT_LIMIT = 29.0  # the same bound for the all-float path (its x may differ from the Decimal one in the last bits)
 _TIE_MARGIN = 1e-6
+_LP_SIGMA = Decimal("0.8")  # of the liquidity providers' lognormal sizes
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,8 @@ class MarketFlow:
         self.lps = [exchange.open_account(f"flow-lp-{i}", cfg.balance, asset)
                     for i in range(cfg.lp_accounts)]
         self.taker = exchange.open_account("flow-taker", cfg.balance, asset)
-        self.quotes: list[dict[tuple[int, int], str]] = [{} for _ in self.lps]
+        self.quotes: list[dict[tuple[int, int], int]] = [{} for _ in self.lps]
+        self._ladder: tuple[list[tuple[int, int]], list[tuple[int, int]]] = ([], [])  # of the last requote
         self.ref_ticks = self._to_ticks(exchange.mark_price(cfg.symbol))
         self.last_ms: int | None = None
         self.sim_s = Decimal(0)
@@ -129,7 +132,9 @@ class MarketFlow:
         walk_dt = Decimal(cfg.walk_step_ms) / 1000
         self._burst_below = float_below(1 - (-cfg.burst_rate * walk_dt).exp())
         self._mu = self._lognormal_mu(cfg.taker_mean_qty, cfg.taker_qty_sigma)
-        self._lp_mu = self._lognormal_mu(cfg.lp_mean_qty, Decimal("0.8"))
+        self._lp_mu = self._lognormal_mu(cfg.lp_mean_qty, _LP_SIGMA)
+        # the float of each Decimal parameter of ``_size``
+        self._floats = {d: float(d) for d in (self._mu, cfg.taker_qty_sigma, self._lp_mu, _LP_SIGMA)}
 
     @staticmethod
     def _lognormal_mu(mean: Decimal, sigma: Decimal) -> Decimal:
@@ -192,9 +197,11 @@ class MarketFlow:
         self.ref_ticks = max(floor, self.ref_ticks + move)
 
     # ------------------------------------------------------------------ liquidity
-    def _wanted(self) -> set[tuple[int, int]]:
+    def _wanted(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """The LP ladder: a touch level ``half_spread_ticks`` from the reference on each side,
-        then ``depth_levels - 1`` levels on the fixed grid of multiples of ``level_step_ticks``.
+        then ``depth_levels - 1`` levels on the fixed grid of multiples of ``level_step_ticks``;
+        (asks, bids), each nearest the touch first (the order of ``_inside_out``, so a subset of
+        the ladder in this order needs no sort).
 
         The grid does not move with the reference, so a move of a few ticks changes the
         touch and at most a level or two at each end of each side."""
@@ -203,12 +210,17 @@ class MarketFlow:
         top_bid, low_ask = self.ref_ticks - h, self.ref_ticks + h
         first_bid = (top_bid - 1) // step * step          # highest grid point below the touch
         first_ask = (low_ask // step + 1) * step          # lowest grid point above the touch
-        out = {(1, top_bid), (0, low_ask)}
-        for k in range(cfg.depth_levels - 1):
-            if first_bid - k * step > 0:
-                out.add((1, first_bid - k * step))
-            out.add((0, first_ask + k * step))
-        return out
+        more = range(cfg.depth_levels - 1)
+        return ([(0, low_ask)] + [(0, first_ask + k * step) for k in more],
+                [(1, top_bid)] + [(1, first_bid - k * step) for k in more if first_bid - k * step > 0])
+
+    def _best_quotes(self) -> tuple[int, int | None]:
+        """(highest LP bid, lowest LP ask) in ticks; 0 and None for a side without any.
+
+        Every quote is on the ladder of the last ``_requote`` (it cancels the others), whose sides
+        list their levels nearest the touch first: a side's first quoted level is its best."""
+        asks, bids = self._ladder
+        return _first_quoted(bids, self.quotes) or 0, _first_quoted(asks, self.quotes)
 
     def _requote(self, now_ms: int) -> None:
         """Move the LP ladders to ``_wanted()`` one order at a time, never emptying a side.
@@ -220,79 +232,94 @@ class MarketFlow:
         5. cancel the other stale quotes and refresh a few levels (new order first).
         Every cancel is a single-order cancel, so a pushed book message removes at most one level."""
         cfg, ex = self.cfg, self.ex
-        wanted = self._wanted()
+        asks, bids = self._wanted()
+        ladder = asks + bids
+        wanted = set(ladder)
         top_bid, low_ask = self.ref_ticks - cfg.half_spread_ticks, self.ref_ticks + cfg.half_spread_ticks
         for acct, quotes in zip(self.lps, self.quotes):
-            alive = ex.open_order_ids(acct)
-            for key in [k for k, oid in quotes.items() if oid not in alive]:
-                del quotes[key]
-        bids = [t for quotes in self.quotes for side, t in quotes if side == 1]
-        asks = [t for quotes in self.quotes for side, t in quotes if side == 0]
-        max_bid, min_ask = max(bids, default=0), min(asks, default=None)
+            alive = ex.open_quote_ids(acct)
+            # the flow places every order of its LP accounts, so their open orders are all in
+            # their quotes: as many of them means no quote has gone
+            if len(alive) != len(quotes):
+                for key in [k for k, oid in quotes.items() if oid not in alive]:
+                    del quotes[key]
+        max_bid, min_ask = self._best_quotes()
+        self._ladder = (asks, bids)
+        # the stale quotes, inside out (placing new quotes adds none)
+        stale = [sorted(quotes.keys() - wanted, key=_inside_out) for quotes in self.quotes]
         deferred = []
         for acct, quotes in zip(self.lps, self.quotes):
-            for side, ticks in sorted(wanted - quotes.keys(), key=_inside_out):
+            for side, ticks in [k for k in ladder if k not in quotes]:   # new quotes, inside out
                 safe = ticks > max_bid if side == 0 else (min_ask is None or ticks < min_ask)
                 if safe:
                     self._quote(acct, quotes, side, ticks, now_ms)
                 else:
                     deferred.append((acct, quotes, side, ticks))
-        for acct, quotes in zip(self.lps, self.quotes):
-            for side, ticks in sorted(quotes.keys() - wanted, key=_inside_out):
+        for acct, quotes, keys in zip(self.lps, self.quotes, stale):
+            for side, ticks in keys:
                 if (side == 0 and ticks <= top_bid) or (side == 1 and ticks >= low_ask):
                     self._cancel(acct, quotes.pop((side, ticks)), now_ms)
         for acct, quotes, side, ticks in deferred:
             self._quote(acct, quotes, side, ticks, now_ms)
-        for acct, quotes in zip(self.lps, self.quotes):
-            for key in sorted(quotes.keys() - wanted, key=_outside_in):
+        for acct, quotes, keys in zip(self.lps, self.quotes, stale):
+            for key in sorted((k for k in keys if k in quotes), key=_outside_in):
                 self._cancel(acct, quotes.pop(key), now_ms)
-            self._refresh(acct, quotes, now_ms)
+            self._refresh(acct, quotes, ladder, now_ms)
 
-    def _refresh(self, acct: int, quotes: dict[tuple[int, int], str], now_ms: int) -> None:
-        """Re-size each level with probability ``requote_prob``: the new order goes in before the
-        old one leaves, so the level never disappears."""
+    def _refresh(self, acct: int, quotes: dict[tuple[int, int], int], ladder: list[tuple[int, int]],
+                 now_ms: int) -> None:
+        """Re-size each level with probability ``requote_prob``, nearest the touch first: the new
+        order goes in before the old one leaves, so the level never disappears.  Every quote is
+        on the ``ladder`` (the others were just cancelled), which is in that order."""
         below, draw = self._requote_below, self.rng.random
-        keys = sorted(quotes)  # asks (side 0) by price up, then bids (side 1) by price up
-        split = bisect_left(keys, (1, -1))
-        for key in keys[:split] + keys[:split - 1:-1] if split else keys[::-1]:  # = sorted(key=_inside_out)
+        # as many quotes as levels: every level is quoted (the usual case), no need to filter
+        for key in ladder if len(quotes) == len(ladder) else [k for k in ladder if k in quotes]:
             if draw() < below:
                 old = quotes.pop(key)
                 self._quote(acct, quotes, key[0], key[1], now_ms)
                 self._cancel(acct, old, now_ms)
 
-    def _quote(self, acct: int, quotes: dict[tuple[int, int], str], side: int, ticks: int,
+    def _quote(self, acct: int, quotes: dict[tuple[int, int], int], side: int, ticks: int,
                now_ms: int) -> None:
-        oid = self._send(acct, side, ticks, self._size(self._lp_mu, Decimal("0.8")), now_ms)
+        oid = self._send(acct, side, ticks, self._size(self._lp_mu, _LP_SIGMA), now_ms)
         if oid is not None:
             quotes[(side, ticks)] = oid
 
-    def _cancel(self, acct: int, oid: str, now_ms: int) -> None:
+    def _cancel(self, acct: int, oid: int, now_ms: int) -> None:
         try:
-            self.ex.cancel_order(acct, self.cfg.symbol, oid, now_ms)
+            self.ex.cancel_quote(acct, self.cfg.symbol, oid, now_ms)
         except SimError:
             pass  # already filled: gone either way
 
     def _size(self, mu: Decimal, sigma: Decimal, rng: random.Random | None = None) -> int:
-        z = _dec((rng or self.rng).gauss(0, 1))
-        x = mu + sigma * z
-        # exp(x) rounded to the nearest integer (ties to even): the float exp is within ~1e-15 of the
-        # Decimal one, so away from a tie it rounds the same; near one, the Decimal exp decides
+        """``exp(mu + sigma * z)`` of a standard normal draw ``z``, computed in Decimal, rounded to the
+        nearest integer (ties to even), at least 1.
+
+        The floats ``mu + sigma * z`` and its exp are within a few 1e-15 (relative) of the Decimal
+        ones, so away from a tie (``_TIE_MARGIN``) the float result rounds the same; near one, or
+        beyond ``_EXP_FLOAT_MAX``, the Decimal computation decides."""
+        z = (rng or self.rng).gauss(0, 1)
+        xf = self._floats[mu] + self._floats[sigma] * z
+        if xf < _EXP_FLOAT_LIMIT:
+            f = math.exp(xf)
+            if abs(f - math.floor(f) - 0.5) > _TIE_MARGIN:
+                return max(1, math.floor(f + 0.5))
+        x = mu + sigma * _dec(z)
         if x < _EXP_FLOAT_MAX:
             f = math.exp(float(x))
             if abs(f - math.floor(f) - 0.5) > _TIE_MARGIN:
                 return max(1, math.floor(f + 0.5))
         return max(1, int(x.exp().to_integral_value()))
 
-    def _send(self, acct: int, side: int, ticks: int, qty: int, now_ms: int) -> str | None:
-        """Place an order, closing the opposite position when possible; None if refused."""
+    def _send(self, acct: int, side: int, ticks: int, qty: int, now_ms: int) -> int | None:
+        """Place an order, closing the opposite position when possible; its id while it rests,
+        None if it was refused or filled at once."""
         _, avail = self.ex.position_qty(acct, self.cfg.symbol, 0 if side == 1 else 1)
         close = 1 if avail >= qty else 0
         try:
-            row = self.ex.place_order(acct, self.cfg.symbol, side, close, ticks * self.tick, qty,
-                                      None, now_ms)
+            return self.ex.place_quote(acct, self.cfg.symbol, side, close, ticks, qty, now_ms)
         except SimError:
             return None
-        return row["order_id"] if row["status"] in ("1", "2", "16") else None
 
     # ------------------------------------------------------------------ takers
     def _takers(self, now_ms: int) -> None:
@@ -311,7 +338,16 @@ class MarketFlow:
             ticks = self.ref_ticks + slip if side == 1 else max(1, self.ref_ticks - slip)
             oid = self._send(self.taker, side, ticks, qty, now_ms)
             if oid is not None:
-                self.ex.cancel_order(self.taker, cfg.symbol, oid, now_ms)
+                self.ex.cancel_quote(self.taker, cfg.symbol, oid, now_ms)
+
+
+def _first_quoted(levels: list[tuple[int, int]], quotes: list[dict[tuple[int, int], int]]) -> int | None:
+    """Ticks of the first of ``levels`` that one of ``quotes`` holds (None if none does)."""
+    for key in levels:
+        for held in quotes:
+            if key in held:
+                return key[1]
+    return None
 
 
 def _inside_out(key: tuple[int, int]) -> tuple[int, int]:
