@@ -382,6 +382,7 @@ class ExchangeInterface:
                 self.rest.cancel_order(order_id)
             except errors.OrderNotFound as exc:
                 outcome, failure = "not_found", exc  # already filled or cancelled: gone either way
+                self.counters["cancels_found_gone"] += 1
             except errors.GteError as exc:
                 if by_id:
                     self._order_event("cancel", by_id[order_id], "error", sent_at, error=exc)

@@ -185,6 +185,9 @@ class OrderManager:
         since = self.clock.monotonic() - self._last_send  # pace rounds that send, not rounds that decide nothing
         if since < self.settings.API_REST_INTERVAL:
             self.clock.sleep(self.settings.API_REST_INTERVAL - since)
+            if self.exchange.snapshot(self.book_depth).fill_count != self.snap.fill_count:
+                log.info("Our orders filled while this round waited to be sent: planning again from the new position")
+                return  # the plan counted on orders and positions that have changed (close capacity above all)
         self._last_send = self.clock.monotonic()
         self.live = None  # what we send changes it
         # creates in doubt that the ladder gives up on may still execute: they keep their slots
@@ -195,12 +198,18 @@ class OrderManager:
                                                     if not o.order_id}  # in doubt, given up by this plan
         allow_batch = True
         cancelled, created = 0, []
+        counters = self.exchange.counters
         for action, payload in steps:
             if action == "cancel":
+                gone = counters["cancels_found_gone"]
                 deferred = self.exchange.cancel_orders(payload, allow_batch)
                 cancelled += len(payload) - deferred
                 if deferred:
                     break  # the creates after the cancels may depend on the deferred ones: next cycle
+                if counters["cancels_found_gone"] != gone:
+                    log.info("An order to cancel had already filled or gone: its fills change what may be sent; "
+                             "planning again next cycle")
+                    break
                 allow_batch = False  # one batch per round: the endpoint allows one per 10 s
             elif blocked and (payload.side, payload.price, payload.close_flag) in blocked:
                 log.info("Not sending %s order %d @ %s yet: an order given up there may still execute",

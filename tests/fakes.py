@@ -122,7 +122,7 @@ class FakeWs:
         return MarketSnapshot(instrument=INSTRUMENT, book=self.book, orders=self._table(),
                               positions=self.positions, margin=self.margin,
                               last_update_ms=self.last_update_ms or int(time.time() * 1000),
-                              connected=self.connected, synced=self.synced,
+                              connected=self.connected, synced=self.synced, fill_count=self.stats["fills"],
                               echoed=frozenset(i for i in watch if self._known(i)),
                               unsynced_since_ms=0 if self.synced else (self.unsynced_since_ms or int(time.time() * 1000)))
 

@@ -628,3 +628,72 @@ def test_time_reaches_the_manager_through_its_clock(tmp_path):
     assert real_time.monotonic() - started < 10 and clock.now - ws.last_update_ms / 1000 >= 30
     manager.step()  # the clock has moved 30 s past the last market data: stale
     assert manager.paused == "market data is stale" and not rest.orders
+
+
+def test_a_cancel_that_finds_its_order_filled_ends_the_round(tmp_path, caplog):
+    # backtest finding: the bot cancelled a close order the market had just filled and, in the same round, sent a
+    # new close order counting on its quantity: refused (-20003, it would close more than the position holds)
+    settings, rest, ws, exchange = make(tmp_path, "ORDER_PAIRS = 4\nAPI_REST_INTERVAL = 0\nRELIST_INTERVAL = 0.0001\n"
+                                                  "MIN_SPREAD = 0\nMAINTAIN_SPREADS = False\n")
+    manager = OrderManager(settings, exchange)
+    manager.start()
+    manager.step()
+    for order in list(rest.orders.values()):  # all filled at the exchange; the socket has not told yet
+        ws.lost[order.order_id] = order
+        ws.gone.add(order.order_id)
+        del rest.orders[order.order_id]
+    rest.rate_limiter.batch_wait = 3.0  # single cancels: each answers for its order
+    from market_maker.models import Book
+    ws.book = Book(bids=((Decimal("10049.5"), 10),), asks=((Decimal("10050.5"), 10),))
+    rest.calls.clear()
+    with caplog.at_level(logging.INFO, logger="market_maker.manager"):
+        manager.step()
+    kinds = [c[0] for c in rest.calls]
+    assert "cancel" in kinds and "create" not in kinds[kinds.index("cancel"):]
+    assert "An order to cancel had already filled or gone" in caplog.text
+
+
+def test_a_round_whose_orders_fill_while_it_waits_to_be_sent_plans_again(tmp_path, caplog):
+    # backtest finding: a round planned, then waited out API_REST_INTERVAL; our close order filled meanwhile and the
+    # round sent a new close order for the quantity it no longer had
+    import time as real_time
+    fills = []
+
+    class Clock:
+        def __init__(self):
+            self.now = real_time.time()
+
+        def time(self):
+            return self.now
+
+        def monotonic(self):
+            return self.now
+
+        def sleep(self, seconds):
+            self.now += seconds
+            for fill in fills:
+                fill()
+            fills.clear()
+    clock = Clock()
+    settings, rest, _, _ = make(tmp_path, "API_REST_INTERVAL = 5\nSTALE_DATA_SECONDS = 60\n")
+    ws = FakeWs(rest)
+    exchange = ExchangeInterface(settings, "http://x", "ws://x", "key", "secret", rest=rest, ws=ws, clock=clock)
+    manager = OrderManager(settings, exchange)
+    manager.start()
+    ws.last_update_ms = int(clock.now * 1000)
+    manager.step()
+    from market_maker.models import Book
+    ws.book = Book(bids=((Decimal("10049.5"), 10),), asks=((Decimal("10050.5"), 10),))
+    ws.last_update_ms = int(clock.now * 1000)
+
+    def one_of_ours_fills():
+        order = next(iter(rest.orders.values()))
+        del rest.orders[order.order_id]
+        ws.stats["fills"] += 1
+    fills.append(one_of_ours_fills)
+    rest.calls.clear()
+    with caplog.at_level(logging.INFO, logger="market_maker.manager"):
+        manager.step()  # plans, waits for API_REST_INTERVAL: a fill meanwhile, so nothing of that plan is sent
+    assert rest.calls == [] and "filled while this round waited" in caplog.text
+    manager.step()  # the next round plans from the view after the fill, and sends
+    assert any(c[0] == "create" for c in rest.calls)
