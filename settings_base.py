@@ -100,7 +100,8 @@ DRY_BTC = Decimal("50")
 LOOP_INTERVAL = 5
 # Quiet time in milliseconds after a market event before requoting, to batch bursts of events (at most 60000).
 REQUOTE_DEBOUNCE_MS = 50
-# Seconds to wait between two converge rounds that sent orders (at most 60).
+# Seconds to wait between two converge rounds that sent orders (at most 60); a round that waited and saw our
+# orders fill meanwhile plans again from the new position instead of sending.
 API_REST_INTERVAL = 0.25
 # Seconds to wait after an API error before trying again (at most 3600).
 API_ERROR_INTERVAL = 5
