@@ -2,10 +2,20 @@
 
 It is ``core.Core`` (matching engine + accounts, which a backtester can use alone)
 plus what the wire needs: parameter validation, wire rows, events, market data,
-funding and liquidation.  Market data (the wire's per-market state, book, trades,
-candles, instrument rows) is in market_data.py, balance and position rows, transfers,
-leverage and margin (and their row conventions) in account_admin.py: ``Exchange`` inherits
-both.  No I/O, no threads, no wall clock: callers pass ``now_ms``.  Every mutating call
+funding and liquidation.  This module holds the facade itself: orders (place, cancel,
+query, and the in-process ``place_quote``/``cancel_quote`` fast path) and the event
+queue (``_touch``/``_flush``, ``drain_events``, ``silence``).  ``Exchange`` inherits
+the rest, one job per module:
+
+* market_data.py (``MarketData``): per-market wire state, book, trades, candles,
+  instrument rows;
+* account_admin.py (``AccountAdmin``): balance and position rows, transfers, leverage
+  and margin changes;
+* risk.py (``MarkFundingRisk``): mark moves, funding settled at its time, the
+  housekeeping ``tick``, liquidation;
+* events.py: ``Event``, the record of one published change.
+
+No I/O, no threads, no wall clock: callers pass ``now_ms``.  Every mutating call
 either raises ``SimError`` without changing anything, or applies and queues its
 ``Event``s (read them with ``drain_events``).
 
@@ -22,10 +32,8 @@ Conventions and additions to the binding contract (all additive):
   ids as ints, no rows returned) and ``silence(account_ids)`` (queue none of those accounts'
   private events: a backtest reads only the public tables and its bot's account).
 * Order ids given as str or int are both accepted (cancel, query); trade ids too.
-* ``Event`` is a small immutable record rather than a ``NamedTuple``: same
-  attributes, unpacking and indexing as the 5-tuple, but its ``row`` dict is
-  built lazily from a snapshot on first access (then cached) for speed.
-  ``place_order``/``cancel_order`` return a private copy of the row.
+* ``Event`` rows are built lazily (events.py); ``place_order``/``cancel_order``
+  return a private copy of the row.
 * Events: ``order`` insert (status 1) then ``order`` update (2/16/32) per new
   order; cancel emits updates 4 then 8.  ``position``/``margin`` events are
   coalesced per operation and never emitted for internal accounts.  A silenced account
@@ -43,9 +51,7 @@ Conventions and additions to the binding contract (all additive):
   crosses is checked at its fill prices, not its limit (precheck.py: position margin
   and taker fee of each fill, order margin of the rest, its loss at the mark on a cross
   leg, both sides of self-matched fills), walking the book only when a cheap bound
-  does not already fit.  Liquidation formulas:
-  see accounts.py.  Cross liquidation closes all cross positions of the asset
-  at mark into the insurance account, which also takes the remaining cross equity.
+  does not already fit.
 * ``avg_price`` (orders) and ``entry_price`` (positions) are contract-weighted harmonic
   means, qty * face / sum(q * face / p), from the value sums of accounts.py (1e-40
   units), rounded to 1e-8: one price renders as exactly that price ("10100.0" for an
@@ -81,11 +87,13 @@ from typing import Any, Iterable, KeysView
 
 from . import accounts as ac
 from .account_admin import AccountAdmin, _position_row_of
-from .accounts import FINE, ISOLATED, LONG, SHORT, Account, Position
+from .accounts import LONG, SHORT, Account, Position
 from .core import (BAD_VALUE, ORDER_NOT_FOUND, ExchangeConfig, Fill, InstrumentSpec, SimError,
                    err, position_side)
 from .engine import BUY, CANCEL_PENDING, CANCELLED, CREATED, FILLED, NEW, PARTIAL, SELL, Order
+from .events import Event
 from .market_data import MarketData, _Market
+from .risk import MarkFundingRisk
 from .rows import (current_order_row, execution_row, level_delete_row, level_row, margin_row,
                    order_row, trade_row, ustr)
 
@@ -97,62 +105,7 @@ _err = err
 __all__ = ["Event", "Exchange", "ExchangeConfig", "InstrumentSpec", "SimError"]
 
 
-class Event:
-    """One change to publish: table ``kind``, owner (None = public), symbol, row, action.
-
-    Behaves like the 5-tuple ``(kind, account_id, symbol, row, action)`` (attributes,
-    unpacking, indexing, equality) but ``row`` is built on first access from a
-    snapshot taken when the event happened, then cached: events nobody reads
-    (e.g. of market-flow accounts) cost no formatting.  Treat rows as read-only.
-    """
-    __slots__ = ("kind", "account_id", "symbol", "action", "_row", "_build", "_args")
-    _fields = ("kind", "account_id", "symbol", "row", "action")
-
-    def __init__(self, kind: str, account_id: int | None, symbol: str | None,
-                 row: dict | None, action: str, build: Any = None, args: tuple = ()) -> None:
-        self.kind = kind
-        self.account_id = account_id
-        self.symbol = symbol
-        self.action = action
-        self._row = row
-        self._build = build
-        self._args = args
-
-    @property
-    def row(self) -> dict:
-        """The wire row (built once, then cached)."""
-        row = self._row
-        if row is None:
-            row = self._row = self._build(*self._args)
-            self._build = None
-            self._args = ()
-        return row
-
-    def _tuple(self) -> tuple:
-        return (self.kind, self.account_id, self.symbol, self.row, self.action)
-
-    def __iter__(self) -> Any:
-        return iter(self._tuple())
-
-    def __getitem__(self, index: Any) -> Any:
-        return self._tuple()[index]
-
-    def __len__(self) -> int:
-        return 5
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, (Event, tuple)):
-            return self._tuple() == tuple(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return (f"Event(kind={self.kind!r}, account_id={self.account_id!r}, "
-                f"symbol={self.symbol!r}, row={self.row!r}, action={self.action!r})")
-
-
-class Exchange(MarketData, AccountAdmin):
+class Exchange(MarketData, AccountAdmin, MarkFundingRisk):
     """``Core`` (matching + ledger) behind validation, wire rows and events (see module doc)."""
 
     _markets: dict[str, _Market]   # type: ignore[assignment]
@@ -580,152 +533,3 @@ class Exchange(MarketData, AccountAdmin):
         acct = self._acct(account_id)
         return [current_order_row(o, self._markets[o.symbol].fmt, self._markets[o.symbol].asset)
                 for o in acct.by_client.get(client_oid, [])]
-
-    # ------------------------------------------------------------------ mark, funding, risk
-    def set_mark_price(self, symbol: str, price: Decimal, now_ms: int) -> None:
-        """Move the mark (= index) price; runs the liquidation checks."""
-        m = self._market(symbol)
-        if not isinstance(price, Decimal) or not price.is_finite() or price <= 0:
-            raise _err(BAD_VALUE, "price")
-        self._fund_if_due(symbol, m, now_ms)
-        m.mark = price
-        m.im = self._inv_marks[symbol] = ac.inverse_mark(m.face, price)
-        self._bump()
-        self._check_liquidations(now_ms)
-        self._flush()
-
-    def set_funding_rate(self, symbol: str, rate: Decimal, now_ms: int | None = None) -> None:
-        """Rate applied at the next funding time. With ``now_ms`` it is announced at once (the instrument row
-        is pushed) and a funding already due is paid at the rate announced for it first."""
-        m = self._market(symbol)
-        if now_ms is not None:
-            self._fund_if_due(symbol, m, now_ms)
-        m.funding_rate = rate
-        if now_ms is not None:
-            self._events.append(Event("instrument", None, symbol, self.instrument_row(symbol, now_ms), "update"))
-
-    def apply_funding(self, symbol: str, rate: Decimal, now_ms: int, funding_time: int | None = None) -> None:
-        """Longs pay shorts ``rate * qty * face / mark`` (rounding residue -> insurance). Each payment is
-        also an internal ``funding`` event of its account (no wire table: GTE pushes none), for in-process
-        consumers such as the backtester's journal."""
-        m = self._market(symbol)
-        rate_n, rate_d = rate.as_integer_ratio()
-        residue = 0
-        for acct in self._accounts.values():
-            for side in (LONG, SHORT):
-                pos = acct.positions.get((symbol, side))
-                if pos is None or not pos.qty:
-                    continue
-                pay = ac.rdiv(pos.qty * m.im * rate_n, FINE * rate_d)
-                w = acct.wallet(m.asset)
-                if side == LONG:
-                    w.balance -= pay
-                    residue += pay
-                else:
-                    w.balance += pay
-                    residue -= pay
-                self._touch(acct, m.asset)
-                if not acct.internal and not acct.silent:
-                    self._events.append(Event("funding", acct.id, symbol, {
-                        "symbol": symbol, "side": side, "qty": pos.qty, "rate": rate,
-                        "amount": ac.to_decimal(-pay if side == LONG else pay),
-                        "funding_time": now_ms if funding_time is None else funding_time}, "insert"))
-        self._insurance.wallet(m.asset).balance += residue
-        self._check_liquidations(now_ms)
-        self._flush()
-
-    def tick(self, now_ms: int) -> None:
-        """Housekeeping: funding when due, then liquidation checks."""
-        for symbol, m in self._markets.items():
-            if m.next_funding is None:
-                m.next_funding = self._next_funding_time(m, now_ms)
-            elif now_ms >= m.next_funding:
-                self._fund_if_due(symbol, m, now_ms)
-        self._check_liquidations(now_ms)
-        self._flush()
-
-    def _next_funding_time(self, m: _Market, now_ms: int) -> int:
-        if m.next_funding is not None:
-            return m.next_funding
-        return (now_ms // self.funding_interval_ms + 1) * self.funding_interval_ms
-
-    def _fund_if_due(self, symbol: str, m: _Market, now_ms: int) -> None:
-        """A funding is for the positions held, at the mark, at its time: it is settled before anything at or
-        after that time (an order, a mark move, the housekeeping) changes them. The instrument row is pushed
-        at once, its ``funding_rate_time`` moved on and its ``mark_price`` the one the payments used."""
-        due = m.next_funding
-        if due is None or now_ms < due:
-            return
-        m.next_funding = (now_ms // self.funding_interval_ms + 1) * self.funding_interval_ms
-        self.apply_funding(symbol, m.funding_rate, now_ms, funding_time=due)
-        self._events.append(Event("instrument", None, symbol, self.instrument_row(symbol, now_ms), "update"))
-
-    def _check_liquidations(self, now_ms: int) -> None:
-        mmr, marks = self._mmr_ratio, self._inv_marks
-        for acct in list(self._accounts.values()):
-            if acct.internal or not acct.positions:
-                continue
-            for pos in list(acct.positions.values()):
-                if not pos.qty:
-                    continue
-                s = acct.settings.get(pos.symbol)
-                if s is None or s.margin_mode != ISOLATED:
-                    continue
-                im = marks[pos.symbol]
-                if ac.at_or_below(pos.margin * FINE + pos.upnl(im), pos.cost, mmr):
-                    if pos.auto_flag:
-                        self._auto_top_up(acct, pos, s, im)
-                    if ac.at_or_below(pos.margin * FINE + pos.upnl(im), pos.cost, mmr):
-                        self._liquidate_isolated(acct, pos, now_ms)
-            for asset in self._assets:
-                equity, cost, crosses = ac.cross_state(acct, asset, marks)
-                if crosses and ac.at_or_below(equity, cost, mmr):
-                    self._liquidate_cross(acct, asset, crosses, now_ms)
-
-    def _auto_top_up(self, acct: Account, pos: Position, s: ac.Setting, im: int) -> None:
-        """Top the margin up to the initial margin, as far as the available balance allows."""
-        need = ac.pos_margin(pos.cost, s.leverage(pos.side)) * FINE \
-            - (pos.margin * FINE + pos.upnl(im))                    # mark units
-        add = min(-(-need // FINE), ac.available(acct, pos.asset, self._inv_marks))
-        if add > 0:
-            pos.margin += add
-            acct.wallet(pos.asset).pos_margin += add
-            self._bump()
-            self._touch(acct, pos.asset, pos)
-
-    def _cancel_all(self, acct: Account, symbols: set[str]) -> None:
-        for o in list(acct.open_orders.values()):
-            if o.symbol in symbols:
-                self._cancel(acct, self._markets[o.symbol], o)
-
-    def _take_over(self, acct: Account, pos: Position, cost: int) -> None:
-        """Move ``pos`` to the insurance account with exit/entry value ``cost``."""
-        qty = pos.qty
-        pnl, released = pos.reduce(qty, cost)
-        w = acct.wallet(pos.asset)
-        w.pos_margin -= released
-        w.balance += pnl
-        self._insurance.position(pos.symbol, pos.side, pos.asset).add(
-            qty, cost, 0, cost * ac.VALUE_PER_UNIT)
-        self._bump()
-        self._touch(acct, pos.asset, pos)
-
-    def _liquidate_isolated(self, acct: Account, pos: Position, now_ms: int) -> None:
-        self._cancel_all(acct, {pos.symbol})
-        bankrupt = pos.cost + pos.margin if pos.side == LONG else pos.cost - pos.margin
-        if bankrupt <= 0:
-            bankrupt = ac.rdiv(pos.qty * self._inv_marks[pos.symbol], FINE)
-        self._take_over(acct, pos, bankrupt)
-
-    def _liquidate_cross(self, acct: Account, asset: str, crosses: list[Position],
-                         now_ms: int) -> None:
-        self._cancel_all(acct, {s for s, m in self._markets.items() if m.asset == asset})
-        for pos in crosses:
-            self._take_over(acct, pos, ac.rdiv(pos.qty * self._inv_marks[pos.symbol], FINE))
-        equity, _, _ = ac.cross_state(acct, asset, self._inv_marks)
-        # no cross position is left: the equity is balance - isolated margins, whole units
-        equity //= FINE
-        w = acct.wallet(asset)
-        w.balance -= equity
-        self._insurance.wallet(asset).balance += equity
-        self._touch(acct, asset)
