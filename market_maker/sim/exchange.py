@@ -3,10 +3,11 @@
 It is ``core.Core`` (matching engine + accounts, which a backtester can use alone)
 plus what the wire needs: parameter validation, wire rows, events, market data,
 funding and liquidation.  This module holds the facade itself: orders (place, cancel,
-query, and the in-process ``place_quote``/``cancel_quote`` fast path) and the event
-queue (``_touch``/``_flush``, ``drain_events``, ``silence``).  ``Exchange`` inherits
-the rest, one job per module:
+and the in-process ``place_quote``/``cancel_quote`` fast path) and the event queue
+(``_touch``/``_flush``, ``drain_events``, ``silence``).  ``Exchange`` inherits the
+rest, one job per module:
 
+* order_queries.py (``OrderQueries``): an account's order rows and ids;
 * market_data.py (``MarketData``): per-market wire state, book, trades, candles,
   instrument rows;
 * account_admin.py (``AccountAdmin``): balance and position rows, transfers, leverage
@@ -38,8 +39,8 @@ Conventions and additions to the binding contract (all additive):
   order; cancel emits updates 4 then 8.  ``position``/``margin`` events are
   coalesced per operation and never emitted for internal accounts.  A silenced account
   (``silence``; internal accounts are) has no private event at all.
-* ``query_orders``/``trades``: newest first; with ``gt`` the ``count`` ids just
-  above it (still returned newest first), else the newest ``count`` below ``lt``.
+* ``query_orders`` (order_queries.py) and ``trades`` (market_data.py): newest first; with
+  ``gt`` the ``count`` ids just above it, else the newest ``count`` below ``lt``.
 * ``equity`` = fund + contract balance + unrealised PnL (exact); the sum over all
   accounts (``total_equity``) is invariant under every operation (transfers,
   fills, fees, funding, liquidation, mark moves).
@@ -57,9 +58,6 @@ Conventions and additions to the binding contract (all additive):
   units), rounded to 1e-8: one price renders as exactly that price ("10100.0" for an
   order, as prices; "10100" for a position), mixed prices as the exact mean to 1e-8.
   A position's entry price survives partial closes (they take a pro-rata share).
-* ``orders_by_client_oid`` finds the orders still in the account's order history
-  (open orders + the last ``history_limit`` final ones): the client_oid index is
-  trimmed together with the history, so it stays bounded over a long run.
 
 Performance notes (behaviour is identical to the straightforward implementation; a
 differential test against it drove these changes):
@@ -83,7 +81,7 @@ differential test against it drove these changes):
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable, KeysView
+from typing import Any, Iterable
 
 from . import accounts as ac
 from .account_admin import AccountAdmin, _position_row_of
@@ -93,6 +91,7 @@ from .core import (BAD_VALUE, ORDER_NOT_FOUND, ExchangeConfig, Fill, InstrumentS
 from .engine import BUY, CANCEL_PENDING, CANCELLED, CREATED, FILLED, NEW, PARTIAL, SELL, Order
 from .events import Event
 from .market_data import MarketData, _Market
+from .order_queries import OrderQueries
 from .risk import MarkFundingRisk
 from .rows import (current_order_row, execution_row, level_delete_row, level_row, margin_row,
                    order_row, trade_row, ustr)
@@ -105,7 +104,7 @@ _err = err
 __all__ = ["Event", "Exchange", "ExchangeConfig", "InstrumentSpec", "SimError"]
 
 
-class Exchange(MarketData, AccountAdmin, MarkFundingRisk):
+class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
     """``Core`` (matching + ledger) behind validation, wire rows and events (see module doc)."""
 
     _markets: dict[str, _Market]   # type: ignore[assignment]
@@ -478,58 +477,3 @@ class Exchange(MarketData, AccountAdmin, MarkFundingRisk):
                 rows.append(self._cancel(acct, m, o))
         self._flush()
         return rows
-
-    def query_orders(self, account_id: int, symbol: str | None, statuses: set[int] | None,
-                     order_id: str | None, gt_order_id: str | None, lt_order_id: str | None,
-                     count: int) -> list[dict]:
-        """Order rows of the account, newest first (see module doc for gt/lt)."""
-        acct = self._acct(account_id)
-
-        def keep(o: Order) -> bool:
-            return (symbol is None or o.symbol == symbol) and \
-                (not statuses or o.status in statuses)
-
-        if order_id is not None:
-            o = acct.orders.get(self._oid(order_id))   # type: ignore[arg-type]
-            found = [o] if o is not None and keep(o) else []
-        elif gt_order_id is not None:
-            gt = self._oid(gt_order_id)
-            found = []
-            if gt is not None:
-                for o in acct.orders.values():
-                    if o.oid > gt and keep(o):
-                        found.append(o)
-                        if len(found) >= count:
-                            break
-            found.reverse()
-        else:
-            lt = self._oid(lt_order_id) if lt_order_id is not None else None
-            found = []
-            for o in reversed(acct.orders.values()):
-                if (lt is None or o.oid < lt) and keep(o):
-                    found.append(o)
-                    if len(found) >= count:
-                        break
-        return [current_order_row(o, self._markets[o.symbol].fmt, self._markets[o.symbol].asset)
-                for o in found]
-
-    def open_orders_of(self, account_id: int) -> list[dict]:
-        """Rows of the account's open orders, oldest first."""
-        acct = self._acct(account_id)
-        return [current_order_row(o, self._markets[o.symbol].fmt, self._markets[o.symbol].asset)
-                for o in acct.open_orders.values()]
-
-    def open_order_ids(self, account_id: int) -> set[str]:
-        """Ids of the account's open orders."""
-        return {str(oid) for oid in self._acct(account_id).open_orders}
-
-    def open_quote_ids(self, account_id: int) -> KeysView[int]:
-        """Ids of the account's open orders as ``place_quote`` returns them: a live view, valid
-        until the next operation (for in-process market models; no set is built)."""
-        return self._acct(account_id).open_orders.keys()   # type: ignore[return-value]
-
-    def orders_by_client_oid(self, account_id: int, client_oid: str) -> list[dict]:
-        """Rows of every order ever accepted for the account with ``client_oid``."""
-        acct = self._acct(account_id)
-        return [current_order_row(o, self._markets[o.symbol].fmt, self._markets[o.symbol].asset)
-                for o in acct.by_client.get(client_oid, [])]
