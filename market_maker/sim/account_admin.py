@@ -67,7 +67,6 @@ def _position_row_of(symbol: str, side: int, asset: str, qty: int, closing: int,
                         auto_flag, mode, leverage, im, face, mmr, liq)
 
 
-
 class AccountAdmin(Core):
     """Balance and position rows, transfers, leverage and margin (a mixin of ``Exchange``)."""
 
