@@ -45,8 +45,8 @@ class _Market(Market):
 
 
 class MarketData(Core):
-    """Public market-data queries and candle aggregation (a mixin of ``Exchange``, whose
-    ``_oid`` and ``_next_funding_time`` it uses)."""
+    """Public market-data queries and candle aggregation (a mixin of ``Exchange``; uses
+    ``Exchange._oid`` and ``MarkFundingRisk._next_funding_time``)."""
 
     _markets: dict[str, _Market]   # type: ignore[assignment]
 

@@ -2,7 +2,8 @@
 time, the housekeeping ``tick`` and liquidation.
 
 ``MarkFundingRisk`` is a mixin of ``Exchange`` (it queues its events with ``Exchange._touch``,
-``_flush`` and ``_events``, and cancels through ``Exchange._cancel``).
+``_flush`` and ``_events``, cancels through ``Exchange._cancel`` and pushes
+``MarketData.instrument_row``).
 
 * Funding: longs pay shorts ``rate * qty * face / mark`` per interval (rounding residue ->
   insurance), at the mark and on the positions held at its time: a funding due is settled
