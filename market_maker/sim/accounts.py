@@ -6,7 +6,8 @@ arithmetic is exact and several times cheaper than ``Decimal``; Decimals appear 
 the edges (``to_units`` for amounts coming in, ``to_decimal`` and ``rows.ustr`` going
 out).  Divisions round to the nearest unit, ties toward +infinity (``rdiv``).
 
-Model, per account and settle asset (see ``docs`` in exchange.py for the wire view):
+Model, per account and settle asset (for the wire view see exchange.py and the facade
+modules it names):
 
 * ``Wallet.balance`` — contract-account wallet balance (deposits, realised PnL,
   fees, funding).  ``Wallet.fund`` — the separate "fund" account balance.

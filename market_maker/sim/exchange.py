@@ -2,7 +2,21 @@
 
 It is ``core.Core`` (matching engine + accounts, which a backtester can use alone)
 plus what the wire needs: parameter validation, wire rows, events, market data,
-funding and liquidation.  No I/O, no threads, no wall clock: callers pass ``now_ms``.  Every mutating call
+funding and liquidation.  This module holds the facade itself: orders (place, cancel,
+and the in-process ``place_quote``/``cancel_quote`` fast path) and the event queue
+(``_touch``/``_flush``, ``drain_events``, ``silence``).  ``Exchange`` inherits the
+rest, one job per module:
+
+* order_queries.py (``OrderQueries``): an account's order rows and ids;
+* market_data.py (``MarketData``): per-market wire state, book, trades, candles,
+  instrument rows;
+* account_admin.py (``AccountAdmin``): balance and position rows, transfers, leverage
+  and margin changes;
+* risk.py (``MarkFundingRisk``): mark moves, funding settled at its time, the
+  housekeeping ``tick``, liquidation;
+* events.py: ``Event``, the record of one published change.
+
+No I/O, no threads, no wall clock: callers pass ``now_ms``.  Every mutating call
 either raises ``SimError`` without changing anything, or applies and queues its
 ``Event``s (read them with ``drain_events``).
 
@@ -19,16 +33,14 @@ Conventions and additions to the binding contract (all additive):
   ids as ints, no rows returned) and ``silence(account_ids)`` (queue none of those accounts'
   private events: a backtest reads only the public tables and its bot's account).
 * Order ids given as str or int are both accepted (cancel, query); trade ids too.
-* ``Event`` is a small immutable record rather than a ``NamedTuple``: same
-  attributes, unpacking and indexing as the 5-tuple, but its ``row`` dict is
-  built lazily from a snapshot on first access (then cached) for speed.
-  ``place_order``/``cancel_order`` return a private copy of the row.
+* ``Event`` rows are built lazily (events.py); ``place_order``/``cancel_order``
+  return a private copy of the row.
 * Events: ``order`` insert (status 1) then ``order`` update (2/16/32) per new
   order; cancel emits updates 4 then 8.  ``position``/``margin`` events are
   coalesced per operation and never emitted for internal accounts.  A silenced account
   (``silence``; internal accounts are) has no private event at all.
-* ``query_orders``/``trades``: newest first; with ``gt`` the ``count`` ids just
-  above it (still returned newest first), else the newest ``count`` below ``lt``.
+* ``query_orders`` (order_queries.py) and ``trades`` (market_data.py): newest first; with
+  ``gt`` the ``count`` ids just above it, else the newest ``count`` below ``lt``.
 * ``equity`` = fund + contract balance + unrealised PnL (exact); the sum over all
   accounts (``total_equity``) is invariant under every operation (transfers,
   fills, fees, funding, liquidation, mark moves).
@@ -41,32 +53,11 @@ Conventions and additions to the binding contract (all additive):
   and taker fee of each fill, order margin of the rest, its loss at the mark on a cross
   leg, both sides of self-matched fills), walking the book only when a cheap bound
   does not already fit.
-  ``total`` (margin/pc rows) = balance + unrealised PnL.  Liquidation formulas:
-  see accounts.py.  Cross liquidation closes all cross positions of the asset
-  at mark into the insurance account, which also takes the remaining cross equity.
-  The cross ``liquidation_price`` is the same on both legs of a symbol: the mark of
-  that symbol where the account's cross equity (both legs' upnl at that mark, other
-  symbols at theirs) meets the maintenance margin; below it for a net long, above it
-  for a net short; "0" when no mark liquidates (e.g. a fully hedged account); the
-  current mark when the account is at or below maintenance at every mark.
 * ``avg_price`` (orders) and ``entry_price`` (positions) are contract-weighted harmonic
   means, qty * face / sum(q * face / p), from the value sums of accounts.py (1e-40
   units), rounded to 1e-8: one price renders as exactly that price ("10100.0" for an
   order, as prices; "10100" for a position), mixed prices as the exact mean to 1e-8.
   A position's entry price survives partial closes (they take a pro-rata share).
-* Position row: ``pos_margin_ratio`` = (pos_margin + pnl) / (qty*face/mark);
-  ``pos_pnl_ratio`` = pnl / pos_margin.  Changing leverage re-margins to cost/leverage
-  exactly the open legs whose leverage changes (cross: the shared cross leverage, so
-  both legs; isolated: the leg(s) named by ``long_flag``); the other leg keeps its
-  margin, including any added with ``increase_margin`` (-20001 if the increase does
-  not fit).  Resting orders keep the margin reserved at placement.  The margin mode
-  of a symbol cannot change while the account has a position or an open order in it
-  (-10013 "mode").
-* Candles are aggregated from 1-minute buckets aligned on multiples of the
-  interval since the epoch; empty intervals are omitted; rows oldest first.
-* ``orders_by_client_oid`` finds the orders still in the account's order history
-  (open orders + the last ``history_limit`` final ones): the client_oid index is
-  trimmed together with the history, so it stays bounded over a long run.
 
 Performance notes (behaviour is identical to the straightforward implementation; a
 differential test against it drove these changes):
@@ -80,33 +71,32 @@ differential test against it drove these changes):
   fill of the account and, for all accounts, by ``_bump`` whenever marks, settings or
   position margins change.  It serves the margin check, margin rows and position rows.
 * Position events snapshot their inputs; the liquidation price is derived when the
-  row is read (``_position_row_of``).  A resting order keeps its last full row
+  row is read (``account_admin._position_row_of``).  A resting order keeps its last full row
   (``Order.tpl``) so that its cancel row is a copy with the changed fields.
-* Per-market cache of ticks -> Decimal price (``best_prices``); fill costs and order
-  margins are computed in integers (``Market.fill_cost``, ``Market.unit``).
+* Fill costs and order margins are computed in integers (``Market.fill_cost``,
+  ``Market.unit``).
 * ``Core`` returns a fill report; the events of the fills are built from it afterwards
   (``_publish_fills``), in the order the fills happened.
 """
 from __future__ import annotations
 
-from collections import deque
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable, KeysView
+from typing import Any, Iterable
 
 from . import accounts as ac
-from .accounts import CROSS, FINE, ISOLATED, LONG, MARK_SCALE, SHORT, Account, Position
-from .core import (BAD_VALUE, INSUFFICIENT_MARGIN, ORDER_NOT_FOUND, Core, ExchangeConfig,
-                   Fill, InstrumentSpec, Market, SimError, err, position_side)
+from .account_admin import AccountAdmin, _position_row_of
+from .accounts import LONG, SHORT, Account, Position
+from .core import (BAD_VALUE, ORDER_NOT_FOUND, ExchangeConfig, Fill, InstrumentSpec, SimError,
+                   err, position_side)
 from .engine import BUY, CANCEL_PENDING, CANCELLED, CREATED, FILLED, NEW, PARTIAL, SELL, Order
-from .rows import (PriceFormatter, current_order_row, dstr, execution_row, level_delete_row,
-                   level_row, margin_row, order_row, position_row, trade_row, ustr)
+from .events import Event
+from .market_data import MarketData, _Market
+from .order_queries import OrderQueries
+from .risk import MarkFundingRisk
+from .rows import (current_order_row, execution_row, level_delete_row, level_row, margin_row,
+                   order_row, trade_row, ustr)
 
-MINUTE_MS = 60_000
 FIRST_TRADE_ID = 1_000_000_001
-DAY_MS = 86_400_000
-MAX_CANDLE_MINUTES = 100_000
-RATIO_Q = Decimal("1e-8")
-_DZERO = Decimal(0)
 MAX_TICKS = 100_000_000
 _err = err
 
@@ -114,106 +104,7 @@ _err = err
 __all__ = ["Event", "Exchange", "ExchangeConfig", "InstrumentSpec", "SimError"]
 
 
-class Event:
-    """One change to publish: table ``kind``, owner (None = public), symbol, row, action.
-
-    Behaves like the 5-tuple ``(kind, account_id, symbol, row, action)`` (attributes,
-    unpacking, indexing, equality) but ``row`` is built on first access from a
-    snapshot taken when the event happened, then cached: events nobody reads
-    (e.g. of market-flow accounts) cost no formatting.  Treat rows as read-only.
-    """
-    __slots__ = ("kind", "account_id", "symbol", "action", "_row", "_build", "_args")
-    _fields = ("kind", "account_id", "symbol", "row", "action")
-
-    def __init__(self, kind: str, account_id: int | None, symbol: str | None,
-                 row: dict | None, action: str, build: Any = None, args: tuple = ()) -> None:
-        self.kind = kind
-        self.account_id = account_id
-        self.symbol = symbol
-        self.action = action
-        self._row = row
-        self._build = build
-        self._args = args
-
-    @property
-    def row(self) -> dict:
-        """The wire row (built once, then cached)."""
-        row = self._row
-        if row is None:
-            row = self._row = self._build(*self._args)
-            self._build = None
-            self._args = ()
-        return row
-
-    def _tuple(self) -> tuple:
-        return (self.kind, self.account_id, self.symbol, self.row, self.action)
-
-    def __iter__(self) -> Any:
-        return iter(self._tuple())
-
-    def __getitem__(self, index: Any) -> Any:
-        return self._tuple()[index]
-
-    def __len__(self) -> int:
-        return 5
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, (Event, tuple)):
-            return self._tuple() == tuple(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return (f"Event(kind={self.kind!r}, account_id={self.account_id!r}, "
-                f"symbol={self.symbol!r}, row={self.row!r}, action={self.action!r})")
-
-
-def _position_row_of(symbol: str, side: int, asset: str, qty: int, closing: int, cost: int,
-                     value: int, margin: int, realised: int, auto_flag: int, mode: int,
-                     leverage: Decimal, im: int, mark: Decimal, face: Decimal, mmr: Decimal,
-                     balance: int | None, snap: tuple | None) -> dict:
-    """Position row from a snapshot; the liquidation price is derived here, on first read.
-
-    Amounts in ledger units, ``im`` in mark units (accounts.py).  Isolated: the
-    position's own margin backs it (exact in integers scaled by the denominator of
-    ``mmr``, one Decimal division at the end).  Cross: the account's cross equity as a
-    function of this symbol's mark, both legs at once (``accounts.cross_liquidation_price``
-    over the snapshot of the account's positions)."""
-    liq = _DZERO
-    if qty:
-        n, d = mmr.as_integer_ratio()
-        if mode != ISOLATED:
-            liq = ac.cross_liquidation_price(symbol, snap, balance, (n, d), face,  # type: ignore[arg-type]
-                                             mark)
-        else:
-            eff = margin * FINE * d
-            if side == LONG:
-                denom = eff + cost * FINE * (d - n)
-            else:
-                denom = cost * FINE * (d + n) - eff
-            if denom > 0:
-                fn, fd = face.as_integer_ratio()
-                liq = Decimal(qty * fn * d * MARK_SCALE) / Decimal(fd * denom)
-    return position_row(symbol, side, asset, qty, closing, cost, value, margin, realised,
-                        auto_flag, mode, leverage, im, face, mmr, liq)
-
-
-class _Market(Market):
-    """A ``core.Market`` plus what the wire needs: price texts, trades, candles, funding."""
-
-    def __init__(self, spec: InstrumentSpec, mark: Decimal, funding_rate: Decimal,
-                 trade_history: int) -> None:
-        super().__init__(spec, mark)
-        self.fmt = PriceFormatter(spec.tick_size, spec.symbol_id, spec.face_value)
-        self.last_ticks: int | None = None
-        self.trades: deque[tuple] = deque(maxlen=trade_history)  # trade_row arguments
-        self.candles: dict[int, list[int]] = {}   # minute start -> [o, h, l, c, volume]
-        self.funding_rate = funding_rate
-        self.next_funding: int | None = None
-
-
-class Exchange(Core):
+class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
     """``Core`` (matching + ledger) behind validation, wire rows and events (see module doc)."""
 
     _markets: dict[str, _Market]   # type: ignore[assignment]
@@ -231,11 +122,6 @@ class Exchange(Core):
     def _new_market(self, spec: InstrumentSpec) -> _Market:
         c = self.config
         return _Market(spec, spec.start_price or c.start_price, c.funding_rate, c.trade_history)
-
-    def _asset(self, asset: str) -> str:
-        if asset not in self._assets:
-            raise _err(BAD_VALUE, "asset", f"unknown asset {asset}")
-        return asset
 
     # ------------------------------------------------------------------ events
     def _flush(self) -> None:
@@ -474,21 +360,6 @@ class Exchange(Core):
             self._candle(m, now_ms, px, q)
         m.last_ticks = fills[-1][2]
 
-    def _candle(self, m: _Market, now_ms: int, px: int, q: int) -> None:
-        minute = now_ms - now_ms % MINUTE_MS
-        c = m.candles.get(minute)
-        if c is None:
-            m.candles[minute] = [px, px, px, px, q]
-            if len(m.candles) > MAX_CANDLE_MINUTES:
-                del m.candles[next(iter(m.candles))]
-        else:
-            if px > c[1]:
-                c[1] = px
-            elif px < c[2]:
-                c[2] = px
-            c[3] = px
-            c[4] += q
-
     @staticmethod
     def _oid(order_id: Any) -> int | None:
         try:
@@ -606,544 +477,3 @@ class Exchange(Core):
                 rows.append(self._cancel(acct, m, o))
         self._flush()
         return rows
-
-    def query_orders(self, account_id: int, symbol: str | None, statuses: set[int] | None,
-                     order_id: str | None, gt_order_id: str | None, lt_order_id: str | None,
-                     count: int) -> list[dict]:
-        """Order rows of the account, newest first (see module doc for gt/lt)."""
-        acct = self._acct(account_id)
-
-        def keep(o: Order) -> bool:
-            return (symbol is None or o.symbol == symbol) and \
-                (not statuses or o.status in statuses)
-
-        if order_id is not None:
-            o = acct.orders.get(self._oid(order_id))   # type: ignore[arg-type]
-            found = [o] if o is not None and keep(o) else []
-        elif gt_order_id is not None:
-            gt = self._oid(gt_order_id)
-            found = []
-            if gt is not None:
-                for o in acct.orders.values():
-                    if o.oid > gt and keep(o):
-                        found.append(o)
-                        if len(found) >= count:
-                            break
-            found.reverse()
-        else:
-            lt = self._oid(lt_order_id) if lt_order_id is not None else None
-            found = []
-            for o in reversed(acct.orders.values()):
-                if (lt is None or o.oid < lt) and keep(o):
-                    found.append(o)
-                    if len(found) >= count:
-                        break
-        return [current_order_row(o, self._markets[o.symbol].fmt, self._markets[o.symbol].asset)
-                for o in found]
-
-    def open_orders_of(self, account_id: int) -> list[dict]:
-        """Rows of the account's open orders, oldest first."""
-        acct = self._acct(account_id)
-        return [current_order_row(o, self._markets[o.symbol].fmt, self._markets[o.symbol].asset)
-                for o in acct.open_orders.values()]
-
-    def open_order_ids(self, account_id: int) -> set[str]:
-        """Ids of the account's open orders."""
-        return {str(oid) for oid in self._acct(account_id).open_orders}
-
-    def open_quote_ids(self, account_id: int) -> KeysView[int]:
-        """Ids of the account's open orders as ``place_quote`` returns them: a live view, valid
-        until the next operation (for in-process market models; no set is built)."""
-        return self._acct(account_id).open_orders.keys()   # type: ignore[return-value]
-
-    def orders_by_client_oid(self, account_id: int, client_oid: str) -> list[dict]:
-        """Rows of every order ever accepted for the account with ``client_oid``."""
-        acct = self._acct(account_id)
-        return [current_order_row(o, self._markets[o.symbol].fmt, self._markets[o.symbol].asset)
-                for o in acct.by_client.get(client_oid, [])]
-
-    # ------------------------------------------------------------------ market data
-    def best_prices(self, symbol: str) -> tuple[Decimal | None, Decimal | None]:
-        """(best bid, best ask) as Decimals (None for an empty side)."""
-        m = self._markets.get(symbol)
-        if m is None:
-            raise _err(BAD_VALUE, "symbol", f"unknown symbol {symbol}")
-        book = m.book
-        bids, asks = book.bid_keys, book.ask_keys
-        price_of = m.price_of
-        bid = ask = None
-        if bids:
-            bid = price_of.get(bids[-1]) or m.price(bids[-1])
-        if asks:
-            ask = price_of.get(-asks[-1]) or m.price(-asks[-1])
-        return (bid, ask)
-
-    def mark_price(self, symbol: str) -> Decimal:
-        """Current mark price."""
-        return self._market(symbol).mark
-
-    def order_book(self, symbol: str, size: int) -> dict:
-        """Top ``size`` levels per side: {"bids": [[price, qty], ...], "asks": [...]}."""
-        m = self._market(symbol)
-        price = m.fmt.price
-        return {"bids": [[price(t), str(s)] for t, s in m.book.depth(BUY, size)],
-                "asks": [[price(t), str(s)] for t, s in m.book.depth(0, size)]}
-
-    def book_levels(self, symbol: str) -> list[dict]:
-        """Every level as order_book table rows (bids best first, then asks)."""
-        m = self._market(symbol)
-        return [level_row(m.fmt, symbol, m.asset, side, t, s)
-                for side in (BUY, 0) for t, s in m.book.depth(side)]
-
-    def trades(self, symbol: str, gt_trade_id: str | None, lt_trade_id: str | None,
-               count: int) -> list[dict]:
-        """Recent trade rows, newest first (gt/lt as for ``query_orders``)."""
-        m = self._market(symbol)
-        out: list[tuple] = []
-        if gt_trade_id is not None:
-            gt = self._oid(gt_trade_id)
-            if gt is not None:
-                for args in m.trades:
-                    if args[0] > gt:
-                        out.append(args)
-                        if len(out) >= count:
-                            break
-            out.reverse()
-        else:
-            lt = self._oid(lt_trade_id) if lt_trade_id is not None else None
-            for args in reversed(m.trades):
-                if lt is None or args[0] < lt:
-                    out.append(args)
-                    if len(out) >= count:
-                        break
-        return [trade_row(*args) for args in out]
-
-    def candles(self, symbol: str, start_time: int | None, end_time: int | None,
-                interval_min: int, size: int) -> list[list[str]]:
-        """[ts, open, high, low, close, volume] rows, oldest first, last ``size`` in range."""
-        m = self._market(symbol)
-        span = int(interval_min) * MINUTE_MS
-        buckets: dict[int, list[int]] = {}
-        for minute in sorted(m.candles):
-            if start_time is not None and minute < start_time - start_time % span:
-                continue
-            if end_time is not None and minute > end_time:
-                break
-            o, h, lo, c, v = m.candles[minute]
-            key = minute - minute % span
-            b = buckets.get(key)
-            if b is None:
-                buckets[key] = [o, h, lo, c, v]
-            else:
-                b[1] = max(b[1], h)
-                b[2] = min(b[2], lo)
-                b[3] = c
-                b[4] += v
-        price = m.fmt.price
-        keys = sorted(buckets)[-size:] if size > 0 else []
-        return [[str(k), price(buckets[k][0]), price(buckets[k][1]), price(buckets[k][2]),
-                 price(buckets[k][3]), str(buckets[k][4])] for k in keys]
-
-    def _next_funding_time(self, m: _Market, now_ms: int) -> int:
-        if m.next_funding is not None:
-            return m.next_funding
-        return (now_ms // self.funding_interval_ms + 1) * self.funding_interval_ms
-
-    def instrument_row(self, symbol: str, now_ms: int) -> dict:
-        """Instrument row: §2 fields plus the §3 extras (tick_size, symbol_id, ...)."""
-        m = self._market(symbol)
-        spec = m.spec
-        since = now_ms - DAY_MS
-        volume = 0
-        first_open: int | None = None
-        for minute, c in m.candles.items():
-            if minute >= since:
-                if first_open is None:
-                    first_open = c[0]
-                volume += c[4]
-        mark = self._price_text(m, m.mark)
-        last = m.fmt.price(m.last_ticks) if m.last_ticks is not None else mark
-        change = _DZERO
-        if first_open is not None and m.last_ticks is not None:
-            change = (Decimal(m.last_ticks - first_open) / first_open).quantize(RATIO_Q)
-        open_interest = sum(p.qty for a in self._accounts.values()
-                            for p in a.positions.values() if p.symbol == symbol and p.side == LONG)
-        nxt = self._next_funding_time(m, now_ms)
-        return {
-            "asset": spec.asset, "symbol": symbol, "price_precision": str(spec.price_precision),
-            "last_price": last, "index_price": mark, "mark_price": mark,
-            "volume_24h": str(volume), "volume_pos_hold": str(open_interest),
-            "change_rate_24h": dstr(change), "face_value": dstr(spec.face_value),
-            "quote_currency": spec.quote_currency, "funding_rate": dstr(m.funding_rate),
-            "indicative_funding_rate": dstr(m.funding_rate), "funding_rate_time": str(nxt),
-            "indicative_funding_rate_time": str(nxt + self.funding_interval_ms),
-            "instrument_type": "pc", "settle_currency": spec.asset,
-            "lot_size": dstr(spec.face_value), "split_char": "_",
-            "tick_size": dstr(spec.tick_size), "symbol_id": str(spec.symbol_id),
-        }
-
-    @staticmethod
-    def _price_text(m: _Market, price: Decimal) -> str:
-        ticks, rest = divmod(price, m.tick)
-        return m.fmt.price(int(ticks)) if not rest else dstr(price)
-
-    def contract_rows(self, asset: str) -> list[dict]:
-        """{symbol, price_precision} of every contract settled in ``asset``."""
-        return [{"symbol": s.symbol, "price_precision": str(s.price_precision)}
-                for s in self.instruments.values() if s.asset == asset]
-
-    def asset_rows(self) -> list[dict]:
-        """{asset} of every settle asset."""
-        return [{"asset": a} for a in self._assets]
-
-    # ------------------------------------------------------------------ balances
-    def _margin_snapshot(self, acct: Account, asset: str) -> tuple:
-        w = acct.wallets.get(asset)
-        if w is None:
-            w = acct.wallet(asset)
-        r = acct.risk
-        if r is None or r[0] is not self._epoch or r[1] != asset:
-            r = self._risk(acct, asset)
-        return (asset, w.balance, w.order_margin, w.pos_margin, r[3])
-
-    def _margin_row(self, acct: Account, asset: str) -> dict:
-        return margin_row(*self._margin_snapshot(acct, asset))
-
-    def margin_rows(self, account_id: int) -> list[dict]:
-        """§3 margin rows, one per settle asset."""
-        acct = self._acct(account_id)
-        return [self._margin_row(acct, a) for a in self._assets]
-
-    def pc_account_rows(self, account_id: int, asset: str | None) -> list[dict]:
-        """Contract-account rows {asset, available, total, order_margin, pos_margin}."""
-        acct = self._acct(account_id)
-        out = []
-        for a in self._assets:
-            if asset is None or a == asset:
-                r = self._margin_row(acct, a)
-                out.append({"asset": a, "available": r["available"], "total": r["total"],
-                            "order_margin": r["order_margin"], "pos_margin": r["pos_margin"]})
-        return out
-
-    def fund_account_rows(self, account_id: int, asset: str | None) -> list[dict]:
-        """Fund-account rows {asset, available, lock, total}."""
-        acct = self._acct(account_id)
-        return [{"asset": a, "available": ustr(acct.wallet(a).fund), "lock": "0",
-                 "total": ustr(acct.wallet(a).fund)}
-                for a in self._assets if asset is None or a == asset]
-
-    def transfer(self, account_id: int, asset: str, from_type: int, to_type: int,
-                 volume: Decimal) -> None:
-        """Move ``volume`` between the fund (1) and contract (2) accounts."""
-        acct = self._acct(account_id)
-        self._asset(asset)
-        if from_type not in (1, 2):
-            raise _err(BAD_VALUE, "from", "only fund (1) and contract (2) accounts")
-        if to_type not in (1, 2) or to_type == from_type:
-            raise _err(BAD_VALUE, "to", "only fund (1) and contract (2) accounts")
-        if not isinstance(volume, Decimal) or not volume.is_finite() or volume <= 0 \
-                or not ac.is_whole_units(volume):
-            raise _err(BAD_VALUE, "volume")
-        units = ac.to_units(volume)
-        w = acct.wallet(asset)
-        if from_type == 1:
-            if units > w.fund:
-                raise _err(INSUFFICIENT_MARGIN, "volume", "insufficient fund balance")
-            w.fund -= units
-            w.balance += units
-        else:
-            if units > ac.available(acct, asset, self._inv_marks):
-                raise _err(INSUFFICIENT_MARGIN, "volume", "insufficient available balance")
-            w.balance -= units
-            w.fund += units
-        self._touch(acct, asset)
-        self._flush()
-
-    # ------------------------------------------------------------------ positions
-    def _position_snapshot(self, acct: Account, pos: Position) -> tuple:
-        """Arguments of ``_position_row_of`` (the liquidation price is computed on read)."""
-        m = self._markets[pos.symbol]
-        setting = acct.settings.get(pos.symbol)
-        if setting is None:
-            setting = acct.setting(pos.symbol, self.config.default_leverage)
-        mode = setting.margin_mode
-        if mode == CROSS:
-            lev = setting.cross_lev
-        else:
-            lev = setting.long_lev if pos.side == LONG else setting.short_lev
-        balance = snap = None
-        if pos.qty and mode != ISOLATED:
-            asset = pos.asset
-            w = acct.wallets.get(asset)
-            if w is None:
-                w = acct.wallet(asset)
-            balance = w.balance
-            r = acct.risk
-            if r is None or r[0] is not self._epoch or r[1] != asset:
-                r = self._risk(acct, asset)
-            snap = r[3]
-        return (pos.symbol, pos.side, pos.asset, pos.qty, pos.closing, pos.cost, pos.value,
-                pos.margin, pos.realised, pos.auto_flag, mode, lev, m.im, m.mark, m.face,
-                self._mmr, balance, snap)
-
-    def _position_row(self, acct: Account, pos: Position) -> dict:
-        return _position_row_of(*self._position_snapshot(acct, pos))
-
-    def position_rows(self, account_id: int) -> list[dict]:
-        """Position rows of every symbol, long then short (qty "0" when flat)."""
-        acct = self._acct(account_id)
-        return [self._position_row(acct, acct.position(s, side, m.asset))
-                for s, m in self._markets.items() for side in (LONG, SHORT)]
-
-    def position_qty(self, account_id: int, symbol: str, long_flag: int) -> tuple[int, int]:
-        """(qty, avail_qty) of the account's long (1) or short (0) position."""
-        pos = self._acct(account_id).positions.get((symbol, LONG if long_flag else SHORT))
-        return (0, 0) if pos is None else (pos.qty, pos.qty - pos.closing)
-
-    def setting_row(self, account_id: int, symbol: str) -> dict:
-        """Leverage settings of the account in ``symbol``."""
-        m = self._market(symbol)
-        s = self._acct(account_id).setting(symbol, self.config.default_leverage)
-        mx = dstr(m.spec.max_leverage)
-        return {"cross_max_leverage": mx, "bid_max_leverage": mx, "ask_max_leverage": mx,
-                "bid_leverage": dstr(s.long_lev), "ask_leverage": dstr(s.short_lev),
-                "cross_leverage": dstr(s.cross_lev), "margin_mode": str(s.margin_mode)}
-
-    def change_leverage(self, account_id: int, symbol: str, mode: int, long_flag: int | None,
-                        leverage: Decimal, now_ms: int) -> None:
-        """Set margin mode and leverage (isolated: per side via ``long_flag``, None = both)."""
-        m = self._market(symbol)
-        acct = self._acct(account_id)
-        if mode not in (CROSS, ISOLATED):
-            raise _err(BAD_VALUE, "mode")
-        if long_flag not in (None, 0, 1):
-            raise _err(BAD_VALUE, "long_flag")
-        if not isinstance(leverage, Decimal) or not leverage.is_finite() \
-                or leverage < 1 or leverage > m.spec.max_leverage:
-            raise _err(BAD_VALUE, "leverage", "leverage out of range")
-        s = acct.setting(symbol, self.config.default_leverage)
-        positions = [acct.position(symbol, side, m.asset) for side in (LONG, SHORT)]
-        if mode != s.margin_mode and (any(p.qty or p.closing for p in positions)
-                                      or any(o.symbol == symbol for o in acct.open_orders.values())):
-            raise _err(BAD_VALUE, "mode", "cannot change margin mode with positions or orders")
-        new = ac.Setting(leverage)
-        new.margin_mode, new.cross_lev, new.long_lev, new.short_lev = \
-            mode, s.cross_lev, s.long_lev, s.short_lev
-        if mode == CROSS:
-            new.cross_lev = leverage
-        else:
-            if long_flag in (None, 1):
-                new.long_lev = leverage
-            if long_flag in (None, 0):
-                new.short_lev = leverage
-        # only a leg whose leverage changes is re-margined: margin added to the other leg
-        # with increase_margin stays where it is
-        changed = [new.leverage(p.side) != s.leverage(p.side) for p in positions]
-        deltas = [ac.pos_margin(p.cost, new.leverage(p.side)) - p.margin if c and p.qty else 0
-                  for p, c in zip(positions, changed)]
-        increase = sum(d for d in deltas if d > 0)
-        if increase > 0 and increase > ac.available(acct, m.asset, self._inv_marks) + \
-                sum(-d for d in deltas if d < 0):
-            raise _err(INSUFFICIENT_MARGIN, "leverage", "insufficient margin for leverage")
-        acct.settings[symbol] = new
-        w = acct.wallet(m.asset)
-        for p, c, d in zip(positions, changed, deltas):
-            p.margin += d
-            w.pos_margin += d
-            self._touch(acct, m.asset, p if c or mode != s.margin_mode else None)
-        self._bump()
-        self._check_liquidations(now_ms)
-        self._flush()
-
-    def increase_margin(self, account_id: int, symbol: str, long_flag: int, increase_flag: int,
-                        margin: Decimal, now_ms: int) -> None:
-        """Add (1) or remove (0) margin of an isolated position."""
-        m = self._market(symbol)
-        acct = self._acct(account_id)
-        if long_flag not in (0, 1):
-            raise _err(BAD_VALUE, "long_flag")
-        if increase_flag not in (0, 1):
-            raise _err(BAD_VALUE, "increase_flag")
-        if not isinstance(margin, Decimal) or not margin.is_finite() or margin <= 0 \
-                or not ac.is_whole_units(margin):
-            raise _err(BAD_VALUE, "margin")
-        units = ac.to_units(margin)
-        s = acct.setting(symbol, self.config.default_leverage)
-        if s.margin_mode != ISOLATED:
-            raise _err(BAD_VALUE, "symbol", "margin can only be changed on isolated positions")
-        pos = acct.position(symbol, LONG if long_flag else SHORT, m.asset)
-        if not pos.qty:
-            raise _err(BAD_VALUE, "long_flag", "no position")
-        w = acct.wallet(m.asset)
-        if increase_flag:
-            if units > ac.available(acct, m.asset, self._inv_marks):
-                raise _err(INSUFFICIENT_MARGIN, "margin")
-            pos.margin += units
-            w.pos_margin += units
-        else:
-            # the initial margin plus any unrealised loss must stay (in mark units)
-            floor = ac.pos_margin(pos.cost, s.leverage(pos.side)) * FINE - min(pos.upnl(m.im), 0)
-            if (pos.margin - units) * FINE < floor:
-                raise _err(BAD_VALUE, "margin", "margin would fall below the initial margin")
-            pos.margin -= units
-            w.pos_margin -= units
-        self._bump()
-        self._touch(acct, m.asset, pos)
-        self._flush()
-
-    def auto_margin(self, account_id: int, symbol: str, long_flag: int, open_flag: int) -> None:
-        """Switch automatic margin top-up (used before liquidating an isolated position)."""
-        m = self._market(symbol)
-        acct = self._acct(account_id)
-        if long_flag not in (0, 1):
-            raise _err(BAD_VALUE, "long_flag")
-        if open_flag not in (0, 1):
-            raise _err(BAD_VALUE, "open_flag")
-        pos = acct.position(symbol, LONG if long_flag else SHORT, m.asset)
-        pos.auto_flag = open_flag
-        self._touch(acct, m.asset, pos)
-        self._flush()
-
-    # ------------------------------------------------------------------ mark, funding, risk
-    def set_mark_price(self, symbol: str, price: Decimal, now_ms: int) -> None:
-        """Move the mark (= index) price; runs the liquidation checks."""
-        m = self._market(symbol)
-        if not isinstance(price, Decimal) or not price.is_finite() or price <= 0:
-            raise _err(BAD_VALUE, "price")
-        self._fund_if_due(symbol, m, now_ms)
-        m.mark = price
-        m.im = self._inv_marks[symbol] = ac.inverse_mark(m.face, price)
-        self._bump()
-        self._check_liquidations(now_ms)
-        self._flush()
-
-    def set_funding_rate(self, symbol: str, rate: Decimal, now_ms: int | None = None) -> None:
-        """Rate applied at the next funding time. With ``now_ms`` it is announced at once (the instrument row
-        is pushed) and a funding already due is paid at the rate announced for it first."""
-        m = self._market(symbol)
-        if now_ms is not None:
-            self._fund_if_due(symbol, m, now_ms)
-        m.funding_rate = rate
-        if now_ms is not None:
-            self._events.append(Event("instrument", None, symbol, self.instrument_row(symbol, now_ms), "update"))
-
-    def apply_funding(self, symbol: str, rate: Decimal, now_ms: int, funding_time: int | None = None) -> None:
-        """Longs pay shorts ``rate * qty * face / mark`` (rounding residue -> insurance). Each payment is
-        also an internal ``funding`` event of its account (no wire table: GTE pushes none), for in-process
-        consumers such as the backtester's journal."""
-        m = self._market(symbol)
-        rate_n, rate_d = rate.as_integer_ratio()
-        residue = 0
-        for acct in self._accounts.values():
-            for side in (LONG, SHORT):
-                pos = acct.positions.get((symbol, side))
-                if pos is None or not pos.qty:
-                    continue
-                pay = ac.rdiv(pos.qty * m.im * rate_n, FINE * rate_d)
-                w = acct.wallet(m.asset)
-                if side == LONG:
-                    w.balance -= pay
-                    residue += pay
-                else:
-                    w.balance += pay
-                    residue -= pay
-                self._touch(acct, m.asset)
-                if not acct.internal and not acct.silent:
-                    self._events.append(Event("funding", acct.id, symbol, {
-                        "symbol": symbol, "side": side, "qty": pos.qty, "rate": rate,
-                        "amount": ac.to_decimal(-pay if side == LONG else pay),
-                        "funding_time": now_ms if funding_time is None else funding_time}, "insert"))
-        self._insurance.wallet(m.asset).balance += residue
-        self._check_liquidations(now_ms)
-        self._flush()
-
-    def tick(self, now_ms: int) -> None:
-        """Housekeeping: funding when due, then liquidation checks."""
-        for symbol, m in self._markets.items():
-            if m.next_funding is None:
-                m.next_funding = self._next_funding_time(m, now_ms)
-            elif now_ms >= m.next_funding:
-                self._fund_if_due(symbol, m, now_ms)
-        self._check_liquidations(now_ms)
-        self._flush()
-
-    def _fund_if_due(self, symbol: str, m: _Market, now_ms: int) -> None:
-        """A funding is for the positions held, at the mark, at its time: it is settled before anything at or
-        after that time (an order, a mark move, the housekeeping) changes them. The instrument row is pushed
-        at once, its ``funding_rate_time`` moved on and its ``mark_price`` the one the payments used."""
-        due = m.next_funding
-        if due is None or now_ms < due:
-            return
-        m.next_funding = (now_ms // self.funding_interval_ms + 1) * self.funding_interval_ms
-        self.apply_funding(symbol, m.funding_rate, now_ms, funding_time=due)
-        self._events.append(Event("instrument", None, symbol, self.instrument_row(symbol, now_ms), "update"))
-
-    def _check_liquidations(self, now_ms: int) -> None:
-        mmr, marks = self._mmr_ratio, self._inv_marks
-        for acct in list(self._accounts.values()):
-            if acct.internal or not acct.positions:
-                continue
-            for pos in list(acct.positions.values()):
-                if not pos.qty:
-                    continue
-                s = acct.settings.get(pos.symbol)
-                if s is None or s.margin_mode != ISOLATED:
-                    continue
-                im = marks[pos.symbol]
-                if ac.at_or_below(pos.margin * FINE + pos.upnl(im), pos.cost, mmr):
-                    if pos.auto_flag:
-                        self._auto_top_up(acct, pos, s, im)
-                    if ac.at_or_below(pos.margin * FINE + pos.upnl(im), pos.cost, mmr):
-                        self._liquidate_isolated(acct, pos, now_ms)
-            for asset in self._assets:
-                equity, cost, crosses = ac.cross_state(acct, asset, marks)
-                if crosses and ac.at_or_below(equity, cost, mmr):
-                    self._liquidate_cross(acct, asset, crosses, now_ms)
-
-    def _auto_top_up(self, acct: Account, pos: Position, s: ac.Setting, im: int) -> None:
-        """Top the margin up to the initial margin, as far as the available balance allows."""
-        need = ac.pos_margin(pos.cost, s.leverage(pos.side)) * FINE \
-            - (pos.margin * FINE + pos.upnl(im))                    # mark units
-        add = min(-(-need // FINE), ac.available(acct, pos.asset, self._inv_marks))
-        if add > 0:
-            pos.margin += add
-            acct.wallet(pos.asset).pos_margin += add
-            self._bump()
-            self._touch(acct, pos.asset, pos)
-
-    def _cancel_all(self, acct: Account, symbols: set[str]) -> None:
-        for o in list(acct.open_orders.values()):
-            if o.symbol in symbols:
-                self._cancel(acct, self._markets[o.symbol], o)
-
-    def _take_over(self, acct: Account, pos: Position, cost: int) -> None:
-        """Move ``pos`` to the insurance account with exit/entry value ``cost``."""
-        qty = pos.qty
-        pnl, released = pos.reduce(qty, cost)
-        w = acct.wallet(pos.asset)
-        w.pos_margin -= released
-        w.balance += pnl
-        self._insurance.position(pos.symbol, pos.side, pos.asset).add(
-            qty, cost, 0, cost * ac.VALUE_PER_UNIT)
-        self._bump()
-        self._touch(acct, pos.asset, pos)
-
-    def _liquidate_isolated(self, acct: Account, pos: Position, now_ms: int) -> None:
-        self._cancel_all(acct, {pos.symbol})
-        bankrupt = pos.cost + pos.margin if pos.side == LONG else pos.cost - pos.margin
-        if bankrupt <= 0:
-            bankrupt = ac.rdiv(pos.qty * self._inv_marks[pos.symbol], FINE)
-        self._take_over(acct, pos, bankrupt)
-
-    def _liquidate_cross(self, acct: Account, asset: str, crosses: list[Position],
-                         now_ms: int) -> None:
-        self._cancel_all(acct, {s for s, m in self._markets.items() if m.asset == asset})
-        for pos in crosses:
-            self._take_over(acct, pos, ac.rdiv(pos.qty * self._inv_marks[pos.symbol], FINE))
-        equity, _, _ = ac.cross_state(acct, asset, self._inv_marks)
-        # no cross position is left: the equity is balance - isolated margins, whole units
-        equity //= FINE
-        w = acct.wallet(asset)
-        w.balance -= equity
-        self._insurance.wallet(asset).balance += equity
-        self._touch(acct, asset)
