@@ -35,7 +35,7 @@ def no_user_settings(tmp_path, monkeypatch):
 def cluster():
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as local:
+                                  dashboard_address=":0") as local:  # any free port
         yield local
 
 
