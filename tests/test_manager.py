@@ -596,22 +596,31 @@ def test_summary_reports_the_maker_share(tmp_path, caplog):
     assert "8 fills (87 % maker)" in caplog.text
 
 
+class SimulatedClock:
+    """A simulated clock, as a backtest passes: sleeping moves it, nothing waits; ``during_sleep``
+    callbacks run once, at the next sleep (what happens at the exchange meanwhile)."""
+
+    def __init__(self):
+        import time as real_time
+        self.now = real_time.time()
+        self.during_sleep = []
+
+    def time(self):
+        return self.now
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+        for happening in self.during_sleep:
+            happening()
+        self.during_sleep.clear()
+
+
 def test_time_reaches_the_manager_through_its_clock(tmp_path):
     import time as real_time
-
-    class Clock:  # a simulated clock, as a backtest passes: sleeping moves it, nothing waits
-        def __init__(self):
-            self.now = real_time.time()
-
-        def time(self):
-            return self.now
-
-        def monotonic(self):
-            return self.now
-
-        def sleep(self, seconds):
-            self.now += seconds
-    clock = Clock()
+    clock = SimulatedClock()
     settings, rest, _, _ = make(tmp_path, "API_REST_INTERVAL = 30\nSTALE_DATA_SECONDS = 5\n")
     ws = FakeWs(rest)
     exchange = ExchangeInterface(settings, "http://x", "ws://x", "key", "secret", rest=rest, ws=ws, clock=clock)
@@ -656,25 +665,7 @@ def test_a_cancel_that_finds_its_order_filled_ends_the_round(tmp_path, caplog):
 def test_a_round_whose_orders_fill_while_it_waits_to_be_sent_plans_again(tmp_path, caplog):
     # backtest finding: a round planned, then waited out API_REST_INTERVAL; our close order filled meanwhile and the
     # round sent a new close order for the quantity it no longer had
-    import time as real_time
-    fills = []
-
-    class Clock:
-        def __init__(self):
-            self.now = real_time.time()
-
-        def time(self):
-            return self.now
-
-        def monotonic(self):
-            return self.now
-
-        def sleep(self, seconds):
-            self.now += seconds
-            for fill in fills:
-                fill()
-            fills.clear()
-    clock = Clock()
+    clock = SimulatedClock()
     settings, rest, _, _ = make(tmp_path, "API_REST_INTERVAL = 5\nSTALE_DATA_SECONDS = 60\n")
     ws = FakeWs(rest)
     exchange = ExchangeInterface(settings, "http://x", "ws://x", "key", "secret", rest=rest, ws=ws, clock=clock)
@@ -690,7 +681,7 @@ def test_a_round_whose_orders_fill_while_it_waits_to_be_sent_plans_again(tmp_pat
         order = next(iter(rest.orders.values()))
         del rest.orders[order.order_id]
         ws.stats["fills"] += 1
-    fills.append(one_of_ours_fills)
+    clock.during_sleep.append(one_of_ours_fills)
     rest.calls.clear()
     with caplog.at_level(logging.INFO, logger="market_maker.manager"):
         manager.step()  # plans, waits for API_REST_INTERVAL: a fill meanwhile, so nothing of that plan is sent

@@ -205,9 +205,8 @@ class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
             raise _err(BAD_VALUE, "price", "price is not a multiple of tick_size")
         return int(ticks)
 
-    def place_order(self, account_id: int, symbol: str, side: int, close_flag: int,
-                    price: Decimal, qty: int, client_oid: str | None, now_ms: int) -> dict:
-        """Accept a limit order, match it as taker, rest the remainder; returns its row."""
+    def _order_market(self, symbol: str, side: int, close_flag: int, qty: int) -> _Market:
+        """The market of a new order, its side, close_flag and qty checked (the price is checked by the caller)."""
         m = self._markets.get(symbol)
         if m is None:
             raise _err(BAD_VALUE, "symbol", f"unknown symbol {symbol}")
@@ -217,6 +216,12 @@ class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
             raise _err(BAD_VALUE, "close_flag")
         if type(qty) is not int or qty <= 0:
             raise _err(BAD_VALUE, "qty", "qty must be a positive integer")
+        return m
+
+    def place_order(self, account_id: int, symbol: str, side: int, close_flag: int,
+                    price: Decimal, qty: int, client_oid: str | None, now_ms: int) -> dict:
+        """Accept a limit order, match it as taker, rest the remainder; returns its row."""
+        m = self._order_market(symbol, side, close_flag, qty)
         ticks = None
         if type(price) is Decimal and price.is_finite() and price > 0:   # _ticks, inlined
             try:
@@ -243,15 +248,7 @@ class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
         silent account, no row at all.  Same checks, same state changes, same events.
 
         Returns the order's id while it rests on the book, None when it was filled at once."""
-        m = self._markets.get(symbol)
-        if m is None:
-            raise _err(BAD_VALUE, "symbol", f"unknown symbol {symbol}")
-        if side not in (0, 1) or isinstance(side, bool):
-            raise _err(BAD_VALUE, "side")
-        if close_flag not in (0, 1) or isinstance(close_flag, bool):
-            raise _err(BAD_VALUE, "close_flag")
-        if type(qty) is not int or qty <= 0:
-            raise _err(BAD_VALUE, "qty", "qty must be a positive integer")
+        m = self._order_market(symbol, side, close_flag, qty)
         if type(ticks) is not int or not 0 < ticks < MAX_TICKS:
             raise _err(BAD_VALUE, "price", "price is not a multiple of tick_size")
         acct = self._accounts.get(account_id)
