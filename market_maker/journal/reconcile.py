@@ -1,7 +1,8 @@
 """Reconciliation at start: what filled while the bot was down, rebuilt from the order query.
 
-GTE has no execution history. On a start with an existing journal, every own order the
-journal did not know as final, and every own order placed after the newest one it knows
+GTE has no execution history. On a start with an existing journal (and at a stop), every own
+order the journal did not know as final or whose executions fall short of its filled quantity,
+and every own order placed after the newest one it knows
 (a create whose answer was lost just before a crash), is read back from ``order/query``
 (paging forward with ``gt_order_id``, all statuses). For each, the exchange's
 ``filled_qty``, fee and inverse notional (``filled_qty / avg_price``: the contract-weighted
