@@ -15,11 +15,9 @@ Pipeline used by :func:`build_ladder` (each step is public and reusable):
    sells at/below the min position.
 4. :func:`clamp_post_only` -- client-side post-only (GTE has no such flag);
    :func:`post_only_conflict` re-checks one order against a fresher book as it is sent.
-5. :func:`split_close_open` with :func:`close_capacity` -- two-way positions:
-   the innermost quantity closes the opposite leg (``close_flag=1``), the rest
-   opens. A level straddling the boundary becomes two orders at the same price
-   and side (close part first, then open part); this is the only case where a
-   ladder holds two orders at one (side, price).
+5. :func:`split_close_open` with :func:`close_capacity` (module ``closing``) --
+   two-way positions: the innermost quantity closes the opposite leg
+   (``close_flag=1``), the rest opens.
 """
 from __future__ import annotations
 
@@ -32,6 +30,7 @@ from functools import cached_property, lru_cache
 from fractions import Fraction
 from typing import Any
 
+from .closing import close_capacity, split_close_open
 from .models import BUY, SELL, Book, DesiredOrder, Order, Positions
 
 __all__ = [
@@ -471,53 +470,6 @@ def post_only_conflict(order: DesiredOrder, book: Book) -> str | None:
     if bid is None:
         return "the book has no bid"
     return f"it would take the best bid {bid}" if order.price <= bid else None
-
-
-def close_capacity(side: str, positions: Positions, own_orders: Sequence[Order]) -> int:
-    """Contracts that new close orders of ``side`` may take: sells close the long, buys the short.
-
-    The exchange's ``avail_qty`` excludes what every resting close order locks. The
-    ladder re-plans our *active* close orders (kept or cancelled before a new close
-    is sent), so their remaining quantity is added back; an order whose cancel is
-    pending is not re-planned and keeps its lock until it is final (the same
-    ``Order.is_active`` rule converge plans with). Also capped at the leg's ``qty``
-    less those pending cancels, in case ``avail_qty`` lags our own order view.
-    """
-    leg = positions.long if side == SELL else positions.short
-    if leg.qty <= 0:
-        return 0  # nothing to close, whatever rests
-    active = pending = 0
-    for o in own_orders:
-        if o.side == side and o.close_flag == 1:
-            if o.is_active:
-                active += o.remaining
-            elif o.is_open:
-                pending += o.remaining
-    return max(0, min(leg.qty - pending, leg.avail_qty + active))
-
-
-def split_close_open(orders: Sequence[DesiredOrder], capacity: int) -> tuple[DesiredOrder, ...]:
-    """Give ``close_flag=1`` to the innermost quantity up to ``capacity``, 0 to the rest.
-
-    ``orders`` is one side, innermost first. A level straddling the boundary
-    is split into a close part followed by an open part at the same price.
-    """
-    left = max(0, capacity)
-    if not left:
-        for o in orders:
-            if not (o.close_flag == 0 and o.qty > 0 and type(o) is DesiredOrder):
-                break
-        else:
-            return tuple(orders)  # no position to close: every order stays as it is
-    out = []
-    for o in orders:
-        close_qty = min(o.qty, left)
-        left -= close_qty
-        if close_qty:
-            out.append(_desired(o.side, o.price, close_qty, 1))
-        if o.qty - close_qty:
-            out.append(_desired(o.side, o.price, o.qty - close_qty, 0))
-    return tuple(out)
 
 
 def build_ladder(

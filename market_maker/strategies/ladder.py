@@ -8,7 +8,7 @@ ORDER_START_SIZE). Then, in this order:
 2. the inventory bound: a side stops where its fills would take the net position past
    +-INVENTORY_LIMIT (the last level that fits is cut to what is left);
 3. the client-side post-only clamp (:func:`market_maker.quoting.clamp_post_only`);
-4. the close/open split of two-way positions (:func:`market_maker.quoting.split_close_open`).
+4. the close/open split of two-way positions (:func:`market_maker.closing.split_close_open`).
 """
 from __future__ import annotations
 
