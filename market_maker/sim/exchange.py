@@ -366,19 +366,11 @@ class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
 
     def cancel_order(self, account_id: int, symbol: str, order_id: str, now_ms: int) -> dict:
         """Cancel one open order of the account (-20002 if unknown/final/foreign)."""
-        m = self._markets.get(symbol)
-        if m is None:
-            raise _err(BAD_VALUE, "symbol", f"unknown symbol {symbol}")
-        acct = self._accounts.get(account_id)
-        if acct is None:
-            raise _err(BAD_VALUE, "account", f"unknown account {account_id}")
         try:
             oid = int(order_id)
         except (TypeError, ValueError):
-            raise _err(ORDER_NOT_FOUND, "id", "order not found or not open") from None
-        o = acct.open_orders.get(oid)
-        if o is None or o.symbol != symbol:
-            raise _err(ORDER_NOT_FOUND, "id", "order not found or not open")
+            oid = None
+        acct, m, o = self._open_order(account_id, symbol, oid)
         row = self._cancel_open(acct, m, o)
         if row is None:   # a silent account's: no event needed it
             return order_row(o, m.fmt, m.asset, CANCELLED, o.filled, o.value, o.fee, 0)
@@ -387,16 +379,21 @@ class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
     def cancel_quote(self, account_id: int, symbol: str, oid: int, now_ms: int) -> None:
         """``cancel_order`` for an in-process market model (``flow.MarketFlow``): the id as
         ``place_quote`` returned it, no row to return.  Same checks, state changes and events."""
+        acct, m, o = self._open_order(account_id, symbol, oid)
+        self._cancel_open(acct, m, o)
+
+    def _open_order(self, account_id: int, symbol: str, oid: int | None) -> tuple[Account, _Market, Order]:
+        """The account, market and open order a cancel names (its errors in the exchange's order of checks)."""
         m = self._markets.get(symbol)
         if m is None:
             raise _err(BAD_VALUE, "symbol", f"unknown symbol {symbol}")
         acct = self._accounts.get(account_id)
         if acct is None:
             raise _err(BAD_VALUE, "account", f"unknown account {account_id}")
-        o = acct.open_orders.get(oid)
+        o = acct.open_orders.get(oid) if oid is not None else None
         if o is None or o.symbol != symbol:
             raise _err(ORDER_NOT_FOUND, "id", "order not found or not open")
-        self._cancel_open(acct, m, o)
+        return acct, m, o
 
     def _cancel_open(self, acct: Account, m: _Market, o: Order) -> dict | None:
         """Cancel the account's open order ``o`` and queue its events; its final row (None when
