@@ -36,6 +36,13 @@ def redact(text: str, secrets: Iterable[Any]) -> str:
     return text
 
 
+def masked(name: str, value: Any) -> Any:
+    """``value`` as it may be shown: <hidden> for a set API_KEY / API_SECRET."""
+    if name in SECRET_NAMES and value:
+        return HIDDEN
+    return value
+
+
 def secret_values(*sources: Mapping[str, Any]) -> List[Any]:
     """The values of API_KEY / API_SECRET (and their environment variables) found in ``sources``."""
     names = SECRET_NAMES | set(ENV_OVERRIDES)
