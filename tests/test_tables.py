@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 
 from market_maker.gte.parse import MalformedRow, parse_margin
-from market_maker.gte.tables import (FillCounter, KeyedTable, LiveTables, OrderTable, SeenSet,
-                                     UnknownKey)
+from market_maker.gte.fills import FillCounter, SeenSet
+from market_maker.gte.tables import KeyedTable, LiveTables, OrderTable, UnknownKey
 from market_maker.models import Margin, Order
 
 
