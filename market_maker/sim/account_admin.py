@@ -137,6 +137,7 @@ class AccountAdmin(Core):
                 raise _err(INSUFFICIENT_MARGIN, "volume", "insufficient available balance")
             w.balance -= units
             w.fund += units
+        self._ledger_seq += 1
         self._touch(acct, asset)
         self._flush()
 

@@ -188,6 +188,10 @@ class Core:
         # Account.risk caches (epoch, asset, cross upnl loss, position snapshot); it is valid
         # while ``_epoch`` is unchanged and the account had no fill (see ``_risk``).
         self._epoch = object()
+        # bumped by every change of a balance or position that ``_bump`` does not cover (fills, funding,
+        # transfers): with ``_epoch`` it tells whether anything a liquidation check reads has changed
+        self._ledger_seq = 0
+        self._liquidations_checked: tuple | None = None
         self._next_account = FIRST_ACCOUNT_ID
         self._next_oid = FIRST_ORDER_ID
         self._fee = self._new_account(FEE_ACCOUNT_ID, "fees", True)
@@ -474,6 +478,7 @@ class Core:
         if fee_wallet is None:
             fee_wallet = self._fee.wallet(m.asset)
         fee_wallet.balance += fees
+        self._ledger_seq += 1
         return out
 
     def _lev_rate(self, leverage: Decimal) -> Rate:

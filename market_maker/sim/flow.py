@@ -117,8 +117,10 @@ class MarketFlow:
         self.lps = [exchange.open_account(f"flow-lp-{i}", cfg.balance, asset)
                     for i in range(cfg.lp_accounts)]
         self.taker = exchange.open_account("flow-taker", cfg.balance, asset)
-        self.quotes: list[dict[tuple[int, int], int]] = [{} for _ in self.lps]
-        self._ladder: tuple[list[tuple[int, int]], list[tuple[int, int]]] = ([], [])  # of the last requote
+        # each LP's resting quotes: level key -> order id; the key of a level is its ticks for a bid,
+        # minus its ticks for an ask, so ``sorted`` lists asks then bids, each side outside in
+        self.quotes: list[dict[int, int]] = [{} for _ in self.lps]
+        self._ladder: tuple[list[int], list[int]] = ([], [])  # level keys of the last requote
         self.ref_ticks = self._to_ticks(exchange.mark_price(cfg.symbol))
         self.last_ms: int | None = None
         self.sim_s = Decimal(0)
@@ -197,11 +199,10 @@ class MarketFlow:
         self.ref_ticks = max(floor, self.ref_ticks + move)
 
     # ------------------------------------------------------------------ liquidity
-    def _wanted(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-        """The LP ladder: a touch level ``half_spread_ticks`` from the reference on each side,
-        then ``depth_levels - 1`` levels on the fixed grid of multiples of ``level_step_ticks``;
-        (asks, bids), each nearest the touch first (the order of ``_inside_out``, so a subset of
-        the ladder in this order needs no sort).
+    def _wanted(self) -> tuple[list[int], list[int]]:
+        """The LP ladder as level keys: a touch level ``half_spread_ticks`` from the reference on each
+        side, then ``depth_levels - 1`` levels on the fixed grid of multiples of ``level_step_ticks``;
+        (asks, bids), each nearest the touch first.
 
         The grid does not move with the reference, so a move of a few ticks changes the
         touch and at most a level or two at each end of each side."""
@@ -211,8 +212,8 @@ class MarketFlow:
         first_bid = (top_bid - 1) // step * step          # highest grid point below the touch
         first_ask = (low_ask // step + 1) * step          # lowest grid point above the touch
         more = range(cfg.depth_levels - 1)
-        return ([(0, low_ask)] + [(0, first_ask + k * step) for k in more],
-                [(1, top_bid)] + [(1, first_bid - k * step) for k in more if first_bid - k * step > 0])
+        return ([-low_ask] + [-(first_ask + k * step) for k in more],
+                [top_bid] + [first_bid - k * step for k in more if first_bid - k * step > 0])
 
     def _best_quotes(self) -> tuple[int, int | None]:
         """(highest LP bid, lowest LP ask) in ticks; 0 and None for a side without any.
@@ -230,7 +231,9 @@ class MarketFlow:
         3. cancel the stale LP quotes that the remaining new quotes would cross;
         4. place the remaining new quotes: these may sweep other traders' stale orders;
         5. cancel the other stale quotes and refresh a few levels (new order first).
-        Every cancel is a single-order cancel, so a pushed book message removes at most one level."""
+        Every cancel is a single-order cancel, so a pushed book message removes at most one level.
+        New quotes go in inside out (asks, then bids, each nearest the touch first), stale ones
+        leave in that order in step 3 and outside in in step 5."""
         cfg, ex = self.cfg, self.ex
         asks, bids = self._wanted()
         ladder = asks + bids
@@ -246,28 +249,27 @@ class MarketFlow:
         max_bid, min_ask = self._best_quotes()
         self._ladder = (asks, bids)
         # the stale quotes, inside out (placing new quotes adds none)
-        stale = [sorted(quotes.keys() - wanted, key=_inside_out) for quotes in self.quotes]
+        stale = [_inside_out(quotes.keys() - wanted) for quotes in self.quotes]
         deferred = []
         for acct, quotes in zip(self.lps, self.quotes):
-            for side, ticks in [k for k in ladder if k not in quotes]:   # new quotes, inside out
-                safe = ticks > max_bid if side == 0 else (min_ask is None or ticks < min_ask)
+            for key in [k for k in ladder if k not in quotes]:   # new quotes, inside out
+                safe = -key > max_bid if key < 0 else (min_ask is None or key < min_ask)
                 if safe:
-                    self._quote(acct, quotes, side, ticks, now_ms)
+                    self._quote(acct, quotes, key, now_ms)
                 else:
-                    deferred.append((acct, quotes, side, ticks))
+                    deferred.append((acct, quotes, key))
         for acct, quotes, keys in zip(self.lps, self.quotes, stale):
-            for side, ticks in keys:
-                if (side == 0 and ticks <= top_bid) or (side == 1 and ticks >= low_ask):
-                    self._cancel(acct, quotes.pop((side, ticks)), now_ms)
-        for acct, quotes, side, ticks in deferred:
-            self._quote(acct, quotes, side, ticks, now_ms)
+            for key in keys:
+                if (key < 0 and -key <= top_bid) or (key > 0 and key >= low_ask):
+                    self._cancel(acct, quotes.pop(key), now_ms)
+        for acct, quotes, key in deferred:
+            self._quote(acct, quotes, key, now_ms)
         for acct, quotes, keys in zip(self.lps, self.quotes, stale):
-            for key in sorted((k for k in keys if k in quotes), key=_outside_in):
+            for key in sorted(k for k in keys if k in quotes):   # outside in (see ``quotes``)
                 self._cancel(acct, quotes.pop(key), now_ms)
             self._refresh(acct, quotes, ladder, now_ms)
 
-    def _refresh(self, acct: int, quotes: dict[tuple[int, int], int], ladder: list[tuple[int, int]],
-                 now_ms: int) -> None:
+    def _refresh(self, acct: int, quotes: dict[int, int], ladder: list[int], now_ms: int) -> None:
         """Re-size each level with probability ``requote_prob``, nearest the touch first: the new
         order goes in before the old one leaves, so the level never disappears.  Every quote is
         on the ``ladder`` (the others were just cancelled), which is in that order."""
@@ -276,14 +278,14 @@ class MarketFlow:
         for key in ladder if len(quotes) == len(ladder) else [k for k in ladder if k in quotes]:
             if draw() < below:
                 old = quotes.pop(key)
-                self._quote(acct, quotes, key[0], key[1], now_ms)
+                self._quote(acct, quotes, key, now_ms)
                 self._cancel(acct, old, now_ms)
 
-    def _quote(self, acct: int, quotes: dict[tuple[int, int], int], side: int, ticks: int,
-               now_ms: int) -> None:
+    def _quote(self, acct: int, quotes: dict[int, int], key: int, now_ms: int) -> None:
+        side, ticks = (1, key) if key > 0 else (0, -key)
         oid = self._send(acct, side, ticks, self._size(self._lp_mu, _LP_SIGMA), now_ms)
         if oid is not None:
-            quotes[(side, ticks)] = oid
+            quotes[key] = oid
 
     def _cancel(self, acct: int, oid: int, now_ms: int) -> None:
         try:
@@ -341,24 +343,18 @@ class MarketFlow:
                 self.ex.cancel_quote(self.taker, cfg.symbol, oid, now_ms)
 
 
-def _first_quoted(levels: list[tuple[int, int]], quotes: list[dict[tuple[int, int], int]]) -> int | None:
+def _first_quoted(levels: list[int], quotes: list[dict[int, int]]) -> int | None:
     """Ticks of the first of ``levels`` that one of ``quotes`` holds (None if none does)."""
     for key in levels:
         for held in quotes:
             if key in held:
-                return key[1]
+                return abs(key)
     return None
 
 
-def _inside_out(key: tuple[int, int]) -> tuple[int, int]:
-    """Sort key of (side, ticks) quotes: per side, nearest the touch first (bids, then asks)."""
-    side, ticks = key
-    return (side, -ticks if side == 1 else ticks)
-
-
-def _outside_in(key: tuple[int, int]) -> tuple[int, int]:
-    side, ticks = key
-    return (side, ticks if side == 1 else -ticks)
+def _inside_out(keys: set[int]) -> list[int]:
+    """Level keys per side nearest the touch first: asks, then bids."""
+    return sorted([k for k in keys if k < 0], reverse=True) + sorted([k for k in keys if k > 0], reverse=True)
 
 
 __all__ = ["FlowConfig", "MarketFlow", "load_price_csv"]

@@ -85,6 +85,7 @@ class MarkFundingRisk(Core):
                         "amount": ac.to_decimal(-pay if side == LONG else pay),
                         "funding_time": now_ms if funding_time is None else funding_time}, "insert"))
         self._insurance.wallet(m.asset).balance += residue
+        self._ledger_seq += 1
         self._check_liquidations(now_ms)
         self._flush()
 
@@ -115,6 +116,12 @@ class MarkFundingRisk(Core):
         self._events.append(Event("instrument", None, symbol, self.instrument_row(symbol, now_ms), "update"))
 
     def _check_liquidations(self, now_ms: int) -> None:
+        """Liquidate the positions at or below their maintenance margin. A check finding the marks,
+        settings, balances and positions of the last check that changed nothing is skipped: the
+        simulator checks after every mark move and at every housekeeping step, mostly with no fill between."""
+        before = (self._epoch, self._ledger_seq)
+        if before == self._liquidations_checked:
+            return
         mmr, marks = self._mmr_ratio, self._inv_marks
         for acct in list(self._accounts.values()):
             if acct.internal or not acct.positions:
@@ -135,6 +142,8 @@ class MarkFundingRisk(Core):
                 equity, cost, crosses = ac.cross_state(acct, asset, marks)
                 if crosses and ac.at_or_below(equity, cost, mmr):
                     self._liquidate_cross(acct, asset, crosses, now_ms)
+        unchanged = (self._epoch, self._ledger_seq) == before
+        self._liquidations_checked = before if unchanged else None
 
     def _auto_top_up(self, acct: Account, pos: Position, s: ac.Setting, im: int) -> None:
         """Top the margin up to the initial margin, as far as the available balance allows."""
