@@ -7,7 +7,7 @@ import pytest
 from market_maker.backtest import market as markets
 from market_maker.backtest.as_market import ASMarket
 from market_maker.backtest.as_model import ASModel
-from market_maker.sim.core import ExchangeConfig, InstrumentSpec
+from market_maker.sim.market import ExchangeConfig, InstrumentSpec
 from market_maker.sim.exchange import Exchange
 
 TICK = Decimal("0.01")

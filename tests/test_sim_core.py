@@ -7,7 +7,8 @@ from fractions import Fraction as F
 
 import pytest
 
-from market_maker.sim.core import Core, ExchangeConfig, SimError
+from market_maker.sim.core import Core, SimError
+from market_maker.sim.market import ExchangeConfig
 from market_maker.sim.engine import BUY, CANCELLED, FILLED, NEW, PARTIAL, SELL
 from market_maker.sim.exchange import Exchange
 

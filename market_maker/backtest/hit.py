@@ -15,7 +15,7 @@ from typing import Optional
 
 from ..sim import accounts as ac
 from ..sim.accounts import LONG, SHORT, Wallet
-from ..sim.core import Market
+from ..sim.market import Market
 from ..sim.engine import BUY, CREATED, FILLED, Order
 from ..sim.exchange import Event, Exchange
 from ..sim.rows import level_row, order_row

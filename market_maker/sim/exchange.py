@@ -86,10 +86,10 @@ from typing import Any, Iterable
 from . import accounts as ac
 from .account_admin import AccountAdmin, _position_row_of
 from .accounts import LONG, SHORT, Account, Position
-from .core import (BAD_VALUE, ORDER_NOT_FOUND, ExchangeConfig, Fill, InstrumentSpec, SimError,
-                   err, position_side)
+from .core import BAD_VALUE, ORDER_NOT_FOUND, Fill, SimError, err, position_side
 from .engine import BUY, CANCEL_PENDING, CANCELLED, CREATED, FILLED, NEW, PARTIAL, SELL, Order
 from .events import Event
+from .market import ExchangeConfig, InstrumentSpec
 from .market_data import MarketData, _Market
 from .order_queries import OrderQueries
 from .risk import MarkFundingRisk

@@ -18,7 +18,8 @@ from collections import deque
 from decimal import Decimal
 
 from .accounts import LONG
-from .core import BAD_VALUE, Core, InstrumentSpec, Market, err
+from .core import BAD_VALUE, Core, err
+from .market import InstrumentSpec, Market
 from .engine import BUY
 from .rows import PriceFormatter, dstr, level_row, trade_row
 

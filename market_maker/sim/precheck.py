@@ -27,7 +27,7 @@ from .accounts import FINE, LONG, SHORT, Account, Rate, upnl
 from .engine import BUY
 
 if TYPE_CHECKING:
-    from .core import Market
+    from .market import Market
 
 
 def usage_bound(m: Market, qty: int, worst_ticks: int, unit: Rate, leg_cost: int) -> int:
