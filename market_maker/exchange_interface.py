@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence, Set
 from .clock import SYSTEM_CLOCK, Clock, ms
 from .events import EventBus
 from .gte import errors
-from .gte.rest import MAX_BATCH_CANCEL, MAX_CLIENT_OID, ORDER_CANCEL, SETTLE_GRACE_MS, GteRest
+from .gte.rest import MAX_BATCH_CANCEL, MAX_CLIENT_OID, ORDER_CANCEL, ORDER_CREATE, SETTLE_GRACE_MS, GteRest
 from .gte.signing import DEFAULT_EXPIRES_IN_MS, Credentials
 from .gte.ws import GteWebSocket
 from .models import OPEN_STATUSES, Book, DesiredOrder, MarketSnapshot, Order
@@ -321,6 +321,21 @@ class ExchangeInterface:
                     outcome=outcome, status=placed.status if placed and action == "create" else None,
                     error_code=getattr(error, "code", None), latency_ms=latency,
                     request_id=request_id if request_id is not None else next(self._request_ids))
+
+    def wait_for_create_slot(self) -> float:
+        """Wait on the clock until the create rate limit lets an order go out at once; the seconds waited.
+
+        A create that waited inside the REST client's limiter would meet a book its post-only check
+        never saw: the manager waits here first, then checks, then sends."""
+        if self.dry_run:
+            return 0.0
+        waited = 0.0
+        wait = self.rest.rate_limiter.time_until_available(ORDER_CREATE)
+        while wait > 0:
+            self.clock.sleep(wait)
+            waited += wait
+            wait = self.rest.rate_limiter.time_until_available(ORDER_CREATE)
+        return waited
 
     def cancel_batch_ready(self) -> bool:
         return self.rest.rate_limiter.time_until_available("cancel_batch") <= 0

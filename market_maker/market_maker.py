@@ -185,7 +185,7 @@ class OrderManager:
         since = self.clock.monotonic() - self._last_send  # pace rounds that send, not rounds that decide nothing
         if since < self.settings.API_REST_INTERVAL:
             self.clock.sleep(self.settings.API_REST_INTERVAL - since)
-            if self.exchange.snapshot(self.book_depth).fill_count != self.snap.fill_count:
+            if self._filled_since_snapshot():
                 log.info("Our orders filled while this round waited to be sent: planning again from the new position")
                 return  # the plan counted on orders and positions that have changed (close capacity above all)
         self._last_send = self.clock.monotonic()
@@ -214,11 +214,21 @@ class OrderManager:
             elif blocked and (payload.side, payload.price, payload.close_flag) in blocked:
                 log.info("Not sending %s order %d @ %s yet: an order given up there may still execute",
                          payload.side, payload.qty, fmt(payload.price))
-            elif room > 0 and self.post_only_holds(payload):  # innermost first: the outermost wait for slots
-                room -= 1
-                if self.exchange.create_order(payload) is not None:
-                    created.append(payload)
+            elif room > 0:  # innermost first: the outermost wait for slots
+                if self.exchange.wait_for_create_slot() and self._filled_since_snapshot():
+                    log.info("Our orders filled while this round waited for the create rate limit: "
+                             "planning again next cycle")
+                    break
+                if self.post_only_holds(payload):  # against the book of the moment it goes out
+                    room -= 1
+                    if self.exchange.create_order(payload) is not None:
+                        created.append(payload)
         self._tell_decision(plan.keep, cancelled, created)
+
+    def _filled_since_snapshot(self) -> bool:
+        """Our orders have filled since this cycle's snapshot: a plan made from it may count on orders
+        and positions that have changed (close capacity above all)."""
+        return self.exchange.snapshot(self.book_depth).fill_count != self.snap.fill_count
 
     def _tell_decision(self, kept: Sequence[Order], cancelled: int, created: Sequence[DesiredOrder]) -> None:
         """The decision in brief, for the journal: counts and our best quotes after it."""

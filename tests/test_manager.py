@@ -688,3 +688,66 @@ def test_a_round_whose_orders_fill_while_it_waits_to_be_sent_plans_again(tmp_pat
     assert rest.calls == [] and "filled while this round waited" in caplog.text
     manager.step()  # the next round plans from the view after the fill, and sends
     assert any(c[0] == "create" for c in rest.calls)
+
+
+class CreateLimitReached:
+    """The real limiter's answer for creates when the limit is reached: the next create may go ``wait``
+    seconds from now, by the manager's clock (cancels are free)."""
+
+    def __init__(self, clock, wait):
+        self.clock, self.free_at, self.batch_wait = clock, clock.monotonic() + wait, 0.0
+
+    def time_until_available(self, endpoint):
+        if endpoint.endswith("create"):
+            return max(0.0, self.free_at - self.clock.monotonic())
+        return self.batch_wait if "batch" in endpoint else 0.0
+
+
+def test_a_create_waiting_for_the_rate_limit_is_checked_against_the_book_after_the_wait(tmp_path, caplog):
+    # backtest finding: with fast requotes near 20 creates/s, the REST client's limiter held a checked order back
+    # while the market moved, and it went out as a taker (the post-only check had seen the book before the wait)
+    from market_maker.models import Book
+    clock = SimulatedClock()
+    settings, rest, _, _ = make(tmp_path, "ORDER_PAIRS = 3\nAPI_REST_INTERVAL = 0\nSTALE_DATA_SECONDS = 60\n")
+    ws = FakeWs(rest)
+    exchange = ExchangeInterface(settings, "http://x", "ws://x", "key", "secret", rest=rest, ws=ws, clock=clock)
+    manager = OrderManager(settings, exchange)
+    manager.start()
+    ws.last_update_ms = int(clock.now * 1000)
+    rest.rate_limiter = CreateLimitReached(clock, 0.4)
+
+    def the_asks_fall():  # planned from 9999.5 / 10000.5 (buys 9950, 9900, 9851); while the round waits
+        ws.book = Book(bids=((Decimal("9924.5"), 10),), asks=((Decimal("9925"), 10),))
+    clock.during_sleep.append(the_asks_fall)
+    with caplog.at_level("INFO", logger="market_maker.manager"):
+        manager.step()
+    buys = [c[2] for c in rest.calls if c[0] == "create" and c[1] == BUY]
+    assert buys == [Decimal("9900"), Decimal("9851")]
+    assert exchange.counters["post_only_skips"] == 1
+    assert "Not sending buy order 100 @ 9950.0: it would take the best ask 9925 (post-only)" in caplog.text
+
+
+def test_a_round_whose_orders_fill_while_it_waits_for_the_create_limit_plans_again(tmp_path, caplog):
+    clock = SimulatedClock()
+    settings, rest, _, _ = make(tmp_path, "ORDER_PAIRS = 3\nAPI_REST_INTERVAL = 0\nSTALE_DATA_SECONDS = 60\n")
+    ws = FakeWs(rest)
+    exchange = ExchangeInterface(settings, "http://x", "ws://x", "key", "secret", rest=rest, ws=ws, clock=clock)
+    manager = OrderManager(settings, exchange)
+    manager.start()
+    ws.last_update_ms = int(clock.now * 1000)
+    manager.step()  # the full ladder rests
+    from market_maker.models import Book
+    ws.book = Book(bids=((Decimal("10049.5"), 10),), asks=((Decimal("10050.5"), 10),))
+    ws.last_update_ms = int(clock.now * 1000)
+    rest.rate_limiter = CreateLimitReached(clock, 0.4)
+
+    def one_of_ours_fills():
+        order = next(iter(rest.orders.values()))
+        del rest.orders[order.order_id]
+        ws.stats["fills"] += 1
+    clock.during_sleep.append(one_of_ours_fills)
+    rest.calls.clear()
+    with caplog.at_level(logging.INFO, logger="market_maker.manager"):
+        manager.step()
+    assert not any(c[0] == "create" for c in rest.calls)
+    assert "filled while this round waited for the create rate limit" in caplog.text
