@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import functools
 import importlib.util
 import logging
 import math
@@ -84,6 +85,28 @@ class ReferencePath:
         if not self.ms:
             raise ValueError("no reference price recorded")
         return self.prices[max(bisect.bisect_right(self.ms, ms) - 1, 0)]
+
+
+class RecordingMarket:
+    """The synthetic market (``backtest.synthetic.SyntheticMarket``), writing its reference price to ``path``
+    after each step."""
+
+    def __init__(self, market: Any, path: ReferencePath) -> None:
+        self.market = market
+        self.path = path
+
+    def set_seed(self, seed: int) -> None:
+        self.market.set_seed(seed)
+
+    def attach(self, exchange: Any, symbol: str, start_ms: int) -> None:
+        self.market.attach(exchange, symbol, start_ms)
+
+    def next_ms(self) -> Optional[int]:
+        return self.market.next_ms()
+
+    def step(self, now_ms: int) -> None:
+        self.market.step(now_ms)
+        self.path.add(now_ms, self.market.flow.reference_price)
 
 
 class FillLog:
@@ -164,14 +187,8 @@ def run(strategy: str, market: str, seed: int, hours: float, extra: Dict[str, An
     spec, overrides = compare.STRATEGIES[strategy]
     settings = load_settings(None, overrides={**compare.MARKETS[market], **overrides, **extra, "STRATEGY": spec},
                              environ={})
-    model = markets.build("synthetic", settings)
     path, log = ReferencePath(), FillLog()
-    step = model.step
-
-    def step_and_record(now_ms: int) -> None:
-        step(now_ms)
-        path.add(now_ms, model.flow.reference_price)
-    model.step = step_and_record
+    model = RecordingMarket(markets.build("synthetic", settings), path)
     quiet = logging.root.manager.disable
     logging.disable(logging.WARNING)
     try:
@@ -181,6 +198,7 @@ def run(strategy: str, market: str, seed: int, hours: float, extra: Dict[str, An
     return result, markouts(log.fills, log.placed, path, horizons_s)
 
 
+@functools.lru_cache(maxsize=1)
 def _strategy_compare() -> Any:
     spec = importlib.util.spec_from_file_location("strategy_compare", ROOT / "bench" / "strategy_compare.py")
     module = importlib.util.module_from_spec(spec)
