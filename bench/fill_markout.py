@@ -36,8 +36,6 @@ sys.path.insert(0, str(ROOT))
 from market_maker.events import Event  # noqa: E402
 from market_maker.models import BUY  # noqa: E402
 
-_ZERO = Decimal(0)
-
 
 @dataclass(frozen=True)
 class Placed:
