@@ -31,6 +31,8 @@ from market_maker.quoting import (
 from tests.quoting_helpers import book, do, order, params, pos, px
 
 
+# ---------------------------------------------------------------- params
+
 def test_from_settings_reads_uppercase_and_converts_exactly():
     s = SimpleNamespace(
         ORDER_PAIRS=6, ORDER_START_SIZE=100, ORDER_STEP_SIZE=50, RANDOM_ORDER_SIZE=False,
@@ -54,6 +56,8 @@ def test_params_validation():
     with pytest.raises(ValueError):
         params(random_order_size=True, min_order_size=10, max_order_size=5)
 
+
+# ---------------------------------------------------------------- start positions
 
 def test_start_one_tick_inside():
     assert start_positions(book(10000, 10002), (), params()) == (D("10000.5"), D("10001.5"))
@@ -90,6 +94,8 @@ def test_start_no_market(bid, ask):
     with pytest.raises(NoMarket):
         build_ladder(book(bid, ask), (), pos(), params())
 
+
+# ---------------------------------------------------------------- levels
 
 def test_snap_rounding_direction():
     t = D("0.5")
@@ -146,6 +152,8 @@ def test_make_levels_drops_nonpositive():
     assert make_levels(SELL, [D(1), D(2)], [0, 3]) == (do(SELL, 2, 3),)
 
 
+# ---------------------------------------------------------------- full ladders
+
 def test_ladder_no_maintain_spreads():
     lad = build_ladder(book(10000, 10002), (), pos(), params())
     assert isinstance(lad, Ladder)
@@ -185,6 +193,8 @@ def test_ladder_zero_pairs():
     assert lad.buys == () and lad.sells == ()
 
 
+# ---------------------------------------------------------------- position limits
+
 def test_position_limits():
     buys, sells = (do(BUY, 99, 1),), (do(SELL, 101, 1),)
     p = params(check_position_limits=True, min_position=-10, max_position=10)
@@ -202,6 +212,8 @@ def test_ladder_position_limit_no_buys():
     assert lad.buys == ()
     assert len(lad.sells) == 3
 
+
+# ---------------------------------------------------------------- post-only
 
 def test_clamp_post_only_moves_and_drops():
     b = book(100, 101)
@@ -233,6 +245,8 @@ def test_post_only_conflict_against_the_book_now():
     assert post_only_conflict(do(SELL, 500, 1), book(None, 101)) == "the book has no bid"
     assert post_only_conflict(do(BUY, 50, 1), book(None, 101)) is None
 
+
+# ---------------------------------------------------------------- close / open split
 
 def test_close_capacity_counts_own_resting_close_orders():
     own = [order(SELL, 101, qty=100, close_flag=1, filled=40),  # 60 remaining
@@ -308,6 +322,7 @@ def test_a_split_level_never_makes_a_side_longer_than_order_pairs():
     assert [(o.qty, o.close_flag) for o in ladder.sells] == [(100, 1), (50, 1), (50, 0)]
 
 
+# ---------------------------------------------------------------- per-side level memo
 def test_side_levels_memo_follows_every_input():
     """build_ladder reuses a side's levels only while start, sizes and params are unchanged."""
     from market_maker.quoting import _side_levels

@@ -89,6 +89,7 @@ def test_ladder_properties(sc):
         assert lad.sells == ()
 
 
+# --- the Decimal ladder equals an exact rational reference ------------------------------------------------------------
 @_settings(max_examples=200, deadline=None)
 @_given(start_ticks=_st.integers(1, 2_000_000), tick=_st.sampled_from(["0.5", "0.01", "1", "0.25", "5"]),
         interval=_st.sampled_from(["0.005", "0.001", "0.0025", "0.01", "0.1", "0.00123"]),
