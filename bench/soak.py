@@ -31,7 +31,7 @@ the bot's, except to compare with it) and checks, every 0.25 s and at the end:
 * unhandled_exception: threading.excepthook, or an ERROR log record carrying
   exc_info / a traceback, in any thread (bot, client, simulator);
 * quote_gap: the longest interval with zero own open orders at the exchange
-  (while the bot runs) must stay under QUOTE_GAP_BOUND_S, derived below;
+  (while the bot runs) must stay under QUOTE_GAP_BOUND_S (derived in soak_checks.py);
 * open_after_exit: own open orders left at the exchange after the bot exited;
 * memory_growth: RSS growth >= 20 MB between minute 1 (25 % for runs shorter
   than 2 minutes) and the end;

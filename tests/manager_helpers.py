@@ -1,5 +1,6 @@
 """The order manager on the fake exchange (tests/fakes.py), for the tests of market_maker/market_maker.py."""
 import time
+from market_maker.gte.errors import RateLimited
 from market_maker.market_maker import ExchangeInterface, OrderManager
 from market_maker.settings import load_settings
 from tests.fakes import FakeRest, FakeWs
@@ -54,3 +55,17 @@ def one_of_ours_fills(rest, ws):
     order = next(iter(rest.orders.values()))
     del rest.orders[order.order_id]
     ws.stats["fills"] += 1
+
+
+def open_orders_refused(rest, times):
+    """The exchange refuses the next ``times`` open-order queries (-10053, a rate-limit burst); the list of
+    refusals still to come (empty once all were given)."""
+    left = [RateLimited(-10053, "too many requests")] * times
+    real_open_orders = rest.open_orders
+
+    def open_orders():
+        if left:
+            raise left.pop()
+        return real_open_orders()
+    rest.open_orders = open_orders
+    return left

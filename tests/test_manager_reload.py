@@ -9,7 +9,7 @@ from market_maker.market_maker import ExchangeInterface, OrderManager
 from market_maker.runner import Runner
 from market_maker.settings import load_settings
 from tests.fakes import FakeRest, FakeWs
-from tests.manager_helpers import make
+from tests.manager_helpers import make, open_orders_refused
 
 
 def test_hot_reload_rejects_bad_settings_and_applies_good_ones(tmp_path, caplog):
@@ -95,18 +95,10 @@ def test_reload_refuses_a_margin_mode_change(tmp_path, caplog):
 
 
 def test_reloaded_manager_keeps_the_pause_the_owed_cancel_and_the_pacing(tmp_path, caplog):
-    from market_maker.gte.errors import RateLimited
     runner, rest, ws = reload_runner(tmp_path, "API_REST_INTERVAL = 0\n")
     runner.manager.step()
     assert rest.orders
-    real_open_orders = rest.open_orders
-    failures = [RateLimited(-10053, "too many requests")]
-
-    def flaky_open_orders():
-        if failures:
-            raise failures.pop()
-        return real_open_orders()
-    rest.open_orders = flaky_open_orders
+    open_orders_refused(rest, 1)
     ws.connected = False
     runner.manager.step()  # pauses; its cancel-all fails and is owed
     old = runner.manager

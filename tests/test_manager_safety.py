@@ -8,7 +8,7 @@ import pytest
 
 from market_maker.market_maker import KillSwitch, OrderManager
 from market_maker.runner import EXIT_KILL_SWITCH, Runner
-from tests.manager_helpers import make
+from tests.manager_helpers import make, open_orders_refused
 
 
 def test_pause_and_cancel_when_data_is_stale(tmp_path):
@@ -82,24 +82,15 @@ def test_runner_exits_3_on_kill_switch_and_cancels_everything(tmp_path):
 
 def test_exit_keeps_cancelling_through_a_rate_limit_burst(tmp_path):
     # soak finding: a -10053 burst (seconds long) outlasted the REST retries and exit left 20 orders open
-    from market_maker.gte.errors import RateLimited
     settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
     manager = OrderManager(settings, exchange)
     manager.start()
     manager.step()
     assert len(rest.orders) == 2 * settings.ORDER_PAIRS
-    refusals = [3]
-    real_open_orders = rest.open_orders
-
-    def open_orders():
-        if refusals[0]:
-            refusals[0] -= 1
-            raise RateLimited(-10053, "too many requests")
-        return real_open_orders()
-    rest.open_orders = open_orders
+    refusals = open_orders_refused(rest, 3)
     manager.exit_retry_wait = 0
     manager.exit()
-    assert rest.orders == {} and refusals == [0]
+    assert rest.orders == {} and refusals == []
 
 
 def test_exit_gives_up_after_its_timeout(tmp_path, caplog):
@@ -124,20 +115,12 @@ def test_exit_gives_up_after_its_timeout(tmp_path, caplog):
 
 
 def test_cancel_all_owed_while_paused_is_retried_until_it_goes_through(tmp_path):
-    from market_maker.gte.errors import RateLimited
     settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
     manager = OrderManager(settings, exchange)
     manager.start()
     manager.step()
     assert rest.orders
-    real_open_orders = rest.open_orders
-    failures = [RateLimited(-10053, "too many requests")] * 2
-
-    def flaky_open_orders():
-        if failures:
-            raise failures.pop()
-        return real_open_orders()
-    rest.open_orders = flaky_open_orders
+    open_orders_refused(rest, 2)
     ws.connected = False
     manager.step()  # first try fails
     manager.step()  # second try fails
@@ -161,7 +144,6 @@ def test_authentication_refused_on_reconnect_stops_the_bot(tmp_path):
 def test_crossed_book_cancels_our_orders_once_and_logs_once(tmp_path, caplog):
     # hostile-input finding: a crossed book paused quoting but left our orders resting through the sweep,
     # and logged "Pausing" once per message (the reason carried the prices): 225 lines in 16 s
-    from market_maker.gte.errors import RateLimited
     from market_maker.models import Book
     caplog.set_level(logging.INFO, logger="market_maker")
     settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
@@ -169,14 +151,7 @@ def test_crossed_book_cancels_our_orders_once_and_logs_once(tmp_path, caplog):
     manager.start()
     manager.step()
     assert rest.orders
-    real_open_orders = rest.open_orders
-    failures = [RateLimited(-10053, "too many requests")]
-
-    def flaky_open_orders():
-        if failures:
-            raise failures.pop()
-        return real_open_orders()
-    rest.open_orders = flaky_open_orders
+    open_orders_refused(rest, 1)
     rest.calls.clear()
     for bid in ("10001", "10002", "10003", "10004"):  # a sweep moving through the book
         ws.book = Book(bids=((Decimal(bid), 5),), asks=((Decimal("10000.5"), 5),))
