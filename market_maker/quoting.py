@@ -33,22 +33,9 @@ from typing import Any
 from .closing import close_capacity, split_close_open
 from .models import BUY, SELL, Book, DesiredOrder, Order, Positions
 
-__all__ = [
-    "Ladder",
-    "NoMarket",
-    "QuoteParams",
-    "apply_position_limits",
-    "build_ladder",
-    "clamp_post_only",
-    "close_capacity",
-    "level_prices",
-    "level_sizes",
-    "make_levels",
-    "post_only_conflict",
-    "snap_price",
-    "split_close_open",
-    "start_positions",
-]
+__all__ = ["Ladder", "NoMarket", "QuoteParams", "apply_position_limits", "build_ladder", "clamp_post_only",
+           "close_capacity", "level_prices", "level_sizes", "make_levels", "post_only_conflict", "snap_price",
+           "split_close_open", "start_positions"]
 
 
 _ZERO = Decimal(0)
