@@ -384,3 +384,19 @@ def test_cross_liquidation_price_agrees_with_the_engine(
     except SimError:
         assume(False)
     _liquidation_matches_the_engine(ex, a)
+
+
+def test_a_fill_at_an_unchanged_mark_is_still_checked_for_liquidation() -> None:
+    # the housekeeping skips a liquidation check when nothing it reads has changed since the last one: a fill
+    # changes positions and balances without moving the mark, so the next check must run
+    ex = _ex()
+    maker = ex.open_account("maker", D("0.01"))
+    taker = ex.open_account("taker", D("10"))
+    ex.set_mark_price(SYM, D("10000"), 1)   # a check: nothing to liquidate
+    ex.tick(1)
+    # a resting bid 30 % above the mark (the order margin fits), then hit: long 900 at 13000, marked at 10000
+    ex.place_order(maker, SYM, 1, 0, D("13000"), 900, None, 2)
+    assert ex.place_order(taker, SYM, 0, 0, D("13000"), 900, None, 2)["status"] == "32"
+    assert ex.position_qty(maker, SYM, 1)[0] == 900
+    ex.tick(3)   # same mark, same epoch: only the fill tells the check to run
+    assert ex.position_qty(maker, SYM, 1)[0] == 0
