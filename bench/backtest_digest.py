@@ -8,8 +8,10 @@ on the default synthetic market with a journal and prints three SHA-256 digests 
 
 * ``journal``: every row of every journal table, the run's ``started_ms``/``stopped_ms`` left out;
 * ``consumed``: the exchange's events that anyone in a backtest reads -- the public ones (book,
-  trades) and those of the bot's account -- each with its wire row, in order;
-* ``all``: every event of the exchange with its row, the market's own accounts' included.
+  trades) and those of the bot's account -- each with its wire row, in order, and at each drain the
+  count of book changes the exchange counted instead of queuing (``Exchange.book_as_count``);
+* ``all``: every event of the exchange with its row, the market's own accounts' included (and
+  that count).
 
 (``--market`` runs another market instead of the synthetic one.) Then, for each seed, ``flow``: the event stream (rows included) of the synthetic market alone on
 the exchange as the real-time simulator builds it, ``--flow-steps`` steps of 50 ms: what its
@@ -64,7 +66,7 @@ class StreamDigest:
 
         def drain_events(exchange: Exchange) -> list:
             events = digest._drain(exchange)
-            digest.add(events)
+            digest.add(events, exchange.book_changes)
             return events
 
         def open_account(exchange: Exchange, name: str, *args: Any, **kwargs: Any) -> int:
@@ -81,7 +83,12 @@ class StreamDigest:
         Exchange.drain_events = self._drain  # type: ignore[method-assign]
         Exchange.open_account = self._open  # type: ignore[method-assign]
 
-    def add(self, events: Iterable[Any]) -> None:
+    def add(self, events: Iterable[Any], book_changes: int = 0) -> None:
+        """Events drained, after ``book_changes`` book changes counted so far (``Exchange.book_as_count``)."""
+        if book_changes:
+            counted = f"book_changes {book_changes}\n".encode()
+            self.all.update(counted)
+            self.consumed.update(counted)
         for event in events:
             text = _event_text(event)
             self.all.update(text)

@@ -98,11 +98,12 @@ def test_two_symbols_each_with_its_own_book_flow_and_orders():
                 return any(o.order_id == order.order_id for o in ws.snapshot().orders)
             assert wait_until(lambda: seen(eth_ws, eth_order) and seen(btc_ws, btc_order), 20)
             # each client's book and open orders hold its own symbol only
+            # (each book message reaches its own client in its own time: wait for both)
             assert wait_until(lambda: (Decimal("9500.05"), 7) in eth_ws.snapshot().book.bids, 20)
+            assert wait_until(lambda: (Decimal("9400.5"), 5) in btc_ws.snapshot().book.bids, 20)
             assert not seen(btc_ws, eth_order) and not seen(eth_ws, btc_order)
             assert all(p != Decimal("9500.05") for p, _ in btc_ws.snapshot().book.bids)
             assert all(p != Decimal("9400.5") for p, _ in eth_ws.snapshot().book.bids)
-            assert (Decimal("9400.5"), 5) in btc_ws.snapshot().book.bids
             # REST order queries are per symbol too
             assert [o.order_id for o in eth_rest.open_orders()] == [eth_order.order_id]
             assert [o.order_id for o in btc_rest.open_orders()] == [btc_order.order_id]

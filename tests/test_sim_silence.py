@@ -77,7 +77,8 @@ def test_quotes_refuse_what_place_order_and_cancel_order_refuse() -> None:
     assert ex.drain_events() == []
 
 
-def _market_with_bot(silent: bool, steps: int = 400) -> tuple[Exchange, int, list[Any], list[dict]]:
+def _market_with_bot(silent: bool, steps: int = 400,
+                     counted: bool = False) -> tuple[Exchange, int, list[Any], list[dict]]:
     """A flow on the exchange and a bot quoting near the touch (so the takers fill it), the bot's
     own operations' answers, every event."""
     ex = Exchange(ExchangeConfig())
@@ -85,6 +86,8 @@ def _market_with_bot(silent: bool, steps: int = 400) -> tuple[Exchange, int, lis
     bot = ex.open_account("bot", D(10))
     if silent:
         ex.silence(a for a in ex.account_ids() if a != bot)
+    if counted:
+        ex.book_as_count()
     events: list[Any] = []
     answers: list[dict] = []
     for i in range(steps):
@@ -119,3 +122,20 @@ def test_silenced_accounts_queue_no_private_event_and_change_nothing_else() -> N
     assert _stream(quiet_events) == _stream(read)
     assert quiet_answers == loud_answers
     assert _state(quiet) == _state(loud)
+
+
+def test_counted_book_changes_replace_the_single_order_book_events_and_change_nothing_else() -> None:
+    """``book_as_count`` (the backtest's mode): the book change of a resting order or of one cancel is
+    counted instead of queued; everything else -- other events, answers, state -- stays as it was."""
+    quiet, _, quiet_events, quiet_answers = _market_with_bot(True)
+    counted, _, counted_events, counted_answers = _market_with_bot(True, counted=True)
+    assert _stream([e for e in counted_events if e.kind != "order_book"]) == \
+        _stream([e for e in quiet_events if e.kind != "order_book"])
+    book_quiet = _stream([e for e in quiet_events if e.kind == "order_book"])
+    book_counted = _stream([e for e in counted_events if e.kind == "order_book"])
+    assert book_counted, "matching operations still queue their book events"
+    assert all(e in book_quiet for e in book_counted)
+    assert counted.book_changes == len(book_quiet) - len(book_counted) > 0
+    assert quiet.book_changes == 0
+    assert counted_answers == quiet_answers
+    assert _state(counted) == _state(quiet)

@@ -144,6 +144,7 @@ def run_backtest(settings: Settings, manager_cls: Type[OrderManager], market: Ma
     account_id = exchange.open_account("backtest-bot", Decimal(settings.SIM_BALANCE), asset)
     # only the public tables and our account's are read: the market's accounts' rows would be built for nobody
     exchange.silence(a for a in exchange.account_ids() if a != account_id)
+    exchange.book_as_count()  # the feed reads the book itself (feed.SimFeed._live_book)
     venue = BacktestExchange(settings, exchange, account_id, clock, Latency(_latency_spec(latency), seed), seed)
     feed = venue.feed
     runner = Runner(settings, venue, manager_cls, duration=hours * 3600, rng=random.Random(seed))

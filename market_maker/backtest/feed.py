@@ -125,6 +125,7 @@ class SimFeed:
         self.true_maker_fills = 0
         self.true_volume = 0
         self.market_events = 0
+        self._book_changes_seen = exchange.book_changes
 
     # -- lifecycle (the WebSocket surface)
     def start(self) -> None:
@@ -149,10 +150,12 @@ class SimFeed:
     def absorb(self, events: Iterable[Any], market: bool = False) -> None:
         """The events of one operation on the exchange: capture what the bot will see of them."""
         me = self.account_id
-        book = False
+        # the book changes the exchange counted instead of queuing (Exchange.book_as_count)
+        count = self.ex.book_changes - self._book_changes_seen
+        self._book_changes_seen += count
+        book = count > 0
         capture: Optional[Capture] = None
         private = False
-        count = 0
         for ev in events:
             count += 1
             aid = ev.account_id

@@ -114,6 +114,9 @@ class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
         self.funding_interval_ms = funding_interval_ms
         self._market_list: list[_Market] = list(self._markets.values())
         self._events: list[Event] = []
+        # book_as_count: single-order book changes counted here instead of queued as events
+        self._count_book = False
+        self.book_changes = 0
         self._dirty_pos: dict[tuple[int, str, int], None] = {}
         self._dirty_margin: dict[tuple[int, str], None] = {}
         self._next_trade = FIRST_TRADE_ID
@@ -169,6 +172,17 @@ class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
                                     level_delete_row, (fmt, symbol, side, ticks)))
         touched.clear()
 
+    @staticmethod
+    def _level_event(m: _Market, side: int, ticks: int, placed: bool) -> Event:
+        """The ``order_book`` event of one level after a single order was placed on it or left it."""
+        level = m.book.levels.get(ticks if side == BUY else -ticks)
+        if level is None:
+            return Event("order_book", None, m.symbol, None, "delete", level_delete_row,
+                         (m.fmt, m.symbol, side, ticks))
+        return Event("order_book", None, m.symbol, None,
+                     "insert" if placed and len(level.orders) == 1 else "update", level_row,
+                     (m.fmt, m.symbol, m.asset, side, ticks, level.total))
+
     def _touch(self, acct: Account, asset: str, pos: Position | None = None) -> None:
         if acct.silent:
             return
@@ -181,6 +195,16 @@ class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
         events = self._events
         self._events = []
         return events
+
+    def book_as_count(self) -> None:
+        """Queue no ``order_book`` event for the book change of a single-order operation (an order
+        resting without a fill, the cancel of one order): count it in ``book_changes`` instead.
+
+        For an in-process caller that reads the book itself and only needs to know that it
+        changed (a backtest): those events are most of a synthetic market's, and their rows
+        would be snapshotted for nobody.  Matching operations still queue their book events.
+        The real-time simulator publishes every book change."""
+        self._count_book = True
 
     def silence(self, account_ids: Iterable[int]) -> None:
         """Queue no private event (order, execution, position, margin) of these accounts.
@@ -267,7 +291,6 @@ class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
         account_id, symbol, asset, fmt = acct.id, m.symbol, m.asset, m.fmt
         events = self._events
         silent = acct.silent
-        pos_side = position_side(side, close_flag)
         if fills:
             # general path: fills touch several accounts and levels; _flush coalesces
             row = None
@@ -277,7 +300,7 @@ class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
                                     (order, fmt, asset, CREATED, 0, 0, 0, margin0)))
                 self._dirty_margin[(account_id, asset)] = None
                 if close_flag:
-                    self._dirty_pos[(account_id, symbol, pos_side)] = None
+                    self._dirty_pos[(account_id, symbol, position_side(side, close_flag))] = None
             self._publish_fills(m, order, fills, now_ms)
             if not silent:
                 status, filled = order.status, order.filled
@@ -291,23 +314,26 @@ class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
             self._flush()
             return order, row
         # no fill: queue exactly the events _flush would have coalesced
-        level = m.book.levels[ticks if side == BUY else -ticks]
-        book_event = Event("order_book", None, symbol, None,
-                           "insert" if len(level.orders) == 1 else "update", level_row,
-                           (fmt, symbol, asset, side, ticks, level.total))
+        if self._count_book:
+            self.book_changes += 1
+            book_event = None
+        else:
+            book_event = self._level_event(m, side, ticks, True)
         if silent:
-            events.append(book_event)
+            if book_event is not None:
+                events.append(book_event)
             return order, None
         margin = order.margin
         events.append(Event("order", account_id, symbol, None, "insert", order_row,
                             (order, fmt, asset, CREATED, 0, 0, 0, margin)))
         order.tpl = row = order_row(order, fmt, asset, NEW, 0, 0, 0, margin)
         events.append(Event("order", account_id, symbol, None, "update", dict, (row,)))
-        events.append(book_event)
+        if book_event is not None:
+            events.append(book_event)
         if close_flag:
+            pos = acct.positions[(symbol, position_side(side, close_flag))]
             events.append(Event("position", account_id, symbol, None, "update",
-                                _position_row_of,
-                                self._position_snapshot(acct, acct.positions[(symbol, pos_side)])))
+                                _position_row_of, self._position_snapshot(acct, pos)))
         events.append(Event("margin", account_id, None, None, "update", margin_row,
                             self._margin_snapshot(acct, asset)))
         return order, row
@@ -406,15 +432,14 @@ class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
         account_id, symbol, asset, fmt = acct.id, m.symbol, m.asset, m.fmt
         events = self._events
         book_side, ticks = o.side, o.ticks
-        level = m.book.levels.get(ticks if book_side == BUY else -ticks)
-        if level is not None:
-            book_event = Event("order_book", None, symbol, None, "update", level_row,
-                               (fmt, symbol, asset, book_side, ticks, level.total))
+        if self._count_book:
+            self.book_changes += 1
+            book_event = None
         else:
-            book_event = Event("order_book", None, symbol, None, "delete", level_delete_row,
-                               (fmt, symbol, book_side, ticks))
+            book_event = self._level_event(m, book_side, ticks, False)
         if acct.silent:
-            events.append(book_event)
+            if book_event is not None:
+                events.append(book_event)
             return None
         events.append(Event("order", account_id, symbol, None, "update", order_row,
                             (o, fmt, asset, CANCEL_PENDING, filled, value, fee, margin0)))
@@ -429,7 +454,8 @@ class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
         else:
             row = order_row(o, fmt, asset, CANCELLED, filled, value, fee, 0)
         events.append(Event("order", account_id, symbol, row, "update"))
-        events.append(book_event)
+        if book_event is not None:
+            events.append(book_event)
         if o.close_flag:
             pos = acct.positions[(symbol, SHORT if book_side == BUY else LONG)]
             events.append(Event("position", account_id, symbol, None, "update",

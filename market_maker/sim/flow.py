@@ -211,9 +211,11 @@ class MarketFlow:
         top_bid, low_ask = self.ref_ticks - h, self.ref_ticks + h
         first_bid = (top_bid - 1) // step * step          # highest grid point below the touch
         first_ask = (low_ask // step + 1) * step          # lowest grid point above the touch
-        more = range(cfg.depth_levels - 1)
-        return ([-low_ask] + [-(first_ask + k * step) for k in more],
-                [top_bid] + [first_bid - k * step for k in more if first_bid - k * step > 0])
+        grid = (cfg.depth_levels - 1) * step
+        asks, bids = [-low_ask], [top_bid]
+        asks.extend(range(-first_ask, -(first_ask + grid), -step))
+        bids.extend(range(first_bid, max(0, first_bid - grid), -step))   # positive prices only
+        return asks, bids
 
     def _best_quotes(self) -> tuple[int, int | None]:
         """(highest LP bid, lowest LP ask) in ticks; 0 and None for a side without any.
@@ -252,7 +254,7 @@ class MarketFlow:
         stale = [_inside_out(quotes.keys() - wanted) for quotes in self.quotes]
         deferred = []
         for acct, quotes in zip(self.lps, self.quotes):
-            for key in [k for k in ladder if k not in quotes]:   # new quotes, inside out
+            for key in _inside_out(wanted - quotes.keys()):   # new quotes, inside out
                 safe = -key > max_bid if key < 0 else (min_ask is None or key < min_ask)
                 if safe:
                     self._quote(acct, quotes, key, now_ms)
