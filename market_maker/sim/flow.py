@@ -45,6 +45,7 @@ _EXP_FLOAT_MAX = Decimal(30)  # exp(30) ~ 1e13: a float's error there is still f
 _EXP_FLOAT_LIMIT = 29.0  # the same bound for the all-float path (its x may differ from the Decimal one in the last bits)
 _TIE_MARGIN = 1e-6
 _LP_SIGMA = Decimal("0.8")  # of the liquidity providers' lognormal sizes
+_LP_SIGMA_FLOAT = float(_LP_SIGMA)
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ class MarketFlow:
         self._lp_mu = self._lognormal_mu(cfg.lp_mean_qty, _LP_SIGMA)
         # the float of each Decimal parameter of ``_size``
         self._floats = {d: float(d) for d in (self._mu, cfg.taker_qty_sigma, self._lp_mu, _LP_SIGMA)}
+        self._lp_mu_float = float(self._lp_mu)
 
     @staticmethod
     def _lognormal_mu(mean: Decimal, sigma: Decimal) -> Decimal:
@@ -284,8 +286,10 @@ class MarketFlow:
                 self._cancel(acct, old, now_ms)
 
     def _quote(self, acct: int, quotes: dict[int, int], key: int, now_ms: int) -> None:
+        """Quote level ``key`` with an LP size (``_size(self._lp_mu, _LP_SIGMA)``); noted in ``quotes`` while it rests."""
         side, ticks = (1, key) if key > 0 else (0, -key)
-        oid = self._send(acct, side, ticks, self._size(self._lp_mu, _LP_SIGMA), now_ms)
+        qty = _rounded_exp(self.rng.gauss(0, 1), self._lp_mu, _LP_SIGMA, self._lp_mu_float, _LP_SIGMA_FLOAT)
+        oid = self._send(acct, side, ticks, qty, now_ms)
         if oid is not None:
             quotes[key] = oid
 
@@ -296,24 +300,9 @@ class MarketFlow:
             pass  # already filled: gone either way
 
     def _size(self, mu: Decimal, sigma: Decimal, rng: random.Random | None = None) -> int:
-        """``exp(mu + sigma * z)`` of a standard normal draw ``z``, computed in Decimal, rounded to the
-        nearest integer (ties to even), at least 1.
-
-        The floats ``mu + sigma * z`` and its exp are within a few 1e-15 (relative) of the Decimal
-        ones, so away from a tie (``_TIE_MARGIN``) the float result rounds the same; near one, or
-        beyond ``_EXP_FLOAT_MAX``, the Decimal computation decides."""
-        z = (rng or self.rng).gauss(0, 1)
-        xf = self._floats[mu] + self._floats[sigma] * z
-        if xf < _EXP_FLOAT_LIMIT:
-            f = math.exp(xf)
-            if abs(f - math.floor(f) - 0.5) > _TIE_MARGIN:
-                return max(1, math.floor(f + 0.5))
-        x = mu + sigma * _dec(z)
-        if x < _EXP_FLOAT_MAX:
-            f = math.exp(float(x))
-            if abs(f - math.floor(f) - 0.5) > _TIE_MARGIN:
-                return max(1, math.floor(f + 0.5))
-        return max(1, int(x.exp().to_integral_value()))
+        """``exp(mu + sigma * z)`` of a standard normal draw ``z`` (see ``_rounded_exp``)."""
+        floats = self._floats
+        return _rounded_exp((rng or self.rng).gauss(0, 1), mu, sigma, floats[mu], floats[sigma])
 
     def _send(self, acct: int, side: int, ticks: int, qty: int, now_ms: int) -> int | None:
         """Place an order, closing the opposite position when possible; its id while it rests,
@@ -343,6 +332,26 @@ class MarketFlow:
             oid = self._send(self.taker, side, ticks, qty, now_ms)
             if oid is not None:
                 self.ex.cancel_quote(self.taker, cfg.symbol, oid, now_ms)
+
+
+def _rounded_exp(z: float, mu: Decimal, sigma: Decimal, mu_float: float, sigma_float: float) -> int:
+    """``exp(mu + sigma * z)`` computed in Decimal, rounded to the nearest integer (ties to even), at
+    least 1 (``mu_float``, ``sigma_float``: the floats of ``mu`` and ``sigma``).
+
+    The floats ``mu + sigma * z`` and its exp are within a few 1e-15 (relative) of the Decimal
+    ones, so away from a tie (``_TIE_MARGIN``) the float result rounds the same; near one, or
+    beyond ``_EXP_FLOAT_MAX``, the Decimal computation decides."""
+    xf = mu_float + sigma_float * z
+    if xf < _EXP_FLOAT_LIMIT:
+        f = math.exp(xf)
+        if abs(f - math.floor(f) - 0.5) > _TIE_MARGIN:
+            return max(1, math.floor(f + 0.5))
+    x = mu + sigma * _dec(z)
+    if x < _EXP_FLOAT_MAX:
+        f = math.exp(float(x))
+        if abs(f - math.floor(f) - 0.5) > _TIE_MARGIN:
+            return max(1, math.floor(f + 0.5))
+    return max(1, int(x.exp().to_integral_value()))
 
 
 def _first_quoted(levels: list[int], quotes: list[dict[int, int]]) -> int | None:
