@@ -3,10 +3,11 @@
 It is ``core.Core`` (matching engine + accounts, which a backtester can use alone)
 plus what the wire needs: parameter validation, wire rows, events, market data,
 funding and liquidation.  This module holds the facade itself: orders (place, cancel,
-and the in-process ``place_quote``/``cancel_quote`` fast path) and the event queue
-(``_touch``/``_flush``, ``drain_events``, ``silence``).  ``Exchange`` inherits the
+and the in-process ``place_quote``/``cancel_quote`` fast path).  ``Exchange`` inherits the
 rest, one job per module:
 
+* event_queue.py (``EventQueue``): the queue of events (``_touch``/``_flush``,
+  ``drain_events``, ``silence``, ``book_as_count``);
 * order_queries.py (``OrderQueries``): an account's order rows and ids;
 * market_data.py (``MarketData``): per-market wire state, book, trades, candles,
   instrument rows;
@@ -81,20 +82,20 @@ differential test against it drove these changes):
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable
+from typing import Any
 
 from . import accounts as ac
 from .account_admin import AccountAdmin, _position_row_of
-from .accounts import LONG, SHORT, Account, Position
+from .accounts import LONG, SHORT, Account
 from .core import BAD_VALUE, ORDER_NOT_FOUND, Fill, SimError, err, position_side
-from .engine import BUY, CANCEL_PENDING, CANCELLED, CREATED, FILLED, NEW, PARTIAL, SELL, Order
+from .engine import BUY, CANCEL_PENDING, CANCELLED, CREATED, FILLED, NEW, PARTIAL, Order
+from .event_queue import EventQueue
 from .events import Event
 from .market import ExchangeConfig, InstrumentSpec
 from .market_data import MarketData, _Market
 from .order_queries import OrderQueries
 from .risk import MarkFundingRisk
-from .rows import (current_order_row, execution_row, level_delete_row, level_row, margin_row,
-                   order_row, trade_row, ustr)
+from .rows import current_order_row, execution_row, margin_row, order_row, trade_row, ustr
 
 FIRST_TRADE_ID = 1_000_000_001
 MAX_TICKS = 100_000_000
@@ -104,7 +105,7 @@ _err = err
 __all__ = ["Event", "Exchange", "ExchangeConfig", "InstrumentSpec", "SimError"]
 
 
-class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
+class Exchange(EventQueue, OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
     """``Core`` (matching + ledger) behind validation, wire rows and events (see module doc)."""
 
     _markets: dict[str, _Market]   # type: ignore[assignment]
@@ -112,110 +113,12 @@ class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
     def __init__(self, config: ExchangeConfig, funding_interval_ms: int = 8 * 3600 * 1000) -> None:
         super().__init__(config)
         self.funding_interval_ms = funding_interval_ms
-        self._market_list: list[_Market] = list(self._markets.values())
-        self._events: list[Event] = []
-        # book_as_count: single-order book changes counted here instead of queued as events
-        self._count_book = False
-        self.book_changes = 0
-        self._dirty_pos: dict[tuple[int, str, int], None] = {}
-        self._dirty_margin: dict[tuple[int, str], None] = {}
         self._next_trade = FIRST_TRADE_ID
         self._next_exec = 1
 
     def _new_market(self, spec: InstrumentSpec) -> _Market:
         c = self.config
         return _Market(spec, spec.start_price or c.start_price, c.funding_rate, c.trade_history)
-
-    # ------------------------------------------------------------------ events
-    def _flush(self) -> None:
-        """Queue the coalesced book, position and margin events of one operation."""
-        events = self._events
-        for mk in self._market_list:
-            if mk.book.touched:
-                self._flush_book(mk)
-        if self._dirty_pos:
-            accounts, markets = self._accounts, self._markets
-            for aid, symbol, side in self._dirty_pos:
-                acct = accounts[aid]
-                pos = acct.positions.get((symbol, side))
-                if pos is None:
-                    pos = acct.position(symbol, side, markets[symbol].asset)
-                events.append(Event("position", aid, symbol, None, "update", _position_row_of,
-                                    self._position_snapshot(acct, pos)))
-            self._dirty_pos.clear()
-        if self._dirty_margin:
-            accounts = self._accounts
-            for aid, asset in self._dirty_margin:
-                events.append(Event("margin", aid, None, None, "update", margin_row,
-                                    self._margin_snapshot(accounts[aid], asset)))
-            self._dirty_margin.clear()
-
-    def _flush_book(self, m: _Market) -> None:
-        events = self._events
-        fmt, symbol, asset = m.fmt, m.symbol, m.asset
-        book = m.book
-        levels = book.levels
-        touched = book.touched
-        for key, existed in touched.items():
-            level = levels.get(key)
-            size = level.total if level is not None else 0
-            if key > 0:
-                side, ticks = BUY, key
-            else:
-                side, ticks = SELL, -key
-            if size:
-                events.append(Event("order_book", None, symbol, None,
-                                    "update" if existed else "insert", level_row,
-                                    (fmt, symbol, asset, side, ticks, size)))
-            elif existed:
-                events.append(Event("order_book", None, symbol, None, "delete",
-                                    level_delete_row, (fmt, symbol, side, ticks)))
-        touched.clear()
-
-    @staticmethod
-    def _level_event(m: _Market, side: int, ticks: int, placed: bool) -> Event:
-        """The ``order_book`` event of one level after a single order was placed on it or left it."""
-        level = m.book.levels.get(ticks if side == BUY else -ticks)
-        if level is None:
-            return Event("order_book", None, m.symbol, None, "delete", level_delete_row,
-                         (m.fmt, m.symbol, side, ticks))
-        return Event("order_book", None, m.symbol, None,
-                     "insert" if placed and len(level.orders) == 1 else "update", level_row,
-                     (m.fmt, m.symbol, m.asset, side, ticks, level.total))
-
-    def _touch(self, acct: Account, asset: str, pos: Position | None = None) -> None:
-        if acct.silent:
-            return
-        self._dirty_margin[(acct.id, asset)] = None
-        if pos is not None:
-            self._dirty_pos[(acct.id, pos.symbol, pos.side)] = None
-
-    def drain_events(self) -> list[Event]:
-        """Every event queued since the last call, in order."""
-        events = self._events
-        self._events = []
-        return events
-
-    def book_as_count(self) -> None:
-        """Queue no ``order_book`` event for the book change of a single-order operation (an order
-        resting without a fill, the cancel of one order): count it in ``book_changes`` instead.
-
-        For an in-process caller that reads the book itself and only needs to know that it
-        changed (a backtest): those events are most of a synthetic market's, and their rows
-        would be snapshotted for nobody.  Matching operations still queue their book events.
-        The real-time simulator publishes every book change."""
-        self._count_book = True
-
-    def silence(self, account_ids: Iterable[int]) -> None:
-        """Queue no private event (order, execution, position, margin) of these accounts.
-
-        For an in-process caller that reads only some accounts' events: a backtest reads the
-        public tables and its bot's account, never the market's own accounts, whose rows would
-        then be built for nobody (most of a synthetic market's cost).  Public events (book,
-        trades), every state change and every answer stay as they were.  The real-time
-        simulator silences nobody: any account may have a subscriber."""
-        for account_id in account_ids:
-            self._acct(account_id).silent = True
 
     # ------------------------------------------------------------------ orders
     def _ticks(self, m: _Market, price: Any) -> int:
@@ -288,9 +191,15 @@ class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
         if m.next_funding is not None and now_ms >= m.next_funding:
             self._fund_if_due(m.symbol, m, now_ms)
         order, fills = self.place(acct, m, side, close_flag, ticks, qty, client_oid, now_ms)
+        silent = acct.silent
+        if silent and not fills:   # the book change alone
+            if self._count_book:
+                self.book_changes += 1
+            else:
+                self._events.append(self._level_event(m, side, ticks, True))
+            return order, None
         account_id, symbol, asset, fmt = acct.id, m.symbol, m.asset, m.fmt
         events = self._events
-        silent = acct.silent
         if fills:
             # general path: fills touch several accounts and levels; _flush coalesces
             row = None
@@ -319,10 +228,6 @@ class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
             book_event = None
         else:
             book_event = self._level_event(m, side, ticks, True)
-        if silent:
-            if book_event is not None:
-                events.append(book_event)
-            return order, None
         margin = order.margin
         events.append(Event("order", account_id, symbol, None, "insert", order_row,
                             (order, fmt, asset, CREATED, 0, 0, 0, margin)))
@@ -426,6 +331,14 @@ class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
         the account is silent: only the book event is queued, nobody reads its rows).
 
         The events ``_cancel`` + ``_flush`` would queue, in the same order, without coalescing."""
+        if acct.silent:   # the book change alone
+            self.cancel(acct, m, o.oid)
+            o.tpl = None
+            if self._count_book:
+                self.book_changes += 1
+            else:
+                self._events.append(self._level_event(m, o.side, o.ticks, False))
+            return None
         filled, value, fee, margin0, tpl = o.filled, o.value, o.fee, o.margin, o.tpl
         self.cancel(acct, m, o.oid)
         o.tpl = None
@@ -437,10 +350,6 @@ class Exchange(OrderQueries, MarketData, AccountAdmin, MarkFundingRisk):
             book_event = None
         else:
             book_event = self._level_event(m, book_side, ticks, False)
-        if acct.silent:
-            if book_event is not None:
-                events.append(book_event)
-            return None
         events.append(Event("order", account_id, symbol, None, "update", order_row,
                             (o, fmt, asset, CANCEL_PENDING, filled, value, fee, margin0)))
         if tpl is not None:
