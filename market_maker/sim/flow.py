@@ -35,7 +35,6 @@ import math
 import random
 from bisect import bisect_right
 from dataclasses import dataclass
-from itertools import compress
 from decimal import Decimal
 from pathlib import Path
 
@@ -278,16 +277,13 @@ class MarketFlow:
         """Re-size each level with probability ``requote_prob``, nearest the touch first: the new
         order goes in before the old one leaves, so the level never disappears.  Every quote is
         on the ``ladder`` (the others were just cancelled), which is in that order."""
+        below, draw = self._requote_below, self.rng.random
         # as many quotes as levels: every level is quoted (the usual case), no need to filter
-        levels = ladder if len(quotes) == len(ladder) else [k for k in ladder if k in quotes]
-        # one draw per level, in order, each taken just before its level is looked at (so a
-        # refresh's size draw comes between them, as in a plain loop); only the drawn levels
-        # reach the loop: ``compress`` pulls a level, then its draw, in C
-        draws = map(self._requote_below.__gt__, iter(self.rng.random, -1.0))
-        for key in compress(levels, draws):
-            old = quotes.pop(key)
-            self._quote(acct, quotes, key, now_ms)
-            self._cancel(acct, old, now_ms)
+        for key in ladder if len(quotes) == len(ladder) else [k for k in ladder if k in quotes]:
+            if draw() < below:
+                old = quotes.pop(key)
+                self._quote(acct, quotes, key, now_ms)
+                self._cancel(acct, old, now_ms)
 
     def _quote(self, acct: int, quotes: dict[int, int], key: int, now_ms: int) -> None:
         """Quote level ``key`` with an LP size (``_size(self._lp_mu, _LP_SIGMA)``); noted in ``quotes`` while it rests."""
