@@ -132,8 +132,10 @@ class MarketFlow:
         self._replay_t = [t - cfg.price_rows[0][0] for t, _ in cfg.price_rows]
         # the per-sample probabilities as exact float thresholds (see ``float_below``)
         self._requote_below = float_below(cfg.requote_prob)
-        walk_dt = Decimal(cfg.walk_step_ms) / 1000
+        self._walk_dt = walk_dt = Decimal(cfg.walk_step_ms) / 1000
         self._burst_below = float_below(1 - (-cfg.burst_rate * walk_dt).exp())
+        # relative volatility of one walk step, calm and in a burst
+        self._step_vol = (cfg.volatility * 1 * walk_dt.sqrt(), cfg.volatility * cfg.burst_mult * walk_dt.sqrt())
         self._mu = self._lognormal_mu(cfg.taker_mean_qty, cfg.taker_qty_sigma)
         self._lp_mu = self._lognormal_mu(cfg.lp_mean_qty, _LP_SIGMA)
         # the float of each Decimal parameter of ``_size``
@@ -183,19 +185,18 @@ class MarketFlow:
             i = bisect_right(self._replay_t, int(self.sim_s * 1000)) - 1
             self.ref_ticks = self._to_ticks(cfg.price_rows[max(i, 0)][1])
         else:
-            dt = Decimal(cfg.walk_step_ms) / 1000
+            dt = self._walk_dt
             while self.walk_s + dt <= self.sim_s:
                 self.walk_s += dt
-                self._walk(dt)
+                self._walk()
         if self.ref_ticks != before:
             self.last_move = 1 if self.ref_ticks > before else -1
 
-    def _walk(self, dt: Decimal) -> None:
+    def _walk(self) -> None:
         cfg, rng = self.cfg, self.price_rng
         if self.walk_s > self.burst_until and rng.random() < self._burst_below:
             self.burst_until = self.walk_s + _dec(rng.expovariate(1)) * cfg.burst_mean_s
-        vol = cfg.volatility * (cfg.burst_mult if self.walk_s <= self.burst_until else 1)
-        sigma_ticks = vol * dt.sqrt() * self.ref_ticks
+        sigma_ticks = self._step_vol[self.walk_s <= self.burst_until] * self.ref_ticks
         move = int((_dec(rng.gauss(0, 1)) * sigma_ticks).to_integral_value())
         floor = cfg.half_spread_ticks + cfg.level_step_ticks * cfg.depth_levels + 1
         self.ref_ticks = max(floor, self.ref_ticks + move)
