@@ -137,22 +137,6 @@ def _validate_desired(
     return index, max_buy, min_sell
 
 
-def _mess(live: Sequence[Order], keys: Sequence[tuple[str, Decimal, int]], max_open: int) -> str | None:
-    """Why the live orders are unsafe to converge from, or None.
-
-    ``keys[i]`` is ``live[i]``'s (side, price, close_flag)."""
-    if len(live) > max_open:
-        return f"{len(live)} live orders > max_open {max_open}"
-    if len(set(keys)) == len(keys):
-        return None  # the common case: no duplicate
-    seen = set()
-    for o, k in zip(live, keys):
-        if k in seen:
-            return f"duplicate live orders at {o.side} {o.price} close_flag={o.close_flag}"
-        seen.add(k)
-    return None
-
-
 def _match_class(
     desired: list[DesiredOrder],
     live: list[Order],
@@ -211,41 +195,81 @@ def plan_converge(
     buys, sells = tuple(desired_buys), tuple(desired_sells)
     desired_at, max_buy, min_sell = _validate_desired(buys, sells)
     everything = buys + sells
-    live = tuple(o for o in live_orders if o.status in _ACTIVE_STATUSES)
-    live_keys = [(o.side, o.price, o.close_flag) for o in live]
-    reason = _mess(live, live_keys, max_open)
-    if reason is not None:
-        return Plan(to_cancel=live, to_create=everything, keep=(), reason=reason)
-
-    matched = set()  # indices into ``everything``
-    kept = [False] * len(live)  # by index into ``live``
-    # 1. Keep exact matches. A live order on a desired price of its side may only be kept
-    #    for that very order, so this is always optimal. Live keys are unique (no mess), as
-    #    are desired ones, so a desired order is found by (side, price, close_flag) and then
-    #    needs the same remaining quantity.
-    for i, key in enumerate(live_keys):
-        k = desired_at.get(key)
-        if k is not None and k not in matched:
-            o = live[i]
-            if everything[k].qty == o.qty - o.filled_qty:
-                matched.add(k)
-                kept[i] = True
+    active = _ACTIVE_STATUSES
+    live = tuple([o for o in live_orders if o.status in active])
+    if len(live) > max_open:
+        return Plan(to_cancel=live, to_create=everything, keep=(),
+                    reason=f"{len(live)} live orders > max_open {max_open}")
+    near = relist_interval > _ZERO
     # With relist_interval 0 only an order at its desired price may be kept, and step 1 finds
     # every such order: step 2 could not keep anything.
-    if relist_interval > _ZERO:
-        for side, offset, desired in ((BUY, 0, buys), (SELL, len(buys), sells)):
-            _match_near(side, offset, desired, everything, live, kept, matched, relist_interval,
-                        min_sell, max_buy)
+    if near:
+        buy_prices = {d.price for d in buys}
+        sell_prices = {d.price for d in sells}
+    # One pass over the live orders: the safety check, then
+    # 1. Keep exact matches. A live order on a desired price of its side may only be kept
+    #    for that very order, so this is always optimal. Live keys are unique (checked as the
+    #    pass goes), as are desired ones, so a desired order is found by (side, price,
+    #    close_flag) and then needs the same remaining quantity.
+    # 2. The other live orders that may still be kept near a desired price are grouped by side
+    #    and (close_flag, remaining qty) class for :func:`_match_near`. Kept away from its desired
+    #    price, an order must not sit on the price of another desired order of its side nor
+    #    cross the other side: a buy stays below every desired sell, a sell above every desired buy.
+    seen: set[tuple[str, Decimal, int]] = set()
+    matched: set[int] = set()  # indices into ``everything``
+    kept = [False] * len(live)  # by index into ``live``
+    near_buys: dict[tuple[int, int], list[int]] = {}  # class -> indices into ``live``
+    near_sells: dict[tuple[int, int], list[int]] = {}
+    for i, o in enumerate(live):
+        side, price, close_flag = key = o.side, o.price, o.close_flag
+        count = len(seen)
+        seen.add(key)
+        if len(seen) == count:
+            return Plan(to_cancel=live, to_create=everything, keep=(),
+                        reason=f"duplicate live orders at {side} {price} close_flag={close_flag}")
+        remaining = o.qty - o.filled_qty
+        k = desired_at.get(key)
+        if k is not None and everything[k].qty == remaining:
+            matched.add(k)
+            kept[i] = True
+            continue
+        if not near:
+            continue
+        if side == BUY:
+            if price in buy_prices or (min_sell is not None and price >= min_sell):
+                continue
+            classes = near_buys
+        elif side == SELL:
+            if price in sell_prices or (max_buy is not None and price <= max_buy):
+                continue
+            classes = near_sells
+        else:
+            continue
+        cls = (close_flag, remaining)
+        members = classes.get(cls)
+        if members is None:
+            classes[cls] = [i]
+        else:
+            members.append(i)
+    if near_buys:
+        _match_near(near_buys, 0, buys, everything, live, kept, matched, relist_interval)
+    if near_sells:
+        _match_near(near_sells, len(buys), sells, everything, live, kept, matched, relist_interval)
+    if len(matched) == len(everything):
+        to_create: tuple[DesiredOrder, ...] = ()
+    else:
+        to_create = tuple(d for k, d in enumerate(everything) if k not in matched) if matched else everything
+    if all(kept):
+        return Plan(to_cancel=(), to_create=to_create, keep=live, reason=None)
     keep: list[Order] = []
     to_cancel: list[Order] = []
     for o, is_kept in zip(live, kept):
         (keep if is_kept else to_cancel).append(o)
-    to_create = tuple(d for k, d in enumerate(everything) if k not in matched) if matched else everything
     return Plan(to_cancel=tuple(to_cancel), to_create=to_create, keep=tuple(keep), reason=None)
 
 
 def _match_near(
-    side: str,
+    rest: dict[tuple[int, int], list[int]],
     offset: int,
     desired: Sequence[DesiredOrder],
     everything: Sequence[DesiredOrder],
@@ -253,34 +277,14 @@ def _match_near(
     kept: list[bool],
     matched: set[int],
     relist_interval: Decimal,
-    min_sell: Decimal | None,
-    max_buy: Decimal | None,
 ) -> None:
     """Step 2 of :func:`plan_converge` for one side: keep live orders near their desired price.
 
-    The remaining candidates form an interval structure per (close_flag, qty) class: an
-    order-preserving DP is optimal. Updates ``kept`` and ``matched`` in place.
+    ``rest`` holds the side's candidates (indices into ``live``) by (close_flag, remaining qty)
+    class, ``desired`` is the side's slice of ``everything``, from ``offset``. The candidates
+    form an interval structure per class: an order-preserving DP is optimal. Updates ``kept``
+    and ``matched`` in place.
     """
-    side_prices = {d.price for d in desired}
-    buy = side == BUY
-    # kept away from its desired price, an order must not cross the other side: a buy stays below
-    # every desired sell, a sell above every desired buy
-    bound = min_sell if buy else max_buy
-    rest: dict[tuple[int, int], list[int]] = {}  # class -> indices into ``live``
-    for i, o in enumerate(live):
-        if o.side != side or kept[i]:
-            continue
-        price = o.price
-        if price in side_prices or (bound is not None and (price >= bound if buy else price <= bound)):
-            continue
-        cls = (o.close_flag, o.qty - o.filled_qty)
-        members = rest.get(cls)
-        if members is None:
-            rest[cls] = [i]
-        else:
-            members.append(i)
-    if not rest:
-        return
     d_classes: dict[tuple[int, int], list[int]] = {}
     for k, d in enumerate(desired, offset):
         cls = (d.close_flag, d.qty)
