@@ -25,7 +25,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, Inexact, localcontext
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal, Inexact, localcontext
 from functools import cached_property, lru_cache
 from fractions import Fraction
 from typing import Any
@@ -40,6 +40,9 @@ __all__ = ["Ladder", "NoMarket", "QuoteParams", "apply_position_limits", "build_
 
 _ZERO = Decimal(0)
 _TUPLE_NEW = tuple.__new__
+# The start positions' arithmetic: 60 digits, the default context's rounding and traps. Made once
+# (entering ``localcontext()`` costs more than the arithmetic done in it).
+_PREC_60 = Context(prec=60)
 
 
 def _desired(side: str, price: Decimal, qty: int, close_flag: int) -> DesiredOrder:
@@ -102,6 +105,14 @@ class QuoteParams:
     def fixed_sizes(self) -> tuple[int, ...]:
         """Level sizes without ``random_order_size``: start, start + step, ..."""
         return tuple(self.order_start_size + i * self.order_step_size for i in range(self.order_pairs))
+
+    @cached_property
+    def spread_factors(self) -> tuple[Decimal, Decimal, Decimal]:
+        """``(1 + min_spread, 1 - min_spread / 2, 1 + min_spread / 2)``, computed as
+        :func:`start_positions` multiplies by them (60 digits)."""
+        ms, prec_60 = self.min_spread, _PREC_60
+        half = prec_60.divide(ms, 2)
+        return prec_60.add(1, ms), prec_60.subtract(1, half), prec_60.add(1, half)
 
     @classmethod
     def from_settings(cls, settings: Any, tick_size: Decimal | str | int) -> QuoteParams:
@@ -198,12 +209,11 @@ def start_positions(
             start_buy = bid
         if at_ask:
             start_sell = ask
-    with localcontext() as ctx:
-        ctx.prec = 60
-        ms = params.min_spread
-        if start_buy * (1 + ms) > start_sell:
-            start_buy = start_buy * (1 - ms / 2)
-            start_sell = start_sell * (1 + ms / 2)
+    spread, buy_widening, sell_widening = params.spread_factors
+    multiply = _PREC_60.multiply
+    if multiply(start_buy, spread) > start_sell:
+        start_buy = multiply(start_buy, buy_widening)
+        start_sell = multiply(start_sell, sell_widening)
     # Snapped buy <= start_buy and snapped sell >= start_sell, so they can only cross when the starts do.
     if start_buy >= start_sell and snap_price(start_buy, tick, BUY) >= snap_price(start_sell, tick, SELL):
         start_buy = min(start_buy, bid)
@@ -480,8 +490,13 @@ def build_ladder(
     sells = _side_levels(SELL, start_sell, sell_sizes, params)
     buys, sells = apply_position_limits(buys, sells, positions, params)
     if params.post_only:
-        buys = clamp_post_only(buys, book, params.tick_size)
-        sells = clamp_post_only(sells, book, params.tick_size)
+        # Each side's levels are one side's, strictly best first (make_levels drops a repeated
+        # price and the level prices are monotonic), and the book has both sides (start_positions
+        # checked): clamp_post_only leaves them as they are unless the innermost crosses.
+        if buys and not buys[0].price < book.best_ask:
+            buys = clamp_post_only(buys, book, params.tick_size)
+        if sells and not sells[0].price > book.best_bid:
+            sells = clamp_post_only(sells, book, params.tick_size)
     # A split level adds an order; the side then drops its outermost one, so a side never
     # holds more than order_pairs orders (and we never more than 2 * order_pairs).
     buys = split_close_open(buys, close_capacity(BUY, positions, own_orders))[:params.order_pairs]
