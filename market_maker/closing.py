@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .models import SELL, DesiredOrder, Order, Positions
+from .models import ACTIVE_STATUSES, OPEN_STATUSES, SELL, DesiredOrder, Order, Positions
 
 __all__ = ["close_capacity", "split_close_open"]
 
@@ -34,11 +34,12 @@ def close_capacity(side: str, positions: Positions, own_orders: Sequence[Order])
         return 0  # nothing to close, whatever rests
     active = pending = 0
     for o in own_orders:
-        if o.side == side and o.close_flag == 1:
-            if o.is_active:
-                active += o.remaining
-            elif o.is_open:
-                pending += o.remaining
+        if o.close_flag == 1 and o.side == side:
+            status = o.status
+            if status in ACTIVE_STATUSES:  # o.is_active, inlined
+                active += o.qty - o.filled_qty
+            elif status in OPEN_STATUSES:
+                pending += o.qty - o.filled_qty
     return max(0, min(leg.qty - pending, leg.avail_qty + active))
 
 

@@ -197,7 +197,7 @@ def start_positions(
     tick = params.tick_size
     start_buy = bid + tick
     start_sell = ask - tick
-    if params.maintain_spreads:
+    if params.maintain_spreads and not {o.price for o in own_orders}.isdisjoint((bid, ask)):
         at_bid = at_ask = False   # one of our open orders is the best bid / the best ask
         for o in own_orders:
             price = o.price
