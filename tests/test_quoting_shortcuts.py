@@ -2,19 +2,21 @@
 
 ``build_ladder`` skips ``clamp_post_only`` when a side's innermost level does not cross,
 ``start_positions`` multiplies by ``QuoteParams.spread_factors`` made once, and
-``split_close_open`` builds its orders without the named tuple's ``__new__``: each must give
+``split_close_open`` builds its orders without the named tuple's ``__new__``, a grid price is one
+product in an unbounded context: each must give
 what the straightforward pipeline gives, digit for digit (``repr`` shows a Decimal's exponent).
 """
 from __future__ import annotations
 
 import random
 from decimal import Decimal as D
-from decimal import localcontext
+from decimal import Inexact, localcontext
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from market_maker.closing import split_close_open
+from market_maker.levels import _EXACT
 from market_maker.models import BUY, SELL, DesiredOrder
 from market_maker.quoting import (Ladder, apply_position_limits, build_ladder, clamp_post_only, close_capacity,
                                   level_prices, level_sizes, make_levels, snap_price, start_positions)
@@ -98,3 +100,14 @@ def test_split_close_open_equals_the_plain_computation(levels, side, capacity):
     got, plain = split_close_open(orders, capacity), plain_split_close_open(orders, capacity)
     assert repr(got) == repr(plain)
     assert all(type(o) is DesiredOrder for o in got)
+
+
+@given(st.integers(-10**40, 10**40), st.sampled_from([D("0.5"), D("0.01"), D("1"), D("5"), D("0.25"), D("2.5E-7"),
+                                                      D("1E+3"), D("0.50")]))
+def test_a_grid_price_is_the_product_at_a_precision_that_holds_it(ticks, tick):
+    # _grid_price's product (its memo is keyed by the tick's value: not looked at here)
+    with localcontext() as ctx:
+        ctx.prec = len(str(ticks)) + len(tick.as_tuple().digits) + 2
+        ctx.traps[Inexact] = True
+        plain = D(ticks) * tick
+    assert repr(_EXACT.multiply(D(ticks), tick)) == repr(plain)
