@@ -331,6 +331,30 @@ def build_ladder(
             sells = clamp_post_only(sells, book, params.tick_size)
     # A split level adds an order; the side then drops its outermost one, so a side never
     # holds more than order_pairs orders (and we never more than 2 * order_pairs).
-    buys = split_close_open(buys, close_capacity(BUY, positions, own_orders))[:params.order_pairs]
-    sells = split_close_open(sells, close_capacity(SELL, positions, own_orders))[:params.order_pairs]
+    buys = _split_side(buys, close_capacity(BUY, positions, own_orders), params.order_pairs)
+    sells = _split_side(sells, close_capacity(SELL, positions, own_orders), params.order_pairs)
     return Ladder(buys=buys, sells=sells, start_buy=start_buy, start_sell=start_sell)
+
+
+_SPLITS_MEMO_SIZE = 4096  # entries kept (then the memo starts afresh)
+_SPLITS: dict[tuple[int, int, int], tuple[tuple[DesiredOrder, ...], tuple[DesiredOrder, ...]]] = {}
+
+
+def _split_side(levels: tuple[DesiredOrder, ...], capacity: int, order_pairs: int) -> tuple[DesiredOrder, ...]:
+    """``split_close_open(levels, capacity)[:order_pairs]``, remembered for recent inputs.
+
+    A side's levels usually come from the ``_side_levels`` memo, the same tuple object while the
+    side's start repeats, and the close capacity changes only with our position or close orders.
+    The tuple and its orders are immutable: a result stored for the very same object (kept alive
+    by the memo, so its id cannot be reused) is the result.
+    """
+    key = (id(levels), capacity, order_pairs)
+    known = _SPLITS.get(key)
+    if known is not None and known[0] is levels:
+        return known[1]
+    split = split_close_open(levels, capacity)[:order_pairs]
+    if type(levels) is tuple:
+        if len(_SPLITS) >= _SPLITS_MEMO_SIZE:
+            _SPLITS.clear()
+        _SPLITS[key] = (levels, split)
+    return split

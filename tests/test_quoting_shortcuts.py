@@ -2,8 +2,8 @@
 
 ``build_ladder`` skips ``clamp_post_only`` when a side's innermost level does not cross,
 ``start_positions`` multiplies by ``QuoteParams.spread_factors`` made once, and
-``split_close_open`` builds its orders without the named tuple's ``__new__``, a grid price is one
-product in an unbounded context: each must give
+``split_close_open`` builds its orders without the named tuple's ``__new__`` (and ``_split_side``
+remembers its results), a grid price is one product in an unbounded context: each must give
 what the straightforward pipeline gives, digit for digit (``repr`` shows a Decimal's exponent).
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from market_maker.closing import split_close_open
 from market_maker.levels import _EXACT
 from market_maker.models import BUY, SELL, DesiredOrder
-from market_maker.quoting import (Ladder, apply_position_limits, build_ladder, clamp_post_only, close_capacity,
-                                  level_prices, level_sizes, make_levels, snap_price, start_positions)
+from market_maker.quoting import (Ladder, _split_side, apply_position_limits, build_ladder, clamp_post_only,
+                                  close_capacity, level_prices, level_sizes, make_levels, snap_price, start_positions)
 from tests.quoting_helpers import params
 from tests.test_quoting_properties import scenarios
 
@@ -111,3 +111,15 @@ def test_a_grid_price_is_the_product_at_a_precision_that_holds_it(ticks, tick):
         ctx.traps[Inexact] = True
         plain = D(ticks) * tick
     assert repr(_EXACT.multiply(D(ticks), tick)) == repr(plain)
+
+
+@given(st.lists(st.tuples(st.integers(1, 10**6), st.integers(1, 500)), max_size=8), st.sampled_from([BUY, SELL]),
+       st.lists(st.integers(-5, 3000), min_size=1, max_size=4), st.integers(0, 8))
+def test_split_side_remembers_nothing_but_the_result_of_the_same_levels(levels, side, capacities, pairs):
+    orders = tuple(DesiredOrder(side, D(ticks) / 2, qty, 0) for ticks, qty in levels)
+    copy = tuple(DesiredOrder(*o) for o in orders)  # equal, another object
+    for capacity in capacities + capacities:
+        plain = repr(plain_split_close_open(orders, capacity)[:pairs])
+        assert repr(_split_side(orders, capacity, pairs)) == plain
+        assert repr(_split_side(copy, capacity, pairs)) == plain
+        assert repr(_split_side(list(orders), capacity, pairs)) == plain
