@@ -108,49 +108,65 @@ _ZERO = Decimal(0)
 
 
 
-def _validate_desired(
-    buys: Sequence[DesiredOrder], sells: Sequence[DesiredOrder]
-) -> tuple[dict[tuple[str, Decimal, int], int], Decimal | None, Decimal | None]:
-    """Check the desired orders; return ``(index, max_buy, min_sell)``.
+def _index_side(
+    side: str, orders: tuple[DesiredOrder, ...], offset: int, index: dict[tuple[str, Decimal, int], int]
+) -> tuple[set[Decimal], dict[tuple[int, int], Members]]:
+    """Check one side's desired orders and add them to ``index``: ``(side, price, close_flag)`` -> position
+    in ``buys + sells`` (the side's first at ``offset``). Returns the side's prices and its orders' positions
+    by (close_flag, qty) class (see ``Members``).
 
-    ``index`` maps each desired ``(side, price, close_flag)`` to its position in
-    ``buys + sells``; ``max_buy``/``min_sell`` are the best desired prices (None
-    for an empty side).
+    A plain ``DesiredOrder`` is read as the tuple it is (its named fields cost a descriptor call each).
     """
-    index: dict[tuple[str, Decimal, int], int] = {}
-    k = 0
-    for side, orders in ((BUY, buys), (SELL, sells)):
-        for d in orders:
-            if d.side != side:
-                raise ValueError(f"desired {side} list holds a {d.side} order: {d}")
-            price, close_flag = d.price, d.close_flag
-            if d.qty <= 0 or not price > _ZERO or close_flag not in (0, 1):
-                raise ValueError(f"invalid desired order: {d}")
-            index[(side, price, close_flag)] = k
-            k += 1
-    if len(index) != k:
-        raise ValueError("desired orders repeat a (side, price, close_flag)")
-    max_buy = max([d.price for d in buys]) if buys else None
-    min_sell = min([d.price for d in sells]) if sells else None
-    if max_buy is not None and min_sell is not None and max_buy >= min_sell:
-        raise ValueError("desired buys cross desired sells")
-    return index, max_buy, min_sell
+    prices: set[Decimal] = set()
+    classes: dict[tuple[int, int], Members] = {}
+    k = offset
+    for d in orders:
+        if type(d) is DesiredOrder:
+            d_side, price, qty, close_flag = d
+        else:
+            d_side, price, qty, close_flag = d.side, d.price, d.qty, d.close_flag
+        if d_side != side:
+            raise ValueError(f"desired {side} list holds a {d_side} order: {d}")
+        if qty <= 0 or not price > _ZERO or close_flag not in (0, 1):
+            raise ValueError(f"invalid desired order: {d}")
+        index[(side, price, close_flag)] = k
+        prices.add(price)
+        cls = (close_flag, qty)
+        members = classes.get(cls)  # _add_member, inlined
+        if members is None:
+            classes[cls] = k
+        else:
+            _add_member(classes, cls, k)
+        k += 1
+    return prices, classes
 
 
-def _mess(live: Sequence[Order], keys: Sequence[tuple[str, Decimal, int]], max_open: int) -> str | None:
-    """Why the live orders are unsafe to converge from, or None.
+#: The members of a class, in order: one index (the usual case: one level per size) or a list of several.
+Members = Union[int, List[int]]
 
-    ``keys[i]`` is ``live[i]``'s (side, price, close_flag)."""
-    if len(live) > max_open:
-        return f"{len(live)} live orders > max_open {max_open}"
-    if len(set(keys)) == len(keys):
-        return None  # the common case: no duplicate
-    seen = set()
-    for o, k in zip(live, keys):
-        if k in seen:
-            return f"duplicate live orders at {o.side} {o.price} close_flag={o.close_flag}"
-        seen.add(k)
-    return None
+
+def _add_member(classes: dict[tuple[int, int], Members], cls: tuple[int, int], i: int) -> None:
+    members = classes.get(cls)
+    if members is None:
+        classes[cls] = i
+    elif type(members) is int:
+        classes[cls] = [members, i]
+    else:
+        members.append(i)
+
+
+def _as_list(members: Members) -> list[int]:
+    return [members] if type(members) is int else members
+
+
+def _unmatched(classes: dict[tuple[int, int], Members], matched: set[int]) -> dict[tuple[int, int], Members]:
+    """``classes`` without the desired orders already matched."""
+    out: dict[tuple[int, int], Members] = {}
+    for cls, members in classes.items():
+        for k in _as_list(members):
+            if k not in matched:
+                _add_member(out, cls, k)
+    return out
 
 
 def _match_class(
@@ -209,95 +225,115 @@ def plan_converge(
     if not isinstance(relist_interval, Decimal):
         relist_interval = Decimal(str(relist_interval))
     buys, sells = tuple(desired_buys), tuple(desired_sells)
-    desired_at, max_buy, min_sell = _validate_desired(buys, sells)
+    desired_at: dict[tuple[str, Decimal, int], int] = {}
+    buy_prices, buy_classes = _index_side(BUY, buys, 0, desired_at)
+    sell_prices, sell_classes = _index_side(SELL, sells, len(buys), desired_at)
+    if len(desired_at) != len(buys) + len(sells):
+        raise ValueError("desired orders repeat a (side, price, close_flag)")
+    max_buy = max(buy_prices) if buys else None
+    min_sell = min(sell_prices) if sells else None
+    if max_buy is not None and min_sell is not None and max_buy >= min_sell:
+        raise ValueError("desired buys cross desired sells")
     everything = buys + sells
-    live = tuple(o for o in live_orders if o.status in _ACTIVE_STATUSES)
-    live_keys = [(o.side, o.price, o.close_flag) for o in live]
-    reason = _mess(live, live_keys, max_open)
-    if reason is not None:
-        return Plan(to_cancel=live, to_create=everything, keep=(), reason=reason)
-
-    matched = set()  # indices into ``everything``
-    kept = [False] * len(live)  # by index into ``live``
-    # 1. Keep exact matches. A live order on a desired price of its side may only be kept
-    #    for that very order, so this is always optimal. Live keys are unique (no mess), as
-    #    are desired ones, so a desired order is found by (side, price, close_flag) and then
-    #    needs the same remaining quantity.
-    for i, key in enumerate(live_keys):
-        k = desired_at.get(key)
-        if k is not None and k not in matched:
-            o = live[i]
-            if everything[k].qty == o.qty - o.filled_qty:
-                matched.add(k)
-                kept[i] = True
+    active = _ACTIVE_STATUSES
+    live = tuple([o for o in live_orders if o.status in active])
+    if len(live) > max_open:
+        return Plan(to_cancel=live, to_create=everything, keep=(),
+                    reason=f"{len(live)} live orders > max_open {max_open}")
     # With relist_interval 0 only an order at its desired price may be kept, and step 1 finds
     # every such order: step 2 could not keep anything.
-    if relist_interval > _ZERO:
-        for side, offset, desired in ((BUY, 0, buys), (SELL, len(buys), sells)):
-            _match_near(side, offset, desired, everything, live, kept, matched, relist_interval,
-                        min_sell, max_buy)
+    near = relist_interval > _ZERO
+    # One pass over the live orders: the safety check, then
+    # 1. Keep exact matches. A live order on a desired price of its side may only be kept
+    #    for that very order, so this is always optimal. Live keys are unique (checked as the
+    #    pass goes), as are desired ones, so a desired order is found by (side, price,
+    #    close_flag) and then needs the same remaining quantity.
+    # 2. The other live orders that may still be kept near a desired price are grouped by side
+    #    and (close_flag, remaining qty) class for :func:`_match_near`. Kept away from its desired
+    #    price, an order must not sit on the price of another desired order of its side nor
+    #    cross the other side: a buy stays below every desired sell, a sell above every desired buy.
+    seen: set[tuple[str, Decimal, int]] = set()
+    matched: set[int] = set()  # indices into ``everything``
+    kept = [False] * len(live)  # by index into ``live``
+    near_buys: dict[tuple[int, int], Members] = {}  # class -> indices into ``live``
+    near_sells: dict[tuple[int, int], Members] = {}
+    for i, o in enumerate(live):
+        side, price, close_flag = key = o.side, o.price, o.close_flag
+        count = len(seen)
+        seen.add(key)
+        if len(seen) == count:
+            return Plan(to_cancel=live, to_create=everything, keep=(),
+                        reason=f"duplicate live orders at {side} {price} close_flag={close_flag}")
+        remaining = o.qty - o.filled_qty
+        k = desired_at.get(key)
+        if k is not None and everything[k].qty == remaining:
+            matched.add(k)
+            kept[i] = True
+            continue
+        if not near:
+            continue
+        if side == BUY:
+            if price in buy_prices or (min_sell is not None and price >= min_sell):
+                continue
+            classes = near_buys
+        elif side == SELL:
+            if price in sell_prices or (max_buy is not None and price <= max_buy):
+                continue
+            classes = near_sells
+        else:
+            continue
+        cls = (close_flag, remaining)
+        members = classes.get(cls)  # _add_member, inlined
+        if members is None:
+            classes[cls] = i
+        else:
+            _add_member(classes, cls, i)
+    if matched:
+        buy_classes, sell_classes = _unmatched(buy_classes, matched), _unmatched(sell_classes, matched)
+    if near_buys:
+        _match_near(near_buys, buy_classes, everything, live, kept, matched, relist_interval)
+    if near_sells:
+        _match_near(near_sells, sell_classes, everything, live, kept, matched, relist_interval)
+    if len(matched) == len(everything):
+        to_create: tuple[DesiredOrder, ...] = ()
+    else:
+        to_create = tuple(d for k, d in enumerate(everything) if k not in matched) if matched else everything
+    if all(kept):
+        return Plan(to_cancel=(), to_create=to_create, keep=live, reason=None)
     keep: list[Order] = []
     to_cancel: list[Order] = []
     for o, is_kept in zip(live, kept):
         (keep if is_kept else to_cancel).append(o)
-    to_create = tuple(d for k, d in enumerate(everything) if k not in matched) if matched else everything
     return Plan(to_cancel=tuple(to_cancel), to_create=to_create, keep=tuple(keep), reason=None)
 
 
 def _match_near(
-    side: str,
-    offset: int,
-    desired: Sequence[DesiredOrder],
+    rest: dict[tuple[int, int], Members],
+    d_classes: dict[tuple[int, int], Members],
     everything: Sequence[DesiredOrder],
     live: Sequence[Order],
     kept: list[bool],
     matched: set[int],
     relist_interval: Decimal,
-    min_sell: Decimal | None,
-    max_buy: Decimal | None,
 ) -> None:
     """Step 2 of :func:`plan_converge` for one side: keep live orders near their desired price.
 
-    The remaining candidates form an interval structure per (close_flag, qty) class: an
-    order-preserving DP is optimal. Updates ``kept`` and ``matched`` in place.
+    ``rest`` holds the side's candidates (indices into ``live``) by (close_flag, remaining qty)
+    class, ``d_classes`` its unmatched desired orders (indices into ``everything``) by (close_flag,
+    qty). The candidates form an interval structure per class: an order-preserving DP is optimal.
+    Updates ``kept`` and ``matched`` in place.
     """
-    side_prices = {d.price for d in desired}
-    buy = side == BUY
-    # kept away from its desired price, an order must not cross the other side: a buy stays below
-    # every desired sell, a sell above every desired buy
-    bound = min_sell if buy else max_buy
-    rest: dict[tuple[int, int], list[int]] = {}  # class -> indices into ``live``
-    for i, o in enumerate(live):
-        if o.side != side or kept[i]:
+    for cls, l_members in rest.items():
+        d_members = d_classes.get(cls)
+        if d_members is None:
             continue
-        price = o.price
-        if price in side_prices or (bound is not None and (price >= bound if buy else price <= bound)):
+        if type(l_members) is int and type(d_members) is int:  # the usual class (one level per size)
+            d_price = everything[d_members].price
+            if abs(live[l_members].price - d_price) <= relist_interval * d_price:
+                matched.add(d_members)
+                kept[l_members] = True
             continue
-        cls = (o.close_flag, o.qty - o.filled_qty)
-        members = rest.get(cls)
-        if members is None:
-            rest[cls] = [i]
-        else:
-            members.append(i)
-    if not rest:
-        return
-    d_classes: dict[tuple[int, int], list[int]] = {}
-    for k, d in enumerate(desired, offset):
-        cls = (d.close_flag, d.qty)
-        if cls in rest and k not in matched:
-            members = d_classes.get(cls)
-            if members is None:
-                d_classes[cls] = [k]
-            else:
-                members.append(k)
-    for cls, d_idx in d_classes.items():
-        l_idx = rest[cls]
-        if len(l_idx) == 1 and len(d_idx) == 1:  # the usual class (one level per size)
-            d = everything[d_idx[0]]
-            if abs(live[l_idx[0]].price - d.price) <= relist_interval * d.price:
-                matched.add(d_idx[0])
-                kept[l_idx[0]] = True
-            continue
+        l_idx, d_idx = _as_list(l_members), _as_list(d_members)
         if len(l_idx) > 1:
             l_idx.sort(key=lambda i: live[i].price)
         if len(d_idx) > 1:

@@ -93,6 +93,10 @@ class ExchangeInterface:
         self._audit_at = clock.monotonic() + ORDER_AUDIT_S  # when to compare our order table with REST
         self._suspects: Set[str] = set()  # order ids the last audit found out of line
         self._request_ids = itertools.count(1)  # groups the per-order ``order`` events of one request
+        # The order table ``own_open_orders`` last read, kept alive with the orders of this run in it: a
+        # snapshot taken while no order changed holds the very same (immutable) table.
+        self._table_seen: Optional[tuple] = None
+        self._table_own: List[Order] = []
         set_recorder = getattr(self.ws, "set_recorder", None)
         if set_recorder is not None:  # executions, positions, margin, market samples from the socket's tables
             set_recorder(self.events.emit, self.events.__bool__)
@@ -192,11 +196,17 @@ class ExchangeInterface:
     def own_open_orders(self, snap: MarketSnapshot) -> List[Order]:
         if self.dry_run:
             return list(self._paper.values())
-        prefix, own_prefix = self.prefix, self.own_prefix
-        ws_own = [o for o in snap.orders if o.client_oid.startswith(prefix)]
-        if not all(o.client_oid.startswith(own_prefix) for o in ws_own):
-            self._check_foreign(ws_own)
-            ws_own = [o for o in ws_own if self.is_own(o)]
+        table = snap.orders
+        if table is self._table_seen:  # the same table as last cycle (no order changed): the same own orders
+            ws_own = self._table_own
+        else:
+            prefix, own_prefix = self.prefix, self.own_prefix
+            ws_own = [o for o in table if o.client_oid.startswith(prefix)]
+            if type(table) is tuple and all(o.client_oid.startswith(own_prefix) for o in ws_own):
+                self._table_seen, self._table_own = table, ws_own
+            else:  # not remembered: whether an order with another run's tag is taken over depends on the time
+                self._check_foreign(ws_own)
+                ws_own = [o for o in ws_own if self.is_own(o)]
         # ``snap.echoed`` was taken with ``snap.orders``: an echo arriving since cannot hide an order
         return [o for o in self.tracker.merge(ws_own, snap.echoed, ms(self.clock)) if o.status in OPEN_STATUSES]
 

@@ -2,15 +2,14 @@
 
 Everything here is a pure function of its arguments (no I/O, no clock, no
 logging). Prices are ``Decimal`` values on the ``tick_size`` grid, quantities
-are ``int`` contracts. Intermediate level prices are computed with
-``fractions.Fraction`` so that snapping to the grid is exact.
+are ``int`` contracts. Level prices are snapped to the grid exactly (``levels``).
 
 Pipeline used by :func:`build_ladder` (each step is public and reusable):
 
 1. :func:`start_positions` -- where the innermost quotes start.
-2. :func:`level_prices` / :func:`level_sizes` / :func:`make_levels` -- the
-   geometric ladder, buys rounded down and sells rounded up to the grid,
-   duplicate prices dropped.
+2. :func:`level_prices` / :func:`level_sizes` / :func:`make_levels` (module
+   ``levels``) -- the geometric ladder, buys rounded down and sells rounded up
+   to the grid, duplicate prices dropped.
 3. :func:`apply_position_limits` -- no buys at/above the max position, no
    sells at/below the min position.
 4. :func:`clamp_post_only` -- client-side post-only (GTE has no such flag);
@@ -25,12 +24,12 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, Inexact, localcontext
-from functools import cached_property, lru_cache
-from fractions import Fraction
+from decimal import Context, Decimal
+from functools import cached_property
 from typing import Any
 
 from .closing import close_capacity, split_close_open
+from .levels import _side_levels, level_prices, level_sizes, make_levels, snap_price
 from .models import BUY, SELL, Book, DesiredOrder, Order, Positions
 
 __all__ = ["Ladder", "NoMarket", "QuoteParams", "apply_position_limits", "build_ladder", "clamp_post_only",
@@ -38,14 +37,9 @@ __all__ = ["Ladder", "NoMarket", "QuoteParams", "apply_position_limits", "build_
            "split_close_open", "start_positions"]
 
 
-_ZERO = Decimal(0)
-_TUPLE_NEW = tuple.__new__
-
-
-def _desired(side: str, price: Decimal, qty: int, close_flag: int) -> DesiredOrder:
-    """``DesiredOrder(side, price, qty, close_flag)`` without the named tuple's Python-level
-    ``__new__`` (a third of the cost of a ladder level)."""
-    return _TUPLE_NEW(DesiredOrder, (side, price, qty, close_flag))
+# The start positions' arithmetic: 60 digits, the default context's rounding and traps. Made once
+# (entering ``localcontext()`` costs more than the arithmetic done in it).
+_PREC_60 = Context(prec=60)
 
 
 class NoMarket(Exception):
@@ -103,6 +97,19 @@ class QuoteParams:
         """Level sizes without ``random_order_size``: start, start + step, ..."""
         return tuple(self.order_start_size + i * self.order_step_size for i in range(self.order_pairs))
 
+    @cached_property
+    def level_factor(self) -> Decimal:
+        """``1 + interval``: one level's price over the next inner one's."""
+        return 1 + self.interval
+
+    @cached_property
+    def spread_factors(self) -> tuple[Decimal, Decimal, Decimal]:
+        """``(1 + min_spread, 1 - min_spread / 2, 1 + min_spread / 2)``, computed as
+        :func:`start_positions` multiplies by them (60 digits)."""
+        ms, prec_60 = self.min_spread, _PREC_60
+        half = prec_60.divide(ms, 2)
+        return prec_60.add(1, ms), prec_60.subtract(1, half), prec_60.add(1, half)
+
     @classmethod
     def from_settings(cls, settings: Any, tick_size: Decimal | str | int) -> QuoteParams:
         """Build from a settings object with upper-case attributes (or a mapping).
@@ -155,15 +162,6 @@ class Ladder:
         return self.buys + self.sells
 
 
-def snap_price(price: Decimal | Fraction, tick_size: Decimal, side: str) -> Decimal:
-    """Snap ``price`` to the tick grid: buys round down, sells round up (exact)."""
-    steps = Fraction(price) / Fraction(tick_size)
-    n = math.floor(steps) if side == BUY else math.ceil(steps)
-    with localcontext() as ctx:
-        ctx.prec = 60
-        return Decimal(n) * tick_size
-
-
 def start_positions(
     book: Book, own_orders: Sequence[Order], params: QuoteParams
 ) -> tuple[Decimal, Decimal]:
@@ -186,7 +184,7 @@ def start_positions(
     tick = params.tick_size
     start_buy = bid + tick
     start_sell = ask - tick
-    if params.maintain_spreads:
+    if params.maintain_spreads and not {o.price for o in own_orders}.isdisjoint((bid, ask)):
         at_bid = at_ask = False   # one of our open orders is the best bid / the best ask
         for o in own_orders:
             price = o.price
@@ -198,172 +196,16 @@ def start_positions(
             start_buy = bid
         if at_ask:
             start_sell = ask
-    with localcontext() as ctx:
-        ctx.prec = 60
-        ms = params.min_spread
-        if start_buy * (1 + ms) > start_sell:
-            start_buy = start_buy * (1 - ms / 2)
-            start_sell = start_sell * (1 + ms / 2)
+    spread, buy_widening, sell_widening = params.spread_factors
+    multiply = _PREC_60.multiply
+    if multiply(start_buy, spread) > start_sell:
+        start_buy = multiply(start_buy, buy_widening)
+        start_sell = multiply(start_sell, sell_widening)
     # Snapped buy <= start_buy and snapped sell >= start_sell, so they can only cross when the starts do.
     if start_buy >= start_sell and snap_price(start_buy, tick, BUY) >= snap_price(start_sell, tick, SELL):
         start_buy = min(start_buy, bid)
         start_sell = max(start_sell, ask)
     return start_buy, start_sell
-
-
-def _exact_precision(start: Decimal, factor: Decimal, levels: int) -> int:
-    """Digits that hold ``start * factor ** levels`` exactly, doubled so a quotient's rounding
-    error stays far below the distance between any off-grid value and the grid."""
-    digits = len(start.as_tuple().digits) + len(factor.as_tuple().digits) * (levels + 1)
-    return 2 * digits + 30
-
-
-@lru_cache(maxsize=64)
-def _level_steps(factor: Decimal, tick: Decimal, offset: int, levels: int,
-                 side: str) -> tuple[tuple[Decimal, int, int], ...]:
-    """Per level: the exact step (``factor ** k * tick``, divided into a buy's start, or ``factor ** k``,
-    multiplied into a sell's) and integers ``a, b`` with ``price / tick == start * a / b``.
-
-    Computed once per setting rather than on every requote; the Inexact trap guarantees
-    that the cached values are exact.
-    """
-    with localcontext() as ctx:
-        ctx.prec = len(factor.as_tuple().digits) * (offset + levels + 1) + len(tick.as_tuple().digits) + 10
-        ctx.traps[Inexact] = True
-        power = factor ** offset
-        tick_num, tick_den = tick.as_integer_ratio()
-        steps = []
-        for _ in range(levels):
-            if side == BUY:
-                step = power * tick
-                step_num, step_den = step.as_integer_ratio()
-                steps.append((step, step_den, step_num))
-            else:
-                power_num, power_den = power.as_integer_ratio()
-                steps.append((power, power_num * tick_den, power_den * tick_num))
-            power *= factor
-    return tuple(steps)
-
-
-_GRID_PRICES: dict[Decimal, dict[int, Decimal]] = {}  # tick -> ticks -> ticks * tick
-
-
-def _grid_price(ticks: int, tick: Decimal) -> Decimal:
-    """``ticks * tick`` (exact at any precision level_prices uses), one shared object per price.
-
-    Requotes mostly revisit the same prices; reusing the Decimal also reuses its cached hash,
-    which costs ~1 us to compute and is needed by every set and dict the price goes through.
-    """
-    prices = _GRID_PRICES.get(tick)
-    if prices is None or len(prices) > 8192:
-        prices = _GRID_PRICES[tick] = {}
-    price = prices.get(ticks)
-    if price is None:
-        with localcontext() as ctx:
-            ctx.prec = len(str(ticks)) + len(tick.as_tuple().digits) + 2
-            ctx.traps[Inexact] = True
-            price = prices[ticks] = Decimal(ticks) * tick
-    return price
-
-
-def level_prices(start: Decimal, side: str, params: QuoteParams) -> tuple[Decimal, ...]:
-    """Snapped prices of levels 1..order_pairs on one side (duplicates kept).
-
-    ``price_i = start * (1 + interval) ** k``, ``k = -(i-1)`` / ``+(i-1)`` with
-    ``maintain_spreads`` (first level at the start), else ``-i`` / ``+i``;
-    buys rounded down, sells rounded up to the tick grid. Exact: the powers are
-    computed without rounding and a buy's quotient is exact whenever the true
-    price lies on the grid.
-    """
-    offset = 0 if params.maintain_spreads else 1
-    factor = 1 + params.interval
-    tick = params.tick_size
-    steps = _level_steps(factor, tick, offset, params.order_pairs, side)
-    buy = side == BUY
-    # Integers only for a positive start: a non-positive one (never quoted) keeps Decimal's signed zeros.
-    start_num, start_den = start.as_integer_ratio() if start.is_finite() and start > 0 else (0, 0)
-    prices = []
-    grid = _GRID_PRICES.get(tick) or {}
-    for step, a, b in steps:
-        if start_den:
-            # Off the grid (the usual case) the price is floor/ceil(start * a / b) ticks, found
-            # exactly with integers: the same value a high-precision Decimal quotient snaps to.
-            if buy:
-                ticks, off_grid = divmod(start_num * a, start_den * b)
-            else:
-                ticks, off_grid = divmod(-start_num * a, start_den * b)
-                ticks = -ticks
-            if off_grid:
-                prices.append(grid.get(ticks) or _grid_price(ticks, tick))
-                continue
-        # On the grid the Decimal quotient is exact and its exponent shapes the result's: keep it.
-        with localcontext() as ctx:
-            ctx.prec = _exact_precision(start, factor, params.order_pairs + offset)
-            if buy:
-                prices.append((start / step).to_integral_value(ROUND_FLOOR) * tick)
-            else:
-                prices.append((start * step / tick).to_integral_value(ROUND_CEILING) * tick)
-    return tuple(prices)
-
-
-def level_sizes(params: QuoteParams, rng: random.Random | None = None) -> tuple[int, ...]:
-    """Sizes of levels 1..order_pairs on one side.
-
-    ``order_start_size + (i-1) * order_step_size``, or with
-    ``random_order_size`` one ``rng.randint(min_order_size, max_order_size)``
-    per level (``rng`` is then required, which keeps this pure).
-    """
-    if params.random_order_size:
-        if rng is None:
-            raise ValueError("random_order_size needs an rng (random.Random)")
-        return tuple(
-            rng.randint(params.min_order_size, params.max_order_size)
-            for _ in range(params.order_pairs)
-        )
-    return params.fixed_sizes
-
-
-def make_levels(
-    side: str, prices: Sequence[Decimal], sizes: Sequence[int]
-) -> tuple[DesiredOrder, ...]:
-    """Pair prices with sizes (level by level) into open orders of one side.
-
-    A level whose price repeats an earlier level's is dropped (the first one
-    wins), as is a level with a price <= 0 or a size <= 0.
-    """
-    seen: set = set()
-    out = []
-    for price, qty in zip(prices, sizes):
-        if not price > _ZERO or qty <= 0 or price in seen:
-            continue
-        seen.add(price)
-        out.append(_TUPLE_NEW(DesiredOrder, (side, price, int(qty), 0)))  # _desired, inlined
-    return tuple(out)
-
-
-_LEVELS_MEMO_SIZE = 2048  # (side, start, sizes) -> levels entries kept (then the memo starts afresh)
-_LEVELS: dict[tuple[str, tuple, tuple[int, ...]], tuple[QuoteParams, tuple[DesiredOrder, ...]]] = {}
-
-
-def _side_levels(side: str, start: Decimal, sizes: tuple[int, ...],
-                 params: QuoteParams) -> tuple[DesiredOrder, ...]:
-    """``make_levels(side, level_prices(start, side, params), sizes)``, remembered for recent
-    inputs.
-
-    A requote usually follows a move of one side of the book, and the touch keeps revisiting
-    the same prices: the starts, and so the levels, repeat. The result is a pure function of
-    the inputs compared here (``params`` by identity, ``start`` digit for digit, since its
-    exponent can shape the prices), so a stored result is valid for as long as they match.
-    """
-    key = (side, start.as_tuple(), sizes)
-    known = _LEVELS.get(key)
-    if known is not None and known[0] is params:
-        return known[1]
-    levels = make_levels(side, level_prices(start, side, params), sizes)
-    if len(_LEVELS) >= _LEVELS_MEMO_SIZE:
-        _LEVELS.clear()
-    _LEVELS[key] = (params, levels)
-    return levels
 
 
 def apply_position_limits(
@@ -480,10 +322,39 @@ def build_ladder(
     sells = _side_levels(SELL, start_sell, sell_sizes, params)
     buys, sells = apply_position_limits(buys, sells, positions, params)
     if params.post_only:
-        buys = clamp_post_only(buys, book, params.tick_size)
-        sells = clamp_post_only(sells, book, params.tick_size)
+        # Each side's levels are one side's, strictly best first (make_levels drops a repeated
+        # price and the level prices are monotonic), and the book has both sides (start_positions
+        # checked): clamp_post_only leaves them as they are unless the innermost crosses.
+        if buys and not buys[0].price < book.best_ask:
+            buys = clamp_post_only(buys, book, params.tick_size)
+        if sells and not sells[0].price > book.best_bid:
+            sells = clamp_post_only(sells, book, params.tick_size)
     # A split level adds an order; the side then drops its outermost one, so a side never
     # holds more than order_pairs orders (and we never more than 2 * order_pairs).
-    buys = split_close_open(buys, close_capacity(BUY, positions, own_orders))[:params.order_pairs]
-    sells = split_close_open(sells, close_capacity(SELL, positions, own_orders))[:params.order_pairs]
+    buys = _split_side(buys, close_capacity(BUY, positions, own_orders), params.order_pairs)
+    sells = _split_side(sells, close_capacity(SELL, positions, own_orders), params.order_pairs)
     return Ladder(buys=buys, sells=sells, start_buy=start_buy, start_sell=start_sell)
+
+
+_SPLITS_MEMO_SIZE = 4096  # entries kept (then the memo starts afresh)
+_SPLITS: dict[tuple[int, int, int], tuple[tuple[DesiredOrder, ...], tuple[DesiredOrder, ...]]] = {}
+
+
+def _split_side(levels: tuple[DesiredOrder, ...], capacity: int, order_pairs: int) -> tuple[DesiredOrder, ...]:
+    """``split_close_open(levels, capacity)[:order_pairs]``, remembered for recent inputs.
+
+    A side's levels usually come from the ``_side_levels`` memo, the same tuple object while the
+    side's start repeats, and the close capacity changes only with our position or close orders.
+    The tuple and its orders are immutable: a result stored for the very same object (kept alive
+    by the memo, so its id cannot be reused) is the result.
+    """
+    key = (id(levels), capacity, order_pairs)
+    known = _SPLITS.get(key)
+    if known is not None and known[0] is levels:
+        return known[1]
+    split = split_close_open(levels, capacity)[:order_pairs]
+    if type(levels) is tuple:
+        if len(_SPLITS) >= _SPLITS_MEMO_SIZE:
+            _SPLITS.clear()
+        _SPLITS[key] = (levels, split)
+    return split

@@ -408,3 +408,34 @@ def test_fast_blocking_check_equals_the_pairwise_rule(cancels, creates):
     create_orders = [DesiredOrder(side, D(price), 1, flag) for side, price, flag in creates]
     expected = any(_blocks(c, d) for c in cancel_orders for d in create_orders)
     assert _any_blocks(cancel_orders, create_orders) == expected
+
+
+class LookAlike:
+    """A desired order that is no DesiredOrder: plan_converge reads desired orders by their fields."""
+
+    def __init__(self, side, price, qty, close_flag=0):
+        self.side, self.price, self.qty, self.close_flag = side, price, qty, close_flag
+
+
+class Tagged(DesiredOrder):
+    """A DesiredOrder subclass (a strategy's own type)."""
+
+
+@settings(max_examples=100, deadline=None)
+@given(converge_cases())
+def test_desired_orders_of_another_type_plan_the_same(case):
+    buys, sells, live, relist, max_open = case
+    expected = plan_converge(buys, sells, live, relist, max_open)
+    for kind in (LookAlike, Tagged):
+        other_buys = [kind(*d) for d in buys]
+        other_sells = [kind(*d) for d in sells]
+        got = plan_converge(other_buys, other_sells, live, relist, max_open)
+        assert (got.keep, got.to_cancel, got.reason) == (expected.keep, expected.to_cancel, expected.reason)
+        assert [(d.side, d.price, d.qty, d.close_flag) for d in got.to_create] == list(map(tuple, expected.to_create))
+
+
+def test_a_look_alike_desired_order_is_checked_like_a_desired_order():
+    with pytest.raises(ValueError, match="desired buy list holds a sell order"):
+        plan([LookAlike(SELL, D(100), 1)], [], [])
+    with pytest.raises(ValueError, match="invalid desired order"):
+        plan([LookAlike(BUY, D(100), 0)], [], [])

@@ -1,7 +1,9 @@
 """OrderManager converge rounds: the ladder it places, the calls it spends, what it checks before each send."""
 from decimal import Decimal
 
-from market_maker.market_maker import OrderManager
+import pytest
+
+from market_maker.market_maker import AnotherInstance, OrderManager
 from market_maker.models import BUY, SELL, DesiredOrder
 from tests.manager_helpers import make
 
@@ -176,3 +178,19 @@ def test_summary_reports_the_maker_share(tmp_path, caplog):
     with caplog.at_level("INFO", logger="market_maker.manager"):
         manager.print_summary()
     assert "8 fills (87 % maker)" in caplog.text
+
+
+def test_an_order_table_read_again_gives_the_same_own_orders_and_another_runs_tag_is_checked_every_time(tmp_path):
+    # own_open_orders remembers the last table it read (a backtest hands the same table over while no
+    # order changes); a table holding our prefix with another run's tag must still be judged on each read
+    settings, rest, ws, exchange = make(tmp_path)
+    exchange.cancel_leftovers()
+    ours = rest.create_order(BUY, Decimal("9000"), 10, client_oid=exchange.new_client_oid())
+    snap = exchange.snapshot()
+    assert exchange.own_open_orders(snap) == [ours] and exchange.own_open_orders(snap) == [ours]
+    rest.create_order(SELL, Decimal("11000"), 10, client_oid=settings.ORDERID_PREFIX + "another-run")
+    snap = exchange.snapshot()
+    exchange._run_started -= 3600  # long after the start: no earlier run's create can still turn up
+    for _ in range(2):
+        with pytest.raises(AnotherInstance):
+            exchange.own_open_orders(snap)

@@ -57,6 +57,19 @@ def test_settings_are_immutable(tmp_path):
     assert s.replace(ORDER_PAIRS=3).ORDER_PAIRS == 3 and s.ORDER_PAIRS == 6
 
 
+def test_every_setting_reads_the_same_as_attribute_and_item(tmp_path):
+    s = load(tmp_path).replace(ORDER_PAIRS=3)
+    assert all(getattr(s, name) is s[name] for name in s)
+    with pytest.raises(AttributeError):
+        s.NO_SUCH_SETTING
+
+
+def test_a_setting_named_like_a_method_does_not_hide_the_method():
+    from market_maker.settings import Settings
+    s = Settings({"keys": 1, "ORDER_PAIRS": 2})
+    assert list(s.keys()) == ["keys", "ORDER_PAIRS"] and s["keys"] == 1 and s.ORDER_PAIRS == 2
+
+
 @pytest.mark.parametrize("line, setting, allowed", [
     ("ORDER_PAIRS = 0", "ORDER_PAIRS", "1 to 50"),
     ("ORDER_PAIRS = 2.5", "ORDER_PAIRS", "whole number"),
