@@ -20,7 +20,6 @@ Pipeline used by :func:`build_ladder` (each step is public and reusable):
 """
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
