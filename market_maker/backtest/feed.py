@@ -276,9 +276,9 @@ class SimFeed:
 
     def _live_book(self, depth: int) -> Tuple[tuple, tuple]:
         book, price = self.market.book, self.market.price
-        levels, bid_keys, ask_keys = book.levels, book.bid_keys, book.ask_keys
-        bids = tuple((price(k), levels[k].total) for k in bid_keys[:-depth - 1:-1])
-        asks = tuple((price(-k), levels[k].total) for k in ask_keys[:-depth - 1:-1])
+        levels = book.levels
+        bids = tuple([(price(k), levels[k].total) for k in book.bid_keys[:-depth - 1:-1]])
+        asks = tuple([(price(-k), levels[k].total) for k in book.ask_keys[:-depth - 1:-1]])
         return bids, asks
 
     # -- delivery

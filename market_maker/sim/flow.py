@@ -107,6 +107,7 @@ class MarketFlow:
     def __init__(self, exchange: Exchange, config: FlowConfig | None = None, seed: int = 1) -> None:
         self.ex = exchange
         self.cfg = cfg = config or FlowConfig()
+        self.symbol = cfg.symbol
         # one stream per concern: the price path depends on the seed and simulated time only,
         # not on how often step() is called nor on what other traders do
         self.rng = random.Random(seed)                      # liquidity providers
@@ -290,13 +291,18 @@ class MarketFlow:
         """Quote level ``key`` with an LP size (``_size(self._lp_mu, _LP_SIGMA)``); noted in ``quotes`` while it rests."""
         side, ticks = (1, key) if key > 0 else (0, -key)
         qty = _rounded_exp(self.rng.gauss(0, 1), self._lp_mu, _LP_SIGMA, self._lp_mu_float, _LP_SIGMA_FLOAT)
-        oid = self._send(acct, side, ticks, qty, now_ms)
+        ex, symbol = self.ex, self.symbol
+        _, avail = ex.position_qty(acct, symbol, 0 if side == 1 else 1)   # _send, inlined
+        try:
+            oid = ex.place_quote(acct, symbol, side, 1 if avail >= qty else 0, ticks, qty, now_ms)
+        except SimError:
+            return
         if oid is not None:
             quotes[key] = oid
 
     def _cancel(self, acct: int, oid: int, now_ms: int) -> None:
         try:
-            self.ex.cancel_quote(acct, self.cfg.symbol, oid, now_ms)
+            self.ex.cancel_quote(acct, self.symbol, oid, now_ms)
         except SimError:
             pass  # already filled: gone either way
 
