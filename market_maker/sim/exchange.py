@@ -31,8 +31,10 @@ Conventions and additions to the binding contract (all additive):
 * Extra methods: ``best_prices(symbol)``, ``mark_price(symbol)``, ``open_order_ids(account_id)``,
   ``set_funding_rate(symbol, rate, now_ms=None)``, ``position_qty(account_id, symbol, long_flag)``; for
   in-process market models ``place_quote``/``cancel_quote``/``open_quote_ids`` (prices in ticks,
-  ids as ints, no rows returned) and ``silence(account_ids)`` (queue none of those accounts'
-  private events: a backtest reads only the public tables and its bot's account).
+  ids as ints, no rows returned), ``silence(account_ids)`` (queue none of those accounts'
+  private events: a backtest reads only the public tables and its bot's account) and
+  ``book_as_count()`` (count the book changes of single-order operations in ``book_changes``
+  instead of queuing their events: a backtest reads the book itself).
 * Order ids given as str or int are both accepted (cancel, query); trade ids too.
 * ``Event`` rows are built lazily (events.py); ``place_order``/``cancel_order``
   return a private copy of the row.
