@@ -131,12 +131,7 @@ def _index_side(
             raise ValueError(f"invalid desired order: {d}")
         index[(side, price, close_flag)] = k
         prices.add(price)
-        cls = (close_flag, qty)
-        members = classes.get(cls)  # _add_member, inlined
-        if members is None:
-            classes[cls] = k
-        else:
-            _add_member(classes, cls, k)
+        _add_member(classes, (close_flag, qty), k)
         k += 1
     return prices, classes
 
@@ -282,12 +277,7 @@ def plan_converge(
             classes = near_sells
         else:
             continue
-        cls = (close_flag, remaining)
-        members = classes.get(cls)  # _add_member, inlined
-        if members is None:
-            classes[cls] = i
-        else:
-            _add_member(classes, cls, i)
+        _add_member(classes, (close_flag, remaining), i)
     if matched:
         buy_classes, sell_classes = _unmatched(buy_classes, matched), _unmatched(sell_classes, matched)
     if near_buys:
