@@ -74,7 +74,7 @@ def _level_steps(factor: Decimal, tick: Decimal, offset: int, levels: int,
     return tuple(steps)
 
 
-_GRID_PRICES: dict[Decimal, dict[int, Decimal]] = {}  # tick -> ticks -> ticks * tick
+_GRID_PRICES: dict[str, dict[int, Decimal]] = {}  # str(tick) -> ticks -> ticks * tick (0.5 and 0.50 apart: their products print apart)
 
 
 def _grid_price(ticks: int, tick: Decimal) -> Decimal:
@@ -83,9 +83,10 @@ def _grid_price(ticks: int, tick: Decimal) -> Decimal:
     Requotes mostly revisit the same prices; reusing the Decimal also reuses its cached hash,
     which costs ~1 us to compute and is needed by every set and dict the price goes through.
     """
-    prices = _GRID_PRICES.get(tick)
+    key = str(tick)
+    prices = _GRID_PRICES.get(key)
     if prices is None or len(prices) > 8192:
-        prices = _GRID_PRICES[tick] = {}
+        prices = _GRID_PRICES[key] = {}
     price = prices.get(ticks)
     if price is None:
         price = prices[ticks] = _EXACT.multiply(Decimal(ticks), tick)
@@ -109,7 +110,7 @@ def level_prices(start: Decimal, side: str, params: QuoteParams) -> tuple[Decima
     # Integers only for a positive start: a non-positive one (never quoted) keeps Decimal's signed zeros.
     start_num, start_den = start.as_integer_ratio() if start.is_finite() and start > 0 else (0, 0)
     prices = []
-    grid = _GRID_PRICES.get(tick) or {}
+    grid = _GRID_PRICES.get(str(tick)) or {}
     for step, a, b in steps:
         if start_den:
             # Off the grid (the usual case) the price is floor/ceil(start * a / b) ticks, found

@@ -123,3 +123,12 @@ def test_split_side_remembers_nothing_but_the_result_of_the_same_levels(levels, 
         assert repr(_split_side(orders, capacity, pairs)) == plain
         assert repr(_split_side(copy, capacity, pairs)) == plain
         assert repr(_split_side(list(orders), capacity, pairs)) == plain
+
+
+def test_a_tick_spelled_two_ways_gives_each_spelling_its_own_grid_prices():
+    """0.5 and 0.50 are equal, but their products print with one and two decimals: the remembered
+    grid prices of one spelling must not be handed to the other."""
+    for tick, decimals in ((D("0.5"), 1), (D("0.50"), 2), (D("0.5"), 1)):
+        for side in (BUY, SELL):
+            prices = level_prices(D("10000.3"), side, params(tick_size=tick))
+            assert [-p.as_tuple().exponent for p in prices] == [decimals] * 3
