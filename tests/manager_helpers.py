@@ -16,6 +16,14 @@ def make(tmp_path, text="", **overrides):
     return settings, rest, ws, exchange
 
 
+def started(tmp_path, text="", **overrides):
+    """``make``, then a started manager: ``(manager, settings, rest, ws, exchange)``."""
+    settings, rest, ws, exchange = make(tmp_path, text, **overrides)
+    manager = OrderManager(settings, exchange)
+    manager.start()
+    return manager, settings, rest, ws, exchange
+
+
 class SimulatedClock:
     """A simulated clock, as a backtest passes: sleeping moves it, nothing waits; ``during_sleep``
     callbacks run once, at the next sleep (what happens at the exchange meanwhile)."""

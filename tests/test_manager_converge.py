@@ -5,13 +5,11 @@ import pytest
 
 from market_maker.market_maker import AnotherInstance, OrderManager
 from market_maker.models import BUY, SELL, DesiredOrder
-from tests.manager_helpers import make
+from tests.manager_helpers import make, started
 
 
 def test_first_cycle_creates_the_full_ladder_and_second_changes_nothing(tmp_path):
-    settings, rest, ws, exchange = make(tmp_path, "ORDER_PAIRS = 3\nAPI_REST_INTERVAL = 0\n")
-    manager = OrderManager(settings, exchange)
-    manager.start()
+    manager, settings, rest, ws, exchange = started(tmp_path, "ORDER_PAIRS = 3\nAPI_REST_INTERVAL = 0\n")
     manager.step()
     creates = [c for c in rest.calls if c[0] == "create"]
     assert len(creates) == 6
@@ -45,11 +43,9 @@ def test_cancels_go_single_when_batch_window_is_closed(tmp_path):
 
 
 def test_market_move_replaces_with_few_calls(tmp_path):
-    settings, rest, ws, exchange = make(tmp_path, "ORDER_PAIRS = 4\nAPI_REST_INTERVAL = 0\n"
-                                                  "RELIST_INTERVAL = 0.0001\nMIN_SPREAD = 0\n"
-                                                  "MAINTAIN_SPREADS = False\n")
-    manager = OrderManager(settings, exchange)
-    manager.start()
+    manager, settings, rest, ws, exchange = started(tmp_path, "ORDER_PAIRS = 4\nAPI_REST_INTERVAL = 0\n"
+                                                              "RELIST_INTERVAL = 0.0001\nMIN_SPREAD = 0\n"
+                                                              "MAINTAIN_SPREADS = False\n")
     manager.step()
     from decimal import Decimal as D
     from market_maker.models import Book
@@ -75,9 +71,7 @@ def test_dry_run_sends_no_order_and_holds_no_secret(tmp_path):
 
 
 def test_converge_refuses_self_crossing_quotes(tmp_path):
-    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
-    manager = OrderManager(settings, exchange)
-    manager.start()
+    manager, settings, rest, ws, exchange = started(tmp_path, "API_REST_INTERVAL = 0\n")
     manager.converge_orders([DesiredOrder(BUY, Decimal("10000"), 1)], [DesiredOrder(SELL, Decimal("10000"), 1)])
     assert not rest.orders
 
@@ -86,9 +80,7 @@ def test_resync_of_another_table_does_not_forget_orders_awaiting_their_echo(tmp_
     # soak finding: 21 open orders (limit 20). A "synced" event (any table: an order_book gap, 2 % of pushes
     # dropped) made the tracker forget the orders whose REST answer had arrived but whose WebSocket echo had
     # not; the next cycle saw the level missing and created it again.
-    settings, rest, ws, exchange = make(tmp_path, "ORDER_PAIRS = 3\nAPI_REST_INTERVAL = 0\n")
-    manager = OrderManager(settings, exchange)
-    manager.start()
+    manager, settings, rest, ws, exchange = started(tmp_path, "ORDER_PAIRS = 3\nAPI_REST_INTERVAL = 0\n")
     ws.lagging = True  # a socket lagging its echoes
     manager.step()
     assert len(rest.orders) == 6
@@ -101,9 +93,7 @@ def test_resync_of_another_table_does_not_forget_orders_awaiting_their_echo(tmp_
 def test_an_echo_arriving_during_a_cycle_cannot_hide_an_order(tmp_path):
     # review finding: the cycle's open orders came from its snapshot, but whether an order had been
     # echoed was read live; an echo arriving in between made the order vanish and be created again.
-    settings, rest, ws, exchange = make(tmp_path, "ORDER_PAIRS = 3\nAPI_REST_INTERVAL = 0\n")
-    manager = OrderManager(settings, exchange)
-    manager.start()
+    manager, settings, rest, ws, exchange = started(tmp_path, "ORDER_PAIRS = 3\nAPI_REST_INTERVAL = 0\n")
     ws.lagging = True
     manager.step()
     assert rest.count("create") == 6
@@ -122,9 +112,7 @@ def test_an_echo_arriving_during_a_cycle_cannot_hide_an_order(tmp_path):
 
 
 def test_converge_refuses_orders_it_cannot_honour_without_raising(tmp_path, caplog):
-    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
-    manager = OrderManager(settings, exchange)
-    manager.start()
+    manager, settings, rest, ws, exchange = started(tmp_path, "API_REST_INTERVAL = 0\n")
     twice = [DesiredOrder(BUY, Decimal("9000"), 1), DesiredOrder(BUY, Decimal("9000"), 2)]
     manager.converge_orders(twice, [DesiredOrder(SELL, Decimal("11000"), 1)])
     assert not rest.orders and "Refusing to quote" in caplog.text
@@ -143,9 +131,7 @@ def _market_moves_after_the_cycle_snapshot(ws, moved):
 
 def test_each_create_is_checked_against_the_book_as_it_is_sent(tmp_path, caplog):
     from market_maker.models import Book
-    settings, rest, ws, exchange = make(tmp_path, "ORDER_PAIRS = 3\nAPI_REST_INTERVAL = 0\n")
-    manager = OrderManager(settings, exchange)
-    manager.start()
+    manager, settings, rest, ws, exchange = started(tmp_path, "ORDER_PAIRS = 3\nAPI_REST_INTERVAL = 0\n")
     # planned from 9999.5 / 10000.5: buys 9950, 9900, 9851; by the time they go out the asks fell to 9925
     _market_moves_after_the_cycle_snapshot(ws, Book(bids=((Decimal("9924.5"), 10),), asks=((Decimal("9925"), 10),)))
     with caplog.at_level("INFO", logger="market_maker.manager"):
@@ -159,9 +145,7 @@ def test_each_create_is_checked_against_the_book_as_it_is_sent(tmp_path, caplog)
 
 def test_no_create_against_an_empty_opposite_side_at_send_time(tmp_path):
     from market_maker.models import Book
-    settings, rest, ws, exchange = make(tmp_path, "ORDER_PAIRS = 3\nAPI_REST_INTERVAL = 0\n")
-    manager = OrderManager(settings, exchange)
-    manager.start()
+    manager, settings, rest, ws, exchange = started(tmp_path, "ORDER_PAIRS = 3\nAPI_REST_INTERVAL = 0\n")
     _market_moves_after_the_cycle_snapshot(ws, Book(bids=((Decimal("9999.5"), 10),), asks=()))
     manager.step()
     assert {c[1] for c in rest.calls if c[0] == "create"} == {SELL}
@@ -170,9 +154,7 @@ def test_no_create_against_an_empty_opposite_side_at_send_time(tmp_path):
 
 def test_summary_reports_the_maker_share(tmp_path, caplog):
     import dataclasses
-    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
-    manager = OrderManager(settings, exchange)
-    manager.start()
+    manager, settings, rest, ws, exchange = started(tmp_path, "API_REST_INTERVAL = 0\n")
     snapshot = ws.snapshot
     ws.snapshot = lambda depth=50, watch=(): dataclasses.replace(snapshot(depth, watch), fill_count=8, maker_fill_count=7)
     with caplog.at_level("INFO", logger="market_maker.manager"):

@@ -4,9 +4,8 @@ import logging
 import time
 from decimal import Decimal
 
-from market_maker.market_maker import OrderManager
 from market_maker.models import BUY, Book
-from tests.manager_helpers import make, one_of_ours_fills, started_on_clock
+from tests.manager_helpers import one_of_ours_fills, started, started_on_clock
 
 MOVED = Book(bids=((Decimal("10049.5"), 10),), asks=((Decimal("10050.5"), 10),))
 
@@ -28,10 +27,9 @@ def test_time_reaches_the_manager_through_its_clock(tmp_path):
 def test_a_cancel_that_finds_its_order_filled_ends_the_round(tmp_path, caplog):
     # backtest finding: the bot cancelled a close order the market had just filled and, in the same round, sent a
     # new close order counting on its quantity: refused (-20003, it would close more than the position holds)
-    settings, rest, ws, exchange = make(tmp_path, "ORDER_PAIRS = 4\nAPI_REST_INTERVAL = 0\nRELIST_INTERVAL = 0.0001\n"
-                                                  "MIN_SPREAD = 0\nMAINTAIN_SPREADS = False\n")
-    manager = OrderManager(settings, exchange)
-    manager.start()
+    manager, settings, rest, ws, exchange = started(tmp_path, "ORDER_PAIRS = 4\nAPI_REST_INTERVAL = 0\n"
+                                                              "RELIST_INTERVAL = 0.0001\nMIN_SPREAD = 0\n"
+                                                              "MAINTAIN_SPREADS = False\n")
     manager.step()
     for order in list(rest.orders.values()):  # all filled at the exchange; the socket has not told yet
         ws.lost[order.order_id] = order

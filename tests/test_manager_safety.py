@@ -8,13 +8,11 @@ import pytest
 
 from market_maker.market_maker import KillSwitch, OrderManager
 from market_maker.runner import EXIT_KILL_SWITCH, Runner
-from tests.manager_helpers import make, open_orders_refused
+from tests.manager_helpers import make, open_orders_refused, started
 
 
 def test_pause_and_cancel_when_data_is_stale(tmp_path):
-    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\nSTALE_DATA_SECONDS = 5\n")
-    manager = OrderManager(settings, exchange)
-    manager.start()
+    manager, settings, rest, ws, exchange = started(tmp_path, "API_REST_INTERVAL = 0\nSTALE_DATA_SECONDS = 5\n")
     manager.step()
     assert rest.orders
     ws.last_update_ms = 1  # ancient
@@ -26,9 +24,7 @@ def test_pause_and_cancel_when_data_is_stale(tmp_path):
 
 
 def test_socket_down_cancels_all_via_rest(tmp_path):
-    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
-    manager = OrderManager(settings, exchange)
-    manager.start()
+    manager, settings, rest, ws, exchange = started(tmp_path, "API_REST_INTERVAL = 0\n")
     manager.step()
     ws.connected = False
     manager.step()
@@ -82,9 +78,7 @@ def test_runner_exits_3_on_kill_switch_and_cancels_everything(tmp_path):
 
 def test_exit_keeps_cancelling_through_a_rate_limit_burst(tmp_path):
     # soak finding: a -10053 burst (seconds long) outlasted the REST retries and exit left 20 orders open
-    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
-    manager = OrderManager(settings, exchange)
-    manager.start()
+    manager, settings, rest, ws, exchange = started(tmp_path, "API_REST_INTERVAL = 0\n")
     manager.step()
     assert len(rest.orders) == 2 * settings.ORDER_PAIRS
     refusals = open_orders_refused(rest, 3)
@@ -96,9 +90,7 @@ def test_exit_keeps_cancelling_through_a_rate_limit_burst(tmp_path):
 def test_exit_gives_up_after_its_timeout(tmp_path, caplog):
     import time
     from market_maker.gte.errors import ServerError
-    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
-    manager = OrderManager(settings, exchange)
-    manager.start()
+    manager, settings, rest, ws, exchange = started(tmp_path, "API_REST_INTERVAL = 0\n")
     tries = []
 
     def failing():
@@ -106,18 +98,16 @@ def test_exit_gives_up_after_its_timeout(tmp_path, caplog):
         raise ServerError(None, "HTTP 503")
     rest.open_orders = failing
     manager.exit_cancel_timeout, manager.exit_retry_wait = 0.3, 0.01
-    started = time.monotonic()
+    exit_started = time.monotonic()
     manager.exit()  # retries until its timeout, then returns (logged) instead of looping forever
     assert len(tries) >= 2  # it did retry
-    assert tries[-1] - started >= 0.3  # ... until the timeout had passed
-    assert tries[-2] - started < 0.3  # and not one attempt past it
+    assert tries[-1] - exit_started >= 0.3  # ... until the timeout had passed
+    assert tries[-2] - exit_started < 0.3  # and not one attempt past it
     assert "Could not cancel all orders on exit" in caplog.text
 
 
 def test_cancel_all_owed_while_paused_is_retried_until_it_goes_through(tmp_path):
-    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
-    manager = OrderManager(settings, exchange)
-    manager.start()
+    manager, settings, rest, ws, exchange = started(tmp_path, "API_REST_INTERVAL = 0\n")
     manager.step()
     assert rest.orders
     open_orders_refused(rest, 2)
@@ -131,9 +121,7 @@ def test_cancel_all_owed_while_paused_is_retried_until_it_goes_through(tmp_path)
 
 def test_authentication_refused_on_reconnect_stops_the_bot(tmp_path):
     from market_maker.gte.errors import AuthenticationError
-    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
-    manager = OrderManager(settings, exchange)
-    manager.start()
+    manager, settings, rest, ws, exchange = started(tmp_path, "API_REST_INTERVAL = 0\n")
     manager.step()
     ws.connected = False
     ws.fatal_error = AuthenticationError(-10054, "API key does not exist")
@@ -146,9 +134,7 @@ def test_crossed_book_cancels_our_orders_once_and_logs_once(tmp_path, caplog):
     # and logged "Pausing" once per message (the reason carried the prices): 225 lines in 16 s
     from market_maker.models import Book
     caplog.set_level(logging.INFO, logger="market_maker")
-    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
-    manager = OrderManager(settings, exchange)
-    manager.start()
+    manager, settings, rest, ws, exchange = started(tmp_path, "API_REST_INTERVAL = 0\n")
     manager.step()
     assert rest.orders
     open_orders_refused(rest, 1)
@@ -166,9 +152,7 @@ def test_crossed_book_cancels_our_orders_once_and_logs_once(tmp_path, caplog):
 
 def test_book_with_an_empty_side_cancels_our_orders(tmp_path, caplog):
     from market_maker.models import Book
-    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\n")
-    manager = OrderManager(settings, exchange)
-    manager.start()
+    manager, settings, rest, ws, exchange = started(tmp_path, "API_REST_INTERVAL = 0\n")
     manager.step()
     assert rest.orders
     ws.book = Book(bids=((Decimal("9999.5"), 5),), asks=())
@@ -180,9 +164,7 @@ def test_book_with_an_empty_side_cancels_our_orders(tmp_path, caplog):
 
 def test_stale_data_pause_logs_once_while_the_data_ages(tmp_path, caplog):
     import time
-    settings, rest, ws, exchange = make(tmp_path, "API_REST_INTERVAL = 0\nSTALE_DATA_SECONDS = 5\n")
-    manager = OrderManager(settings, exchange)
-    manager.start()
+    manager, settings, rest, ws, exchange = started(tmp_path, "API_REST_INTERVAL = 0\nSTALE_DATA_SECONDS = 5\n")
     manager.step()
     rest.calls.clear()
     for age in (40, 50, 60):
